@@ -1,0 +1,302 @@
+//! The store conformance suite: one set of scenarios every [`Store`] must
+//! pass, so backends cannot drift apart (after limitador's
+//! `test_with_all_storage_impls!`).
+//!
+//! A store crate runs it from its tests with
+//! [`store_conformance_tests!`](crate::store_conformance_tests), giving an
+//! async constructor. Scenarios use fresh random keys, so they may share one
+//! backing table.
+
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, RandomState};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::{
+    CasOutcome, KeyState, LimitState, Limiter, Policy, StateKey, Store, Subjects, SystemClock,
+    Timestamp, UserId, Write,
+};
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn fresh_user(tag: &str) -> UserId {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let r = RandomState::new().hash_one(n);
+    UserId::parse(&format!("{tag}-{r:016x}-{n}")).unwrap_or_else(|e| panic!("test id: {e}"))
+}
+
+fn fresh_key(tag: &str) -> StateKey {
+    StateKey::user(&fresh_user(tag))
+}
+
+fn state(entries: &[(u64, u64)]) -> KeyState {
+    KeyState {
+        limits: BTreeMap::from([("uploads".to_owned(), LimitState::Sliding(entries.to_vec()))]),
+    }
+}
+
+fn write(key: &StateKey, expected: Option<u64>, st: KeyState) -> Write {
+    Write {
+        key: key.clone(),
+        expected,
+        state: st,
+        expire_at: Timestamp(u64::MAX / 2),
+    }
+}
+
+async fn committed<S: Store>(store: &S, writes: Vec<Write>) -> Vec<u64> {
+    match store.compare_and_swap(writes).await {
+        Ok(CasOutcome::Committed(v)) => v,
+        other => panic!("expected a commit, got {other:?}"),
+    }
+}
+
+/// A key never written loads as absent.
+pub async fn missing_key_loads_none<S: Store>(store: S) {
+    let k = fresh_key("missing");
+    assert_eq!(store.load(&[k]).await.expect("load"), vec![None]);
+}
+
+/// Creating a key (expected `None`) succeeds once and reads back exactly.
+pub async fn create_then_read_back<S: Store>(store: S) {
+    let k = fresh_key("create");
+    let st = state(&[(1_000, 1), (2_000, 3)]);
+    let v = committed(&store, vec![write(&k, None, st.clone())]).await;
+    let got = store.load(std::slice::from_ref(&k)).await.expect("load");
+    let got = got[0].as_ref().expect("present");
+    assert_eq!(got.version, v[0]);
+    assert_eq!(got.state, st);
+}
+
+/// Creating a key that exists is a conflict that returns the current state
+/// and changes nothing.
+pub async fn create_over_existing_conflicts<S: Store>(store: S) {
+    let k = fresh_key("exists");
+    let st = state(&[(1, 1)]);
+    let v = committed(&store, vec![write(&k, None, st.clone())]).await;
+    match store
+        .compare_and_swap(vec![write(&k, None, state(&[(9, 9)]))])
+        .await
+        .expect("cas")
+    {
+        CasOutcome::Conflict(cur) => {
+            assert_eq!(cur.len(), 1);
+            assert_eq!(cur[0].0, k);
+            let cur = cur[0].1.as_ref().expect("current state returned");
+            assert_eq!((cur.version, &cur.state), (v[0], &st));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let now = store.load(&[k]).await.expect("load");
+    assert_eq!(now[0].as_ref().map(|v| &v.state), Some(&st));
+}
+
+/// Writing with the version just read succeeds and yields a new version;
+/// writing again with the old version conflicts.
+pub async fn swap_with_current_version_then_stale_version<S: Store>(store: S) {
+    let k = fresh_key("swap");
+    let v1 = committed(&store, vec![write(&k, None, state(&[(1, 1)]))]).await[0];
+    let st2 = state(&[(1, 1), (2, 1)]);
+    let v2 = committed(&store, vec![write(&k, Some(v1), st2.clone())]).await[0];
+    assert_ne!(v1, v2, "a write must produce a new version");
+    match store
+        .compare_and_swap(vec![write(&k, Some(v1), state(&[(7, 7)]))])
+        .await
+        .expect("cas")
+    {
+        CasOutcome::Conflict(cur) => {
+            let cur = cur[0].1.as_ref().expect("current");
+            assert_eq!((cur.version, &cur.state), (v2, &st2));
+        }
+        other => panic!("stale version must conflict, got {other:?}"),
+    }
+}
+
+/// A conflict on one key of a multi-key swap writes none of them.
+pub async fn multi_key_swap_is_all_or_nothing<S: Store>(store: S) {
+    let a = fresh_key("multi-a");
+    let b = StateKey::ip(IpAddr::V4(Ipv4Addr::new(
+        10,
+        1,
+        (COUNTER.fetch_add(1, Ordering::Relaxed) % 250) as u8,
+        (RandomState::new().hash_one(1u8) % 250) as u8,
+    )));
+    // Make sure b starts clean (ip keys are shared across runs of a table).
+    store.delete(&b).await.expect("delete");
+    let va = committed(&store, vec![write(&a, None, state(&[(1, 1)]))]).await[0];
+    let vb = committed(&store, vec![write(&b, None, state(&[(2, 1)]))]).await[0];
+    // Stale expectation on b.
+    let out = store
+        .compare_and_swap(vec![
+            write(&a, Some(va), state(&[(5, 5)])),
+            write(&b, Some(vb.wrapping_add(1)), state(&[(6, 6)])),
+        ])
+        .await
+        .expect("cas");
+    match out {
+        CasOutcome::Conflict(cur) => {
+            assert!(cur.iter().any(|(k, v)| *k == b && v.as_ref().map(|v| v.version) == Some(vb)));
+        }
+        other => panic!("expected conflict, got {other:?}"),
+    }
+    let now = store.load(&[a.clone(), b.clone()]).await.expect("load");
+    assert_eq!(now[0].as_ref().map(|v| v.state.clone()), Some(state(&[(1, 1)])));
+    assert_eq!(now[1].as_ref().map(|v| v.state.clone()), Some(state(&[(2, 1)])));
+    // And with both current, both are written.
+    let v = committed(
+        &store,
+        vec![write(&a, Some(va), state(&[(5, 5)])), write(&b, Some(vb), state(&[(6, 6)]))],
+    )
+    .await;
+    assert_eq!(v.len(), 2);
+    let now = store.load(&[a, b.clone()]).await.expect("load");
+    assert_eq!(now[1].as_ref().map(|v| v.state.clone()), Some(state(&[(6, 6)])));
+    store.delete(&b).await.expect("delete");
+}
+
+/// After a delete the key reads absent, and a version from before the delete
+/// never matches again, even once the key is recreated (no ABA).
+pub async fn delete_then_old_versions_never_match<S: Store>(store: S) {
+    let k = fresh_key("aba");
+    let v1 = committed(&store, vec![write(&k, None, state(&[(1, 1)]))]).await[0];
+    assert!(store.delete(&k).await.expect("delete"));
+    assert!(!store.delete(&k).await.expect("delete again"));
+    assert_eq!(store.load(std::slice::from_ref(&k)).await.expect("load"), vec![None]);
+    let out = store
+        .compare_and_swap(vec![write(&k, Some(v1), state(&[(2, 2)]))])
+        .await
+        .expect("cas");
+    assert!(matches!(out, CasOutcome::Conflict(ref c) if c[0].1.is_none()), "{out:?}");
+    let v2 = committed(&store, vec![write(&k, None, state(&[(3, 3)]))]).await[0];
+    assert_ne!(v1, v2);
+    let out = store
+        .compare_and_swap(vec![write(&k, Some(v1), state(&[(4, 4)]))])
+        .await
+        .expect("cas");
+    assert!(matches!(out, CasOutcome::Conflict(_)), "{out:?}");
+}
+
+/// Large states round-trip exactly (a sliding window of 1000 entries).
+pub async fn large_state_round_trips<S: Store>(store: S) {
+    let k = fresh_key("large");
+    let entries: Vec<(u64, u64)> = (0..1000).map(|i| (1_800_000_000_000 + i * 10_813, 1)).collect();
+    let mut st = state(&entries);
+    st.limits.insert("rate".into(), LimitState::Gcra { tat_ns: 1_800_000_000_123_456_789, rem: 17 });
+    st.limits.insert("day".into(), LimitState::Fixed { start: 1_799_971_200_000, used: 52_428_800 });
+    committed(&store, vec![write(&k, None, st.clone())]).await;
+    let got = store.load(&[k]).await.expect("load");
+    assert_eq!(got[0].as_ref().map(|v| &v.state), Some(&st));
+}
+
+/// `purge_expired` removes state past its expiry and keeps the rest. Stores
+/// that expire on their own (DynamoDB TTL) may purge nothing; what they must
+/// never do is remove live state.
+pub async fn purge_keeps_live_state<S: Store>(store: S, purges_itself: bool) {
+    let old = fresh_key("old");
+    let live = fresh_key("live");
+    let mut w = write(&old, None, state(&[(1, 1)]));
+    w.expire_at = Timestamp(1_000);
+    committed(&store, vec![w]).await;
+    let mut w = write(&live, None, state(&[(1, 1)]));
+    w.expire_at = Timestamp(3_000);
+    committed(&store, vec![w]).await;
+    store.purge_expired(Timestamp(2_000)).await.expect("purge");
+    let got = store.load(&[old, live]).await.expect("load");
+    assert!(got[1].is_some(), "live state must survive a purge");
+    if purges_itself {
+        assert!(got[0].is_none(), "expired state must be purged");
+    }
+}
+
+/// Through the limiter: 50 concurrent requests for one fresh user with a
+/// limit of 5 admit exactly 5.
+pub async fn concurrent_requests_admit_exactly_the_limit<S: Store>(store: S) {
+    let policy: Arc<Policy> = Arc::new("uploads=user:5/1h".parse().expect("policy"));
+    let limiter = Arc::new(Limiter::new(policy, store, SystemClock));
+    let subjects = Subjects {
+        user: fresh_user("race"),
+        ip: None,
+    };
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let l = Arc::clone(&limiter);
+            let s = subjects.clone();
+            tokio::spawn(async move { l.consume(&s, 1).await })
+        })
+        .collect();
+    let mut allowed = 0;
+    for t in tasks {
+        let d = t.await.expect("task").expect("decision");
+        allowed += usize::from(d.allowed);
+    }
+    assert_eq!(allowed, 5);
+    let q = limiter.peek(&subjects).await.expect("peek");
+    assert_eq!(q.limits[0].remaining, 0);
+}
+
+/// Through the limiter: a denial by one subject's limit consumes nothing
+/// from the other's, and user quotas are independent.
+pub async fn denial_consumes_nothing<S: Store>(store: S) {
+    let policy: Arc<Policy> = Arc::new("uploads=user:3/1h;burst=ip:2/1h".parse().expect("policy"));
+    let limiter = Limiter::new(policy, store, SystemClock);
+    let ip = IpAddr::V4(Ipv4Addr::new(
+        198,
+        18,
+        (COUNTER.fetch_add(1, Ordering::Relaxed) % 250) as u8,
+        (RandomState::new().hash_one(2u8) % 250) as u8,
+    ));
+    limiter.reset(&StateKey::ip(ip)).await.expect("reset");
+    let alice = Subjects { user: fresh_user("alice"), ip: Some(ip) };
+    let bob = Subjects { user: fresh_user("bob"), ip: Some(ip) };
+    assert!(limiter.consume(&alice, 1).await.expect("1").allowed);
+    assert!(limiter.consume(&alice, 1).await.expect("2").allowed);
+    let d = limiter.consume(&bob, 1).await.expect("3");
+    assert!(!d.allowed);
+    let q = limiter.peek(&bob).await.expect("peek");
+    assert_eq!(q.limits[0].remaining, 3, "bob's user quota must be untouched");
+    let q = limiter.peek(&alice).await.expect("peek");
+    assert_eq!(q.limits[0].remaining, 1);
+    limiter.reset(&StateKey::ip(ip)).await.expect("reset");
+}
+
+/// Generates one `#[tokio::test]` per scenario for a store. `$make` is an
+/// expression callable with no arguments that returns a future of the store.
+/// `purges_itself` says whether `purge_expired` really deletes.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make:expr, purges_itself = $purges:expr) => {
+        mod store_conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::conformance as c;
+
+            #[tokio::test]
+            async fn missing_key_loads_none() { c::missing_key_loads_none(($make)().await).await }
+            #[tokio::test]
+            async fn create_then_read_back() { c::create_then_read_back(($make)().await).await }
+            #[tokio::test]
+            async fn create_over_existing_conflicts() { c::create_over_existing_conflicts(($make)().await).await }
+            #[tokio::test]
+            async fn swap_with_current_version_then_stale_version() {
+                c::swap_with_current_version_then_stale_version(($make)().await).await
+            }
+            #[tokio::test]
+            async fn multi_key_swap_is_all_or_nothing() { c::multi_key_swap_is_all_or_nothing(($make)().await).await }
+            #[tokio::test]
+            async fn delete_then_old_versions_never_match() {
+                c::delete_then_old_versions_never_match(($make)().await).await
+            }
+            #[tokio::test]
+            async fn large_state_round_trips() { c::large_state_round_trips(($make)().await).await }
+            #[tokio::test]
+            async fn purge_keeps_live_state() { c::purge_keeps_live_state(($make)().await, $purges).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn concurrent_requests_admit_exactly_the_limit() {
+                c::concurrent_requests_admit_exactly_the_limit(($make)().await).await
+            }
+            #[tokio::test]
+            async fn denial_consumes_nothing() { c::denial_consumes_nothing(($make)().await).await }
+        }
+    };
+}

@@ -1,0 +1,276 @@
+use std::fmt;
+use std::net::IpAddr;
+
+/// Why an identifier was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdError {
+    /// The identifier was empty.
+    #[error("user id is empty")]
+    Empty,
+    /// The identifier was longer than [`UserId::MAX_LEN`].
+    #[error("user id is longer than {max} characters")]
+    TooLong {
+        /// The maximum length.
+        max: usize,
+    },
+    /// The identifier had a character outside the allowed set.
+    #[error(
+        "user id contains {0:?}; allowed are letters, digits and . _ - @ + = : |"
+    )]
+    BadChar(char),
+}
+
+/// A caller's identity, as established by the identity extractor.
+///
+/// It becomes part of a store key and of an S3 object key, so the character
+/// set is closed: no `/`, no whitespace, nothing that needs escaping in a key
+/// prefix. That is what keeps one user's objects under their own prefix.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(String);
+
+impl UserId {
+    /// Longest accepted identifier, in bytes.
+    pub const MAX_LEN: usize = 128;
+
+    /// Parses an identifier.
+    pub fn parse(raw: &str) -> Result<Self, IdError> {
+        if raw.is_empty() {
+            return Err(IdError::Empty);
+        }
+        if raw.len() > Self::MAX_LEN {
+            return Err(IdError::TooLong { max: Self::MAX_LEN });
+        }
+        if let Some(c) = raw
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "._-@+=:|".contains(*c)))
+        {
+            return Err(IdError::BadChar(c));
+        }
+        Ok(UserId(raw.to_owned()))
+    }
+
+    /// The identifier as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whose quota a limit counts against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Subject {
+    /// The authenticated user.
+    User,
+    /// The client's IP address (IPv6 by its /64).
+    Ip,
+}
+
+impl Subject {
+    /// The subject's name in configuration and responses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Subject::User => "user",
+            Subject::Ip => "ip",
+        }
+    }
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The key under which one subject's state is stored, e.g. `user#alice` or
+/// `ip#2001:db8:1:2::/64`. All limits of one subject share one key, so a
+/// request that only has user limits is a single-key compare-and-swap.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StateKey(String);
+
+impl StateKey {
+    /// The key of a user.
+    pub fn user(user: &UserId) -> Self {
+        StateKey(format!("user#{}", user.as_str()))
+    }
+
+    /// The key of a client address. IPv6 clients are keyed by their /64,
+    /// since one subscriber usually holds a whole /64 and could otherwise
+    /// rotate through addresses to escape the limit.
+    pub fn ip(addr: IpAddr) -> Self {
+        let addr = match addr {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let s = v6.segments();
+                    let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                    return StateKey(format!("ip#{net}/64"));
+                }
+            },
+            v4 => v4,
+        };
+        StateKey(format!("ip#{addr}"))
+    }
+
+    /// Rebuilds a key from its stored form (used by stores reading back).
+    pub fn from_stored(raw: String) -> Self {
+        StateKey(raw)
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The subjects a request is made by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subjects {
+    /// The authenticated user.
+    pub user: UserId,
+    /// The client's address, when known.
+    pub ip: Option<IpAddr>,
+}
+
+impl Subjects {
+    /// The state key for one subject, if the request has it.
+    pub fn key(&self, subject: Subject) -> Option<StateKey> {
+        match subject {
+            Subject::User => Some(StateKey::user(&self.user)),
+            Subject::Ip => self.ip.map(StateKey::ip),
+        }
+    }
+}
+
+/// An S3 object key chosen by the server: `<prefix><user>/<uuid>/<name>`.
+///
+/// The caller never chooses it. The user id has a closed character set and
+/// the file name is sanitized, so a key can never leave its user's prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectKey(String);
+
+impl ObjectKey {
+    /// Builds the key for an upload. `unique` is a fresh random id (a UUID).
+    pub fn for_upload(prefix: &str, user: &UserId, unique: &str, filename: &str) -> Self {
+        ObjectKey(format!(
+            "{prefix}{}/{unique}/{}",
+            user.as_str(),
+            sanitize_filename(filename)
+        ))
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Reduces a client-supplied file name to a safe last path segment.
+///
+/// Only the part after the last `/` or `\` is kept, characters outside
+/// `[A-Za-z0-9._-]` become `_`, leading dots are dropped (no `..`, no hidden
+/// files), and the result is at most 100 bytes; an empty result is `file`.
+pub fn sanitize_filename(raw: &str) -> String {
+    const MAX: usize = 100;
+    let last = raw.rsplit(['/', '\\']).next().unwrap_or("");
+    let mut out: String = last
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let trimmed = out.trim_start_matches('.').len();
+    out.drain(..out.len() - trimmed);
+    if out.len() > MAX {
+        // Keep the extension, which downstream processing keys on.
+        let ext = out
+            .rfind('.')
+            .map(|i| out[i..].to_owned())
+            .filter(|e| e.len() <= 16)
+            .unwrap_or_default();
+        out.truncate(MAX - ext.len());
+        out.push_str(&ext);
+    }
+    if out.is_empty() { "file".to_owned() } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn user_ids() {
+        assert_eq!(UserId::parse("alice").map(|u| u.0), Ok("alice".into()));
+        assert_eq!(UserId::parse("auth0|5f7c@x.io").map(|u| u.0), Ok("auth0|5f7c@x.io".into()));
+        assert_eq!(UserId::parse(""), Err(IdError::Empty));
+        assert_eq!(UserId::parse("a/b"), Err(IdError::BadChar('/')));
+        assert_eq!(UserId::parse("a b"), Err(IdError::BadChar(' ')));
+        assert_eq!(
+            UserId::parse(&"x".repeat(129)),
+            Err(IdError::TooLong { max: 128 })
+        );
+    }
+
+    #[test]
+    fn ip_keys() {
+        assert_eq!(StateKey::ip("203.0.113.7".parse().unwrap()).as_str(), "ip#203.0.113.7");
+        assert_eq!(
+            StateKey::ip("2001:db8:1:2:3:4:5:6".parse().unwrap()).as_str(),
+            "ip#2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            StateKey::ip("2001:db8:1:2:ffff::1".parse().unwrap()),
+            StateKey::ip("2001:db8:1:2::9".parse().unwrap())
+        );
+        assert_eq!(StateKey::ip("::ffff:10.1.2.3".parse().unwrap()).as_str(), "ip#10.1.2.3");
+    }
+
+    #[test]
+    fn filenames() {
+        assert_eq!(sanitize_filename("invoice.pdf"), "invoice.pdf");
+        assert_eq!(sanitize_filename("../../etc/passwd"), "passwd");
+        assert_eq!(sanitize_filename("..\\..\\boot.ini"), "boot.ini");
+        assert_eq!(sanitize_filename(".."), "file");
+        assert_eq!(sanitize_filename(""), "file");
+        assert_eq!(sanitize_filename("Mé facture (1).pdf"), "M__facture__1_.pdf");
+        let long = format!("{}.pdf", "a".repeat(300));
+        let s = sanitize_filename(&long);
+        assert_eq!(s.len(), 100);
+        assert!(s.ends_with(".pdf"));
+    }
+
+    proptest! {
+        #[test]
+        fn keys_never_escape_their_prefix(name in ".*", user in "[a-z0-9]{1,8}") {
+            let user = UserId::parse(&user).unwrap();
+            let key = ObjectKey::for_upload("uploads/", &user, "u-1", &name);
+            let rest = key.as_str().strip_prefix(&format!("uploads/{user}/u-1/")).unwrap();
+            prop_assert!(!rest.contains('/'));
+            prop_assert!(!rest.contains('\\'));
+            prop_assert!(!rest.starts_with('.'));
+            prop_assert!(!rest.is_empty() && rest.len() <= 100);
+        }
+    }
+}

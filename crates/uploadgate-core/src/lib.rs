@@ -1,0 +1,34 @@
+//! The pure core of uploadgate.
+//!
+//! Nothing in this crate knows about AWS, HTTP or an async runtime. It holds:
+//!
+//! * the domain types, parsed once at the edge and valid from then on
+//!   ([`UserId`], [`ObjectKey`], [`Limit`], [`Window`], [`Policy`]);
+//! * the [`Clock`] trait, so time is injected and window edges are testable
+//!   without sleeping ([`FakeClock`]);
+//! * the limiter algorithms as pure state transitions
+//!   `(state, now, cost) -> (outcome, new_state)` ([`algorithm`]);
+//! * the [`Store`] trait: compare-and-swap on versioned per-key state, the one
+//!   atomic operation every backend provides, and an in-memory [`MemoryStore`];
+//! * the [`Limiter`], which runs the algorithms against a store under CAS and
+//!   retries on conflict, so no backend ever needs a read-then-write.
+//!
+//! Every store is held to the same behaviour by one conformance suite
+//! (feature `conformance`, see [`conformance`]).
+
+pub mod algorithm;
+mod clock;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod domain;
+mod limiter;
+mod policy;
+mod store;
+
+pub use clock::{Clock, FakeClock, SystemClock, Timestamp};
+pub use domain::{IdError, ObjectKey, StateKey, Subject, Subjects, UserId, sanitize_filename};
+pub use limiter::{Decision, LimitStatus, Limiter, LimiterError};
+pub use policy::{Algorithm, Amount, Limit, LimitName, Policy, PolicyError, Unit, Window};
+pub use store::{
+    CasOutcome, KeyState, LimitState, MemoryStore, Store, StoreError, Version, Versioned, Write,
+};

@@ -1,0 +1,247 @@
+//! The storage port: compare-and-swap on versioned per-key state.
+
+use std::collections::{BTreeMap, HashMap};
+use std::error::Error as StdError;
+use std::future::Future;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::domain::StateKey;
+
+/// An opaque version of a key's state. A store hands out a fresh version on
+/// every successful write and never reuses one for the same key, even after
+/// a delete, so a stale version can never match again (no ABA).
+pub type Version = u64;
+
+/// All limit states of one subject, keyed by limit name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyState {
+    /// Limit name -> that limit's state.
+    #[serde(rename = "l")]
+    pub limits: BTreeMap<String, LimitState>,
+}
+
+/// The state of one limit. Each variant belongs to one algorithm; a state of
+/// the wrong variant (after a policy change) is read as empty.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LimitState {
+    /// Sliding window: admitted `(time_ms, cost)` pairs still in the window,
+    /// oldest first.
+    #[serde(rename = "s")]
+    Sliding(Vec<(u64, u64)>),
+    /// GCRA: the theoretical arrival time, `tat_ns + rem / quota`
+    /// nanoseconds since the epoch.
+    #[serde(rename = "g")]
+    Gcra {
+        /// Whole nanoseconds.
+        tat_ns: u64,
+        /// Fraction, in units of 1/quota ns.
+        rem: u64,
+    },
+    /// Fixed window: the window's start (ms since epoch) and the amount used.
+    #[serde(rename = "f")]
+    Fixed {
+        /// Window start, ms since epoch.
+        start: u64,
+        /// Amount used in that window.
+        used: u64,
+    },
+}
+
+/// A key's state with the version it was read at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Versioned {
+    /// The version to condition the next write on.
+    pub version: Version,
+    /// The state.
+    pub state: KeyState,
+}
+
+/// One conditional write of a compare-and-swap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Write {
+    /// The key.
+    pub key: StateKey,
+    /// The version the new state was computed from; `None` means the key
+    /// must not exist.
+    pub expected: Option<Version>,
+    /// The new state.
+    pub state: KeyState,
+    /// When the state stops mattering; stores may delete it after this.
+    pub expire_at: Timestamp,
+}
+
+/// The result of a compare-and-swap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CasOutcome {
+    /// Every write was applied, atomically. The new versions, in order.
+    Committed(Vec<Version>),
+    /// At least one expectation failed and nothing was written. Carries the
+    /// current state of the keys whose expectation failed (at least one), so
+    /// the caller can recompute without another read.
+    Conflict(Vec<(StateKey, Option<Versioned>)>),
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend could not be reached or timed out.
+    #[error("state store unavailable")]
+    Unavailable(#[source] Box<dyn StdError + Send + Sync>),
+    /// The backend is throttling us, even after its own retries.
+    #[error("state store throttled")]
+    Throttled(#[source] Box<dyn StdError + Send + Sync>),
+    /// Stored state could not be decoded.
+    #[error("stored state for `{key}` is corrupt")]
+    Corrupt {
+        /// The key.
+        key: String,
+        /// Why it failed to decode.
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    /// Any other backend failure.
+    #[error("state store failed")]
+    Backend(#[source] Box<dyn StdError + Send + Sync>),
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Throttled(_))
+    }
+}
+
+/// The one atomic operation every backend provides.
+///
+/// Algorithms never read-then-write: the [`Limiter`](crate::Limiter) reads
+/// versioned state, computes the new state with a pure function, and writes
+/// it back conditioned on the version it read. A conflict hands back the
+/// current state and the limiter recomputes.
+pub trait Store: Send + Sync + 'static {
+    /// Reads the current state of each key (authoritative).
+    fn load(
+        &self,
+        keys: &[StateKey],
+    ) -> impl Future<Output = Result<Vec<Option<Versioned>>, StoreError>> + Send;
+
+    /// The store's best knowledge of each key, which may be stale or absent.
+    /// A wrong guess costs a conflict, never a wrong decision: writes are
+    /// conditional. Remote stores answer from a local cache here.
+    fn load_cached(
+        &self,
+        keys: &[StateKey],
+    ) -> impl Future<Output = Result<Vec<Option<Versioned>>, StoreError>> + Send {
+        self.load(keys)
+    }
+
+    /// Applies all writes if and only if every key is still at its expected
+    /// version.
+    fn compare_and_swap(
+        &self,
+        writes: Vec<Write>,
+    ) -> impl Future<Output = Result<CasOutcome, StoreError>> + Send;
+
+    /// Removes a key's state unconditionally (quota reset). Returns whether
+    /// it existed.
+    fn delete(&self, key: &StateKey) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Deletes state whose `expire_at` is before `now`. Returns how many keys
+    /// were removed. Stores with their own expiry (DynamoDB TTL) may do
+    /// nothing.
+    fn purge_expired(&self, now: Timestamp)
+    -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// A process-local store. Correct under any concurrency within the process;
+/// state is lost on exit.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    entries: Mutex<HashMap<StateKey, Entry>>,
+    next_version: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    version: Version,
+    state: KeyState,
+    expire_at: Timestamp,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of keys held (for tests of cleanup).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether the store holds no keys.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StateKey, Entry>> {
+        // A panic while holding the lock cannot leave an entry half-written
+        // (entries are replaced whole), so a poisoned map is still valid.
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn current(map: &HashMap<StateKey, Entry>, key: &StateKey) -> Option<Versioned> {
+        map.get(key).map(|e| Versioned {
+            version: e.version,
+            state: e.state.clone(),
+        })
+    }
+}
+
+impl Store for MemoryStore {
+    async fn load(&self, keys: &[StateKey]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        let map = self.lock();
+        Ok(keys.iter().map(|k| Self::current(&map, k)).collect())
+    }
+
+    async fn compare_and_swap(&self, writes: Vec<Write>) -> Result<CasOutcome, StoreError> {
+        let mut map = self.lock();
+        let failed: Vec<(StateKey, Option<Versioned>)> = writes
+            .iter()
+            .filter(|w| map.get(&w.key).map(|e| e.version) != w.expected)
+            .map(|w| (w.key.clone(), Self::current(&map, &w.key)))
+            .collect();
+        if !failed.is_empty() {
+            return Ok(CasOutcome::Conflict(failed));
+        }
+        let mut versions = Vec::with_capacity(writes.len());
+        for w in writes {
+            let version = self.next_version.fetch_add(1, Ordering::Relaxed) + 1;
+            versions.push(version);
+            map.insert(
+                w.key,
+                Entry {
+                    version,
+                    state: w.state,
+                    expire_at: w.expire_at,
+                },
+            );
+        }
+        Ok(CasOutcome::Committed(versions))
+    }
+
+    async fn delete(&self, key: &StateKey) -> Result<bool, StoreError> {
+        Ok(self.lock().remove(key).is_some())
+    }
+
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let mut map = self.lock();
+        let before = map.len();
+        map.retain(|_, e| e.expire_at >= now);
+        Ok((before - map.len()) as u64)
+    }
+}

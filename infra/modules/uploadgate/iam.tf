@@ -1,0 +1,106 @@
+# Execution role of the gate. Least privilege: the table's item actions the
+# store performs, PutObject under the upload prefix (a presigned URL carries
+# its signer's rights, so this grant is what bounds every URL), and writes to
+# the function's own log group.
+
+data "aws_region" "current" {}
+
+data "aws_iam_policy_document" "lambda_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "lambda" {
+  name               = "${var.name}-lambda"
+  description        = "Execution role of the ${var.name} upload gate."
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "lambda" {
+  # Exactly the calls the DynamoDB store makes. TransactWriteItems has no
+  # action of its own: each Put inside a transaction is authorised as
+  # dynamodb:PutItem (ConditionCheck as dynamodb:ConditionCheckItem, which
+  # the store does not use). No Scan, Query or UpdateItem.
+  statement {
+    sid = "LimitsTableItems"
+    actions = [
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:DeleteItem",
+    ]
+    resources = [aws_dynamodb_table.limits.arn]
+  }
+
+  # Presigning is local; the URL is used with these credentials' rights, so
+  # PutObject under the prefix is all it can ever do.
+  statement {
+    sid       = "PresignUploads"
+    actions   = ["s3:PutObject"]
+    resources = [local.upload_objects_arn]
+  }
+
+  # The log group is created by this module (so Lambda needs no
+  # logs:CreateLogGroup); streams live under "<group ARN>:*".
+  statement {
+    sid = "OwnLogGroup"
+    actions = [
+      "logs:CreateLogStream",
+      "logs:PutLogEvents",
+    ]
+    resources = ["${aws_cloudwatch_log_group.lambda.arn}:*"]
+  }
+
+  dynamic "statement" {
+    for_each = var.lambda_tracing ? [1] : []
+
+    content {
+      sid = "XRayWrite"
+      actions = [
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+      ]
+      # X-Ray's write actions support no resource-level permissions: AWS
+      # requires "*" here (it is what AWSXRayDaemonWriteAccess grants).
+      resources = ["*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [1]
+
+    content {
+      sid = "CustomerManagedKey"
+      # An SSE-KMS PutObject (made by the browser with the role's presigned
+      # rights) needs GenerateDataKey; reading the table under a customer
+      # managed key needs Decrypt. Only through those two services.
+      actions = [
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+      ]
+      resources = [var.kms_key_arn]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values = [
+          "dynamodb.${data.aws_region.current.name}.amazonaws.com",
+          "s3.${data.aws_region.current.name}.amazonaws.com",
+        ]
+      }
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "lambda" {
+  name   = "${var.name}-gate"
+  role   = aws_iam_role.lambda.id
+  policy = data.aws_iam_policy_document.lambda.json
+}

@@ -1,0 +1,336 @@
+################################################################################
+# Naming and shared settings
+################################################################################
+
+variable "name" {
+  description = "Name of the deployment. Used for the table, the function, the role, the log group and as the bucket name prefix."
+  type        = string
+  default     = "uploadgate"
+
+  validation {
+    # The bucket prefix is "<name>-uploads-" and S3 caps bucket_prefix at 37 characters.
+    condition     = can(regex("^[a-z][a-z0-9-]{0,27}[a-z0-9]$", var.name))
+    error_message = "name must be 2-29 characters of lower-case letters, digits and hyphens, start with a letter and not end with a hyphen."
+  }
+}
+
+variable "tags" {
+  description = "Tags applied to every resource that supports them."
+  type        = map(string)
+  default     = {}
+}
+
+variable "kms_key_arn" {
+  description = "Customer managed KMS key for the table, the bucket's default encryption, the log groups and the Lambda environment. null uses AWS owned/managed keys. The key policy must let DynamoDB, S3, CloudWatch Logs and Lambda use it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9a-f-]+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be null or a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)."
+  }
+}
+
+################################################################################
+# DynamoDB
+################################################################################
+
+variable "table_deletion_protection" {
+  description = "Turns on DynamoDB deletion protection for the limits table. Keep it on in production; the example turns it off so it can be destroyed."
+  type        = bool
+  default     = true
+}
+
+variable "table_point_in_time_recovery" {
+  description = "Turns on point-in-time recovery for the limits table."
+  type        = bool
+  default     = true
+}
+
+################################################################################
+# S3 upload bucket
+################################################################################
+
+variable "bucket_force_destroy" {
+  description = "Lets terraform destroy delete a non-empty upload bucket. Leave false in production."
+  type        = bool
+  default     = false
+}
+
+variable "upload_expiration_days" {
+  description = "Days after which an object under the upload prefix expires. Uploads are meant to be picked up by a downstream processor; what is left is deleted."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.upload_expiration_days >= 1 && var.upload_expiration_days <= 3650 && floor(var.upload_expiration_days) == var.upload_expiration_days
+    error_message = "upload_expiration_days must be a whole number between 1 and 3650."
+  }
+}
+
+variable "abort_incomplete_multipart_days" {
+  description = "Days after which incomplete multipart uploads are aborted (their parts are billed until then)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.abort_incomplete_multipart_days >= 1 && floor(var.abort_incomplete_multipart_days) == var.abort_incomplete_multipart_days
+    error_message = "abort_incomplete_multipart_days must be a whole number of at least 1."
+  }
+}
+
+################################################################################
+# Gate settings (UPLOADGATE_* environment of the function)
+################################################################################
+
+variable "limits" {
+  description = "UPLOADGATE_LIMITS: semicolon-separated limits, each NAME=SCOPE:AMOUNT/WINDOW[:ALGORITHM], e.g. \"uploads=user:5/3h;volume=user:50MiB/24h;burst=ip:30/1m:gcra\". The gate parses it at start-up; this check only catches typos early."
+  type        = string
+  default     = "uploads=user:5/3h;volume=user:50MiB/24h;burst=ip:30/1m:gcra"
+
+  validation {
+    condition = alltrue([
+      for item in split(";", var.limits) :
+      can(regex("^[a-z][a-z0-9_-]*=[a-z]+:[0-9]+(B|KiB|MiB|GiB|KB|MB|GB)?/[0-9]+(ms|s|m|h|d)(:[a-z0-9_-]+)?$", item))
+    ])
+    error_message = "limits must look like NAME=SCOPE:AMOUNT/WINDOW[:ALGORITHM] joined by ';', e.g. uploads=user:5/3h;burst=ip:30/1m:gcra."
+  }
+}
+
+variable "max_object_bytes" {
+  description = "UPLOADGATE_MAX_OBJECT_BYTES: largest object the gate presigns a PUT for, in bytes."
+  type        = number
+  default     = 52428800
+
+  validation {
+    # 5 GiB is the largest object a single (non-multipart) PUT can create.
+    condition     = var.max_object_bytes >= 1 && var.max_object_bytes <= 5368709120 && floor(var.max_object_bytes) == var.max_object_bytes
+    error_message = "max_object_bytes must be a whole number between 1 and 5368709120 (5 GiB, the single-PUT limit)."
+  }
+}
+
+variable "content_types" {
+  description = "UPLOADGATE_CONTENT_TYPES: media types the gate presigns (joined with commas)."
+  type        = list(string)
+  default     = ["application/pdf", "image/png", "image/jpeg", "image/tiff"]
+
+  validation {
+    condition     = length(var.content_types) > 0 && alltrue([for ct in var.content_types : can(regex("^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$", ct))])
+    error_message = "content_types must be a non-empty list of lower-case type/subtype media types without parameters."
+  }
+}
+
+variable "url_ttl" {
+  description = "UPLOADGATE_URL_TTL: lifetime of a presigned URL, e.g. \"5m\". Keep it to minutes: a URL dies with the Lambda session credentials that signed it anyway."
+  type        = string
+  default     = "5m"
+
+  validation {
+    condition     = can(regex("^[1-9][0-9]*(s|m|h)$", var.url_ttl))
+    error_message = "url_ttl must be a positive number followed by s, m or h, e.g. 300s or 5m."
+  }
+}
+
+variable "key_prefix" {
+  description = "UPLOADGATE_KEY_PREFIX: prefix of every object key the gate presigns. The role's s3:PutObject grant, the If-None-Match deny and the lifecycle rule are all scoped to it."
+  type        = string
+  default     = "uploads/"
+
+  validation {
+    condition     = can(regex("^([A-Za-z0-9!_.*'()-]+/)+$", var.key_prefix))
+    error_message = "key_prefix must be one or more path segments of safe characters, each ending with '/', e.g. uploads/."
+  }
+}
+
+variable "identity" {
+  description = "UPLOADGATE_IDENTITY: where the gate reads the user's identity from: \"header\", \"body\" or \"jwt\"."
+  type        = string
+  default     = "header"
+
+  validation {
+    condition     = contains(["header", "body", "jwt"], var.identity)
+    error_message = "identity must be one of header, body, jwt."
+  }
+}
+
+variable "identity_header" {
+  description = "UPLOADGATE_IDENTITY_HEADER: request header carrying the user id (identity = header) or the bearer token (identity = jwt). Behind CloudFront OAC the Authorization header is overwritten with CloudFront's own signature, so it cannot be used."
+  type        = string
+  default     = "x-user-id"
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9-]*$", var.identity_header)) && !contains(["authorization", "host", "x-amz-content-sha256", "x-amz-date", "x-amz-security-token"], var.identity_header)
+    error_message = "identity_header must be a lower-case header name, and not one that origin access control overwrites (authorization, host, x-amz-*)."
+  }
+}
+
+variable "cors_allowed_origins" {
+  description = "UPLOADGATE_CORS_ORIGINS and the bucket's CORS AllowedOrigins: browser origins allowed to call the gate and to PUT the presigned URL, e.g. [\"https://app.example.com\"]."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.cors_allowed_origins) > 0 && alltrue([for o in var.cors_allowed_origins : o == "*" || can(regex("^https?://[A-Za-z0-9.*-]+(:[0-9]+)?$", o))])
+    error_message = "cors_allowed_origins must be a non-empty list of scheme://host[:port] origins (no path, no trailing slash) or \"*\"."
+  }
+}
+
+variable "fail_open" {
+  description = "UPLOADGATE_FAIL_OPEN: when true the gate allows uploads if DynamoDB is unreachable; when false (default) it refuses them."
+  type        = bool
+  default     = false
+}
+
+variable "log_filter" {
+  description = "RUST_LOG filter for the function's tracing output."
+  type        = string
+  default     = "info"
+}
+
+################################################################################
+# Lambda
+################################################################################
+
+variable "lambda_zip_path" {
+  description = "Path of the function zip built by `cargo lambda build --release --arm64 --output-format zip` (target/lambda/uploadgate-lambda/bootstrap.zip)."
+  type        = string
+
+  validation {
+    condition     = can(regex("\\.zip$", var.lambda_zip_path))
+    error_message = "lambda_zip_path must point at a .zip file."
+  }
+}
+
+variable "lambda_memory_size" {
+  description = "Memory of the function in MB. CPU scales with it; the gate is I/O-bound, so small is fine."
+  type        = number
+  default     = 256
+
+  validation {
+    condition     = var.lambda_memory_size >= 128 && var.lambda_memory_size <= 10240 && floor(var.lambda_memory_size) == var.lambda_memory_size
+    error_message = "lambda_memory_size must be a whole number between 128 and 10240."
+  }
+}
+
+variable "lambda_timeout" {
+  description = "Function timeout in seconds."
+  type        = number
+  default     = 10
+
+  validation {
+    # CloudFront waits at most 60 s for an origin by default; more is never useful here.
+    condition     = var.lambda_timeout >= 1 && var.lambda_timeout <= 60 && floor(var.lambda_timeout) == var.lambda_timeout
+    error_message = "lambda_timeout must be a whole number of seconds between 1 and 60."
+  }
+}
+
+variable "lambda_reserved_concurrency" {
+  description = "Reserved concurrent executions of the function: a hard cap on spend and on DynamoDB load. Requests above it get 429 from the function URL."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.lambda_reserved_concurrency >= 1 && floor(var.lambda_reserved_concurrency) == var.lambda_reserved_concurrency
+    error_message = "lambda_reserved_concurrency must be a whole number of at least 1 (0 would disable the function)."
+  }
+}
+
+variable "lambda_tracing" {
+  description = "Turns on AWS X-Ray active tracing for the function (and the REST API stage)."
+  type        = bool
+  default     = false
+}
+
+variable "log_retention_days" {
+  description = "Retention of the function's (and the REST API's) CloudWatch log groups, in days."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be one of the values CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, ...)."
+  }
+}
+
+################################################################################
+# CloudFront front door
+################################################################################
+
+variable "cloudfront_price_class" {
+  description = "CloudFront price class."
+  type        = string
+  default     = "PriceClass_100"
+
+  validation {
+    condition     = contains(["PriceClass_All", "PriceClass_200", "PriceClass_100"], var.cloudfront_price_class)
+    error_message = "cloudfront_price_class must be PriceClass_All, PriceClass_200 or PriceClass_100."
+  }
+}
+
+variable "cache_policy_id" {
+  description = "Cache policy of the default behaviour. Defaults to the ID of the AWS managed policy Managed-CachingDisabled (AWS documents the managed IDs as fixed; a by-name data source lookup would need the API at plan time, which emulators lack)."
+  type        = string
+  default     = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+}
+
+variable "origin_request_policy_id" {
+  description = "Origin request policy of the default behaviour. Defaults to the ID of the AWS managed policy Managed-AllViewerExceptHostHeader: a function URL needs its own Host header."
+  type        = string
+  default     = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+}
+
+variable "response_headers_policy_id" {
+  description = "Response headers policy of the default behaviour. null (default) makes the module create its own security-headers policy. Set it to use an existing one, e.g. the managed Managed-SecurityHeadersPolicy (67f7725c-6f97-4210-82d7-5512b31e9d03)."
+  type        = string
+  default     = null
+}
+
+variable "custom_domain" {
+  description = "Optional custom domain for the distribution. name is the FQDN. Give acm_certificate_arn (a us-east-1 certificate) or let the module request one; with route53_zone_id the module also writes the DNS validation and alias records."
+  type = object({
+    name                = string
+    acm_certificate_arn = optional(string)
+    route53_zone_id     = optional(string)
+  })
+  default = null
+
+  validation {
+    condition     = var.custom_domain == null || can(regex("^([a-z0-9]([a-z0-9-]*[a-z0-9])?\\.)+[a-z]{2,}$", var.custom_domain.name))
+    error_message = "custom_domain.name must be a lower-case fully qualified domain name."
+  }
+}
+
+variable "waf" {
+  description = "Optional AWS WAF web ACL on the distribution: a coarse per-IP rate-based rule in front of the gate's own fine-grained limits. rate_limit is requests per IP per evaluation_window_sec."
+  type = object({
+    enabled               = optional(bool, false)
+    rate_limit            = optional(number, 300)
+    evaluation_window_sec = optional(number, 300)
+  })
+  default = {}
+
+  validation {
+    condition     = var.waf.rate_limit >= 10 && contains([60, 120, 300, 600], var.waf.evaluation_window_sec)
+    error_message = "waf.rate_limit must be at least 10 and waf.evaluation_window_sec one of 60, 120, 300, 600."
+  }
+}
+
+################################################################################
+# API Gateway REST API (the original design's frontend)
+################################################################################
+
+variable "rest_api" {
+  description = "Optional API Gateway REST API exposing POST /upload-check (and an OPTIONS preflight) backed by the same function. The function serves both event formats. throttle_* are stage-wide limits. access_logs needs the account-level API Gateway CloudWatch role to be set."
+  type = object({
+    enabled              = optional(bool, false)
+    stage_name           = optional(string, "v1")
+    throttle_rate_limit  = optional(number, 50)
+    throttle_burst_limit = optional(number, 100)
+    access_logs          = optional(bool, true)
+  })
+  default = {}
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_]+$", var.rest_api.stage_name)) && var.rest_api.throttle_rate_limit > 0 && var.rest_api.throttle_burst_limit > 0
+    error_message = "rest_api.stage_name must be alphanumeric/underscore and the throttle limits positive."
+  }
+}
