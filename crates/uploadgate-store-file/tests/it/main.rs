@@ -1,0 +1,13 @@
+//! The shared store conformance suite, run against the redb file store.
+
+use uploadgate_store_file::FileStore;
+
+uploadgate_core::store_conformance_tests!(
+    || async {
+        // Each test gets its own directory; leaking it keeps it alive for the
+        // test's duration and the OS temp dir reclaims it.
+        let dir = tempfile::tempdir().expect("tempdir").keep();
+        FileStore::open(&dir).expect("open store")
+    },
+    purges_itself = true
+);
