@@ -50,7 +50,10 @@ export interface GateOptions {
 }
 
 export interface UploadOptions extends GateOptions {
+  /** Upload progress of the PUT (XMLHttpRequest upload events). */
   onProgress?: (progress: UploadProgress) => void;
+  /** Called with the gate's answer before the PUT starts (the quota is charged by then). */
+  onGrant?: (grant: UploadGrant) => void;
 }
 
 export interface UploadResult {

@@ -532,13 +532,15 @@ async function putWithFetch(grant, method, headers, body, total, onProgress, sig
  * Upload a file: get a presigned URL from the gate, then PUT the file to S3.
  * @param {File|Blob & {name?: string}} file
  * @param {{endpoint?: string, token?: string, tokenHeader?: string,
- *          onProgress?: (p: {loaded: number, total: number}) => void, signal?: AbortSignal}} options
+ *          onProgress?: (p: {loaded: number, total: number}) => void,
+ *          onGrant?: (grant: object) => void, signal?: AbortSignal}} options
  * @returns {Promise<{key: string, etag: string|null, size: number, contentType: string, expiresAt?: string, limits: object[]}>}
  */
-export async function upload(file, { endpoint = "", token, tokenHeader = "x-user-id", onProgress, signal } = {}) {
+export async function upload(file, { endpoint = "", token, tokenHeader = "x-user-id", onProgress, onGrant, signal } = {}) {
   if (!file || typeof file.size !== "number") throw new TypeError("upload(file): file must be a File or Blob");
   const meta = { name: file.name || "upload", type: file.type || "", size: file.size };
   const grant = await requestUpload(meta, { endpoint, token, tokenHeader, signal });
+  if (onGrant) onGrant(grant);
   if (onProgress) onProgress({ loaded: 0, total: meta.size });
   const { etag } = await putToStorage(grant, file, { onProgress, signal });
   const signedType = grant.headers && (grant.headers["content-type"] || grant.headers["Content-Type"]);

@@ -1,1 +1,18 @@
-//! placeholder
+//! The S3 side of uploadgate.
+//!
+//! * [`Presigner`] turns an admitted upload into an S3 presigned `PUT` URL
+//!   with aws-sdk-s3. The URL signs `Content-Length` (the exact declared
+//!   size), `Content-Type` and `If-None-Match: *`, so it cannot carry another
+//!   size or type and creates the object at most once. The same code signs
+//!   for real S3 (standard AWS configuration) and for the local target.
+//! * [`LocalBucket`] is an S3-compatible bucket on loopback for
+//!   `uploadgate serve`, built on [s3s], which verifies SigV4 (presigned
+//!   query signatures, expiry, every signed header) exactly as S3 does; this
+//!   crate only stores and serves the bytes, creating each object atomically
+//!   so `If-None-Match: *` holds even under concurrent PUTs.
+
+mod local;
+mod presign;
+
+pub use local::{LocalBucket, LocalCredentials, LocalServeError};
+pub use presign::{PresignError, PresignedUpload, Presigner};

@@ -77,6 +77,8 @@ resource "aws_cloudfront_distribution" "this" {
   aliases         = var.custom_domain == null ? [] : [var.custom_domain.name]
   web_acl_id      = var.waf.enabled ? aws_wafv2_web_acl.this[0].arn : null
 
+  wait_for_deployment = var.cloudfront_wait_for_deployment
+
   origin {
     origin_id                = "lambda"
     domain_name              = local.function_url_host

@@ -42,11 +42,6 @@ resource "aws_lambda_function" "this" {
     mode = var.lambda_tracing ? "Active" : "PassThrough"
   }
 
-  logging_config {
-    log_format = "Text"
-    log_group  = aws_cloudwatch_log_group.lambda.name
-  }
-
   tags = var.tags
 
   depends_on = [

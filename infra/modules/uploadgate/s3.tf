@@ -78,7 +78,12 @@ resource "aws_s3_bucket_lifecycle_configuration" "uploads" {
     id     = "abort-incomplete-multipart-uploads"
     status = "Enabled"
 
-    filter {}
+    # Whole bucket, written as an explicit empty prefix: S3 echoes it back
+    # that way, and the provider waits until what it reads equals what it
+    # wrote.
+    filter {
+      prefix = ""
+    }
 
     abort_incomplete_multipart_upload {
       days_after_initiation = var.abort_incomplete_multipart_days

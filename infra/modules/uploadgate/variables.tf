@@ -266,6 +266,12 @@ variable "cloudfront_price_class" {
   }
 }
 
+variable "cloudfront_wait_for_deployment" {
+  description = "Makes apply wait until the distribution is deployed to every edge (several minutes on AWS), so the endpoint answers when apply returns."
+  type        = bool
+  default     = true
+}
+
 variable "cache_policy_id" {
   description = "Cache policy of the default behaviour. Defaults to the ID of the AWS managed policy Managed-CachingDisabled (AWS documents the managed IDs as fixed; a by-name data source lookup would need the API at plan time, which emulators lack)."
   type        = string

@@ -1,0 +1,43 @@
+module "uploadgate" {
+  source = "../../modules/uploadgate"
+
+  providers = {
+    aws           = aws
+    aws.us_east_1 = aws.us_east_1
+  }
+
+  name            = var.name
+  lambda_zip_path = coalesce(var.lambda_zip_path, "${path.root}/../../../target/lambda/uploadgate-lambda/bootstrap.zip")
+
+  limits               = var.limits
+  identity             = var.identity
+  cors_allowed_origins = var.cors_allowed_origins
+  max_object_bytes     = 52428800
+  content_types        = ["application/pdf", "image/png", "image/jpeg", "image/tiff"]
+  url_ttl              = "5m"
+  key_prefix           = "uploads/"
+
+  # An example must be destroyable. Keep both at their safe defaults (true /
+  # false) in production.
+  table_deletion_protection = false
+  bucket_force_destroy      = true
+
+  # Emulators implement no CloudFront response headers policy API; use the
+  # AWS managed SecurityHeadersPolicy there and the module's own otherwise.
+  response_headers_policy_id = local.emulated ? "67f7725c-6f97-4210-82d7-5512b31e9d03" : null
+
+  # Emulators report a distribution deployed at once; the provider's waiter
+  # would still sleep through its minimum delay.
+  cloudfront_wait_for_deployment = !local.emulated
+
+  waf = {
+    enabled = var.enable_waf
+  }
+
+  rest_api = {
+    enabled = var.enable_rest_api
+    # Access logs need the account-level API Gateway CloudWatch role, which
+    # an example should not change.
+    access_logs = false
+  }
+}
