@@ -426,6 +426,7 @@ els.form.addEventListener("submit", async (event) => {
       if (err.limits.length) renderQuota(err.limits);
       else refreshQuota();
     } else {
+      els.progressBox.hidden = true;
       const { title, detail } = describeError(err);
       showError(title, detail);
       refreshQuota();

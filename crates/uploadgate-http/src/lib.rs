@@ -1,1 +1,141 @@
-//! placeholder
+//! The uploadgate HTTP API as one axum [`Router`].
+//!
+//! The router is the product: the local server runs it with `axum::serve`,
+//! the Lambda function runs the very same router with `lambda_http`, and the
+//! tests call it with `tower::ServiceExt::oneshot`. Handlers parse requests
+//! into core types at the edge, ask the core [`Limiter`] for a decision,
+//! sign a URL with the [`Presigner`], and turn every failure into RFC 9457
+//! problem+json through the single [`ApiError`] mapping.
+
+pub mod config;
+mod error;
+pub mod identity;
+pub mod ratelimit;
+mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use http::{HeaderName, Method, header};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use uploadgate_core::{Clock, Limiter, Store};
+use uploadgate_s3::Presigner;
+
+pub use config::{Config, ConfigError, GateConfig, RawConfig};
+pub use error::{ApiError, QUOTA_EXCEEDED_TYPE};
+pub use identity::ClientAddr;
+pub use routes::MAX_BODY_BYTES;
+
+/// The OpenAPI 3.1 description of this API.
+pub const OPENAPI_YAML: &str = include_str!("../../../docs/openapi.yaml");
+
+/// Everything the handlers share. Cheap to clone.
+pub struct AppState<S> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        AppState {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+struct Inner<S> {
+    gate: GateConfig,
+    limiter: Limiter<S, Arc<dyn Clock>>,
+    presigner: Presigner,
+}
+
+impl<S: Store> AppState<S> {
+    /// Builds the state once, at start-up.
+    pub fn new(gate: GateConfig, store: S, clock: Arc<dyn Clock>, presigner: Presigner) -> Self {
+        let limiter = Limiter::new(Arc::new(gate.policy.clone()), store, clock);
+        AppState {
+            inner: Arc::new(Inner {
+                gate,
+                limiter,
+                presigner,
+            }),
+        }
+    }
+
+    /// The limiter (for the CLI's quota commands and the purge task).
+    pub fn limiter(&self) -> &Limiter<S, Arc<dyn Clock>> {
+        &self.inner.limiter
+    }
+}
+
+fn cors(gate: &GateConfig) -> Option<CorsLayer> {
+    let origins = match &gate.cors {
+        config::CorsOrigins::None => return None,
+        config::CorsOrigins::Any => AllowOrigin::any(),
+        config::CorsOrigins::List(l) => AllowOrigin::list(l.clone()),
+    };
+    let mut allow_headers = vec![header::CONTENT_TYPE, HeaderName::from_static("x-amz-content-sha256")];
+    if let config::IdentityMode::Header(h) = &gate.identity {
+        allow_headers.push(h.clone());
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers(allow_headers)
+            .expose_headers([
+                HeaderName::from_static(ratelimit::RATELIMIT),
+                HeaderName::from_static(ratelimit::RATELIMIT_POLICY),
+                header::RETRY_AFTER,
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> axum::response::Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The API: `POST /v1/uploads`, `GET /v1/quota`, `POST /upload-check`,
+/// `GET /healthz`, the demo page at `/` and the OpenAPI document.
+pub fn router<S: Store>(state: AppState<S>) -> Router {
+    let policy = ratelimit::policy_header(&state.inner.gate.policy);
+    let api = Router::new()
+        .route("/v1/uploads", post(routes::create_upload::<S>))
+        .route("/v1/quota", get(routes::quota::<S>))
+        .route("/upload-check", post(routes::upload_check::<S>))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static(ratelimit::RATELIMIT_POLICY),
+            move |_: &axum::response::Response| policy.clone(),
+        ));
+    let cors = cors(&state.inner.gate);
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(routes::healthz))
+        .route("/", get(|| async { asset("text/html; charset=utf-8", include_str!("../assets/index.html")) }))
+        .route("/assets/app.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("../assets/app.js")) }))
+        .route("/assets/app.css", get(|| async { asset("text/css; charset=utf-8", include_str!("../assets/app.css")) }))
+        .route(
+            "/assets/uploadgate.js",
+            get(|| async { asset("text/javascript; charset=utf-8", include_str!("../../../clients/js/uploadgate.js")) }),
+        )
+        .route("/openapi.yaml", get(|| async { asset("application/yaml", OPENAPI_YAML) }))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(tower::util::option_layer(cors))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+

@@ -1,1 +1,29 @@
-fn main() {}
+//! `uploadgate`: serve the gate on one machine, inspect and reset quotas,
+//! check configuration. Parsing and wiring only; the work lives in the
+//! library crates.
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("uploadgate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the error and its causes.
+            eprintln!("uploadgate: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The one mapping from errors to HTTP responses: every error is an RFC 9457
+//! `application/problem+json` document.
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use serde_json::{Value, json};
+use uploadgate_core::{Decision, LimiterError};
+
+use crate::ratelimit::{RATELIMIT, ratelimit_header, secs};
+use crate::routes::limits_json;
+
+/// The problem type of draft-ietf-httpapi-ratelimit-headers for quota
+/// exhaustion.
+pub const QUOTA_EXCEEDED_TYPE: &str = "https://iana.org/assignments/http-problem-types#quota-exceeded";
+const TYPE_BASE: &str = "https://uploadgate.dev/problems/";
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// Malformed JSON, a wrong type, an invalid field.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No identity on a request that needs one.
+    #[error("this request needs a user identity: {0}")]
+    Unauthenticated(String),
+    /// The request body is larger than the API takes.
+    #[error("the request body is larger than {max} bytes")]
+    BodyTooLarge {
+        /// The limit.
+        max: usize,
+    },
+    /// The declared upload is larger than allowed.
+    #[error("{0}")]
+    ObjectTooLarge(String),
+    /// The declared content type is not allowed.
+    #[error("content type `{got}` is not accepted; allowed: {allowed}")]
+    UnsupportedType {
+        /// What was declared.
+        got: String,
+        /// The allowed list.
+        allowed: String,
+    },
+    /// No such route.
+    #[error("there is no resource at this path")]
+    NotFound,
+    /// The route exists but not for this method.
+    #[error("this resource does not support this method")]
+    MethodNotAllowed,
+    /// A limit denied the request.
+    #[error("quota exceeded")]
+    QuotaExceeded(Box<Decision>),
+    /// The state store failed and the gate fails closed.
+    #[error("the quota store is unavailable")]
+    Unavailable(#[source] LimiterError),
+    /// A server-side fault.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::BodyTooLarge { .. } | ApiError::ObjectTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::QuotaExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn kind(&self) -> (&'static str, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => ("invalid-request", "The request is invalid"),
+            ApiError::Unauthenticated(_) => ("unauthenticated", "No user identity"),
+            ApiError::BodyTooLarge { .. } => ("body-too-large", "Request body too large"),
+            ApiError::ObjectTooLarge(_) => ("object-too-large", "Upload too large"),
+            ApiError::UnsupportedType { .. } => ("unsupported-content-type", "Content type not accepted"),
+            ApiError::NotFound => ("not-found", "Not found"),
+            ApiError::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
+            ApiError::QuotaExceeded(_) => (
+                "quota-exceeded",
+                "Request cannot be satisfied as assigned quota has been exceeded",
+            ),
+            ApiError::Unavailable(_) => ("store-unavailable", "Quota store unavailable"),
+            ApiError::Internal(_) => ("internal", "Internal server error"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let (slug, title) = self.kind();
+        let type_uri = match self {
+            ApiError::QuotaExceeded(_) => QUOTA_EXCEEDED_TYPE.to_owned(),
+            _ => format!("{TYPE_BASE}{slug}"),
+        };
+        let mut body = json!({
+            "type": type_uri,
+            "title": title,
+            "status": status.as_u16(),
+            "detail": self.to_string(),
+        });
+        let mut headers = http::HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        match &self {
+            ApiError::QuotaExceeded(decision) => {
+                let retry = decision.retry_after().map(secs).unwrap_or(1).max(1);
+                let violated: Vec<&str> = decision.violated().map(|l| l.limit.name.as_str()).collect();
+                let detail = decision
+                    .violated()
+                    .map(|l| format!("limit `{}` ({} per {})", l.limit.name, l.limit.amount, l.limit.window))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                body["detail"] = Value::from(format!("{detail} reached; try again in {retry} s"));
+                body["violated-policies"] = json!(violated);
+                body["retryAfter"] = json!(retry);
+                body["allowed"] = json!(false);
+                body["limits"] = limits_json(decision);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry));
+                if let Some(v) = ratelimit_header(decision) {
+                    headers.insert(RATELIMIT, v);
+                }
+            }
+            ApiError::Unavailable(e) => {
+                tracing::error!(error = %e, source = ?std::error::Error::source(e), "quota store failed; failing closed");
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::Internal(e) => {
+                tracing::error!(error = %e, "internal error");
+            }
+            ApiError::MethodNotAllowed => {}
+            _ => {}
+        }
+        (status, headers, body.to_string()).into_response()
+    }
+}

@@ -1,0 +1,278 @@
+//! The handlers. Each reads the raw request itself, so every failure goes
+//! through the one [`ApiError`] mapping (no framework rejection escapes as
+//! plain text).
+
+use std::time::{Duration, SystemTime};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use http::request::Parts;
+use serde_json::{Map, Value, json};
+use uploadgate_core::{Decision, LimiterError, ObjectKey, Store, Subjects, Unit, UserId};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::identity::{client_ip, user_id};
+use crate::ratelimit::{RATELIMIT, ratelimit_header, secs};
+
+/// Largest request body the API reads.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The limits of a decision as response JSON.
+pub fn limits_json(decision: &Decision) -> Value {
+    Value::Array(
+        decision
+            .limits
+            .iter()
+            .map(|l| {
+                json!({
+                    "name": l.limit.name.as_str(),
+                    "subject": l.limit.subject.as_str(),
+                    "unit": l.limit.amount.unit.as_str(),
+                    "limit": l.limit.amount.value.get(),
+                    "remaining": l.remaining,
+                    "resetSeconds": secs(l.reset_after),
+                    "windowSeconds": l.limit.window.nominal_ms() / 1000,
+                })
+            })
+            .collect(),
+    )
+}
+
+async fn read_json(body: Body, required: bool) -> Result<Option<Map<String, Value>>, ApiError> {
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::BodyTooLarge { max: MAX_BODY_BYTES })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return if required {
+            Err(ApiError::BadRequest("the request body must be a JSON object".into()))
+        } else {
+            Ok(None)
+        };
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(m)) => Ok(Some(m)),
+        Ok(_) => Err(ApiError::BadRequest("the request body must be a JSON object".into())),
+        Err(e) => Err(ApiError::BadRequest(format!("the request body is not valid JSON: {e}"))),
+    }
+}
+
+fn check_declared_length(parts: &Parts) -> Result<(), ApiError> {
+    let too_big = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64);
+    if too_big {
+        Err(ApiError::BodyTooLarge { max: MAX_BODY_BYTES })
+    } else {
+        Ok(())
+    }
+}
+
+/// A validated upload request.
+struct UploadSpec {
+    filename: String,
+    content_type: String,
+    size: u64,
+}
+
+fn upload_spec<S: Store>(st: &AppState<S>, body: &Map<String, Value>) -> Result<UploadSpec, ApiError> {
+    let gate = &st.inner.gate;
+    let filename = match body.get("filename") {
+        None | Some(Value::Null) => "file".to_owned(),
+        Some(Value::String(s)) if s.len() <= 1024 => s.clone(),
+        Some(Value::String(_)) => return Err(ApiError::BadRequest("`filename` is longer than 1024 bytes".into())),
+        Some(_) => return Err(ApiError::BadRequest("`filename` must be a string".into())),
+    };
+    let content_type = match body.get("contentType") {
+        Some(Value::String(s)) => s.trim().to_ascii_lowercase(),
+        None | Some(Value::Null) => return Err(ApiError::BadRequest("`contentType` is required".into())),
+        Some(_) => return Err(ApiError::BadRequest("`contentType` must be a string".into())),
+    };
+    let size = match body.get("size") {
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(0) => return Err(ApiError::BadRequest("`size` must be at least 1 byte".into())),
+            Some(s) => s,
+            None if n.as_i64().is_some() || n.as_f64().is_some_and(|f| f < 0.0) => {
+                return Err(ApiError::BadRequest("`size` must be positive".into()));
+            }
+            None => return Err(ApiError::BadRequest("`size` must be a whole number of bytes".into())),
+        },
+        None | Some(Value::Null) => return Err(ApiError::BadRequest("`size` is required".into())),
+        Some(_) => return Err(ApiError::BadRequest("`size` must be a number of bytes".into())),
+    };
+    if !gate.content_types.contains(&content_type) {
+        return Err(ApiError::UnsupportedType {
+            got: content_type,
+            allowed: gate.content_types.join(", "),
+        });
+    }
+    if size > gate.max_object_bytes {
+        return Err(ApiError::ObjectTooLarge(format!(
+            "{size} bytes is over the maximum upload size of {} bytes",
+            gate.max_object_bytes
+        )));
+    }
+    if let Some(l) = gate
+        .policy
+        .limits()
+        .iter()
+        .find(|l| l.amount.unit == Unit::Bytes && size > l.amount.value.get())
+    {
+        return Err(ApiError::ObjectTooLarge(format!(
+            "{size} bytes is more than limit `{}` allows in any window ({})",
+            l.name, l.amount
+        )));
+    }
+    Ok(UploadSpec { filename, content_type, size })
+}
+
+fn subjects<S: Store>(st: &AppState<S>, parts: &Parts, user: UserId) -> Subjects {
+    Subjects {
+        user,
+        ip: client_ip(st.inner.gate.client_ip, parts),
+    }
+}
+
+/// Runs the limiter; maps failures per the fail-open setting. `Ok(None)`
+/// means the store failed and the gate is configured to fail open.
+async fn decide<S: Store>(st: &AppState<S>, who: &Subjects, size: u64) -> Result<Option<Decision>, ApiError> {
+    match st.inner.limiter.consume(who, size).await {
+        Ok(d) if d.allowed => {
+            tracing::info!(decision = "allowed", limits = %names(&d), attempts = d.attempts, "upload admitted");
+            Ok(Some(d))
+        }
+        Ok(d) => {
+            let violated: Vec<&str> = d.violated().map(|l| l.limit.name.as_str()).collect();
+            tracing::info!(decision = "denied", limits = %violated.join(","), "upload denied");
+            Err(ApiError::QuotaExceeded(Box::new(d)))
+        }
+        Err(LimiterError::MissingSubject(s)) => Err(ApiError::Internal(
+            format!("the policy limits by {s}, but the client address is unavailable").into(),
+        )),
+        Err(e) if st.inner.gate.fail_open => {
+            tracing::warn!(decision = "fail-open", error = %e, "quota store failed; admitting (UPLOADGATE_FAIL_OPEN)");
+            Ok(None)
+        }
+        Err(e) => Err(ApiError::Unavailable(e)),
+    }
+}
+
+fn names(d: &Decision) -> String {
+    d.limits.iter().map(|l| l.limit.name.as_str()).collect::<Vec<_>>().join(",")
+}
+
+async fn presign<S: Store>(st: &AppState<S>, user: &UserId, spec: &UploadSpec) -> Result<Map<String, Value>, ApiError> {
+    let key = ObjectKey::for_upload(
+        &st.inner.gate.key_prefix,
+        user,
+        &uuid::Uuid::new_v4().to_string(),
+        &spec.filename,
+    );
+    let now = SystemTime::UNIX_EPOCH + Duration::from_millis(st.inner.limiter.clock().now().as_millis());
+    let signed = st
+        .inner
+        .presigner
+        .presign_put(&key, &spec.content_type, spec.size, now)
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    let expires: time::OffsetDateTime = signed.expires_at.into();
+    let expires = expires
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    let headers: Map<String, Value> = signed
+        .headers
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    let mut out = Map::new();
+    out.insert("url".into(), json!(signed.url));
+    out.insert("method".into(), json!("PUT"));
+    out.insert("headers".into(), Value::Object(headers));
+    out.insert("key".into(), json!(key.as_str()));
+    out.insert("expiresAt".into(), json!(expires));
+    Ok(out)
+}
+
+fn ok_json(decision: Option<&Decision>, body: Value) -> Response {
+    let mut res = (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.to_string())
+        .into_response();
+    if let Some(v) = decision.and_then(ratelimit_header) {
+        res.headers_mut().insert(RATELIMIT, v);
+    }
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// `POST /v1/uploads`: charge the quotas, then sign a single-use URL.
+pub async fn create_upload<S: Store>(State(st): State<AppState<S>>, req: Request) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    check_declared_length(&parts)?;
+    let body = read_json(body, true).await?.unwrap_or_default();
+    let user = user_id(&st.inner.gate.identity, &parts, Some(&body))?;
+    let spec = upload_spec(&st, &body)?;
+    let who = subjects(&st, &parts, user);
+    let decision = decide(&st, &who, spec.size).await?;
+    let mut out = presign(&st, &who.user, &spec).await?;
+    out.insert("limits".into(), decision.as_ref().map(limits_json).unwrap_or(json!([])));
+    Ok(ok_json(decision.as_ref(), Value::Object(out)))
+}
+
+/// `POST /upload-check`: the original design's route. Same decision; the
+/// upload object is included when the body declares `contentType` and
+/// `size`.
+pub async fn upload_check<S: Store>(State(st): State<AppState<S>>, req: Request) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    check_declared_length(&parts)?;
+    let body = read_json(body, true).await?.unwrap_or_default();
+    let user = user_id(&st.inner.gate.identity, &parts, Some(&body))?;
+    let declares_upload = body.contains_key("contentType") || body.contains_key("size");
+    let spec = if declares_upload { Some(upload_spec(&st, &body)?) } else { None };
+    let who = subjects(&st, &parts, user);
+    // Without a declared upload only count limits are charged (size 0).
+    let decision = decide(&st, &who, spec.as_ref().map_or(0, |s| s.size)).await?;
+    let mut out = Map::new();
+    out.insert("allowed".into(), json!(true));
+    if let Some(spec) = &spec {
+        out.insert("upload".into(), Value::Object(presign(&st, &who.user, spec).await?));
+    }
+    out.insert("limits".into(), decision.as_ref().map(limits_json).unwrap_or(json!([])));
+    Ok(ok_json(decision.as_ref(), Value::Object(out)))
+}
+
+/// `GET /v1/quota`: what is left, consuming nothing.
+pub async fn quota<S: Store>(State(st): State<AppState<S>>, req: Request) -> Result<Response, ApiError> {
+    let (parts, _) = req.into_parts();
+    let user = user_id(&st.inner.gate.identity, &parts, None)?;
+    let who = subjects(&st, &parts, user);
+    let decision = match st.inner.limiter.peek(&who).await {
+        Ok(d) => d,
+        Err(LimiterError::MissingSubject(s)) => {
+            return Err(ApiError::Internal(format!("the policy limits by {s}, but the client address is unavailable").into()));
+        }
+        Err(e) => return Err(ApiError::Unavailable(e)),
+    };
+    Ok(ok_json(
+        Some(&decision),
+        json!({ "user": who.user.as_str(), "limits": limits_json(&decision) }),
+    ))
+}
+
+/// `GET /healthz`.
+pub async fn healthz() -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], r#"{"status":"ok"}"#).into_response()
+}
+
+/// Unknown routes.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+/// Known routes, wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
