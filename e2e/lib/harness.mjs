@@ -256,3 +256,20 @@ export function parseCountdown(text) {
   const [, d = 0, h = 0, min, s] = m;
   return Number(d) * 86400 + Number(h) * 3600 + Number(min) * 60 + Number(s);
 }
+
+// ---------------------------------------------------------------------------
+// Accessibility: axe-core's WCAG 2.1 A/AA rules and best practices.
+
+const AXE = path.join(E2E, "node_modules", "axe-core", "axe.min.js");
+
+/** Run axe on the page as it is now; returns the violations, each as "rule: target (summary)". */
+export async function axeViolations(page) {
+  if (!(await page.evaluate(() => typeof window.axe !== "undefined"))) await page.addScriptTag({ path: AXE });
+  const violations = await page.evaluate(async () => {
+    const r = await window.axe.run(document, {
+      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] },
+    });
+    return r.violations.map((v) => ({ id: v.id, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")) }));
+  });
+  return violations.map((v) => `${v.id}: ${v.nodes.join(", ")} (${v.help})`);
+}

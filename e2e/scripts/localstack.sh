@@ -75,6 +75,8 @@ port_free() {
   "$1" - "$2" <<'PY'
 import socket, sys
 s = socket.socket()
+# Servers bind with SO_REUSEADDR; without it, TIME_WAIT leftovers look "busy".
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { test } from "node:test";
-import { localstack, makeFile, md5, sha256, startGate, withPage } from "../lib/harness.mjs";
+import { axeViolations, localstack, makeFile, md5, sha256, startGate, withPage } from "../lib/harness.mjs";
 
 const ls = localstack();
 
@@ -89,6 +89,7 @@ test("bucket CORS decides whether the browser may PUT (LocalStack S3)", async (t
         assert.match(await page.getByRole("status").textContent(), /^The file could not be sent to storage\. /);
         assert.equal(await page.locator("#result").isHidden(), true);
         assert.equal(await ls.getObject(bucket, grant.key), null, "nothing was stored");
+        assert.deepEqual(await axeViolations(page), [], "accessibility (axe) of the error state");
       },
       { gate },
     );

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { test } from "node:test";
 import {
+  axeViolations,
   docScreenshot,
   makeFile,
   md5,
@@ -44,6 +45,8 @@ test("demo page uploads a real file to the embedded bucket, showing progress and
       await quotaItem.waitFor();
       assert.match(await quotaItem.locator(".quota-remaining").innerText(), /^5 uploads left of 5 uploads$/);
       assert.equal(await quotaItem.locator("meter").evaluate((m) => [m.value, m.max].join("/")), "5/5");
+
+      assert.deepEqual(await axeViolations(page), [], "accessibility (axe) of the idle page");
 
       // Slow the upload down so progress is visible (and photographable).
       const cdp = await context.newCDPSession(page);
@@ -92,6 +95,8 @@ test("demo page uploads a real file to the embedded bucket, showing progress and
         `Uploaded invoice-2026.pdf: 3,150,049 bytes, key ${key}.`,
       );
 
+      assert.deepEqual(await axeViolations(page), [], "accessibility (axe) with the result shown");
+
       // The bytes on disk are the file's bytes.
       const stored = await readFile(gate.objectPath(key));
       assert.equal(stored.length, size);
@@ -117,6 +122,43 @@ test("demo page uploads a real file to the embedded bucket, showing progress and
       assert.match(await quotaItem.locator(".quota-remaining").innerText(), /^4 uploads left of 5 uploads$/);
       const countdown = quotaItem.locator(".quota-countdown");
       assert.match(await countdown.innerText(), /^[23]:\d{2}:\d{2}$/);
+    },
+    { gate },
+  );
+});
+
+test("Cancel stops the upload mid-way; nothing is stored and focus returns to the Upload button", async (t) => {
+  const gate = await startGate();
+  t.after(() => gate.stop());
+  const file = await makeFile("large-scan.pdf", 2 * 1024 * 1024);
+  t.after(file.cleanup);
+
+  await withPage(
+    t,
+    async (page, context) => {
+      await page.goto(`${gate.api}/`);
+      await page.locator('.quota-item[data-limit="uploads"]').waitFor();
+      const cdp = await context.newCDPSession(page);
+      await cdp.send("Network.enable");
+      await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 128 * 1024 });
+      await page.getByLabel("File", { exact: true }).setInputFiles(file.path);
+      const [grantResponse] = await Promise.all([
+        page.waitForResponse((r) => r.url() === `${gate.api}/v1/uploads`),
+        page.getByRole("button", { name: "Upload", exact: true }).click(),
+      ]);
+      const { key } = await grantResponse.json();
+      await page.waitForFunction(() => document.getElementById("upload-progress").value >= 5, null, { polling: 50 });
+      const cancel = page.getByRole("button", { name: "Cancel" });
+      assert.equal(await cancel.isVisible(), true);
+      await cancel.click();
+      await page.waitForFunction(() => document.body.dataset.state === "idle");
+      assert.equal(await page.getByRole("status").textContent(), "Upload cancelled.");
+      assert.equal(await page.locator("#progress-box").isHidden(), true);
+      assert.equal(await cancel.isHidden(), true);
+      assert.equal(await page.evaluate(() => document.activeElement.id), "upload-button");
+      assert.equal(await page.locator("#result").isHidden(), true);
+      await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+      await assert.rejects(readFile(gate.objectPath(key)), { code: "ENOENT" });
     },
     { gate },
   );

@@ -24,7 +24,10 @@ impl Timestamp {
 
     /// This time plus a duration, saturating.
     pub fn saturating_add(self, d: Duration) -> Self {
-        Timestamp(self.0.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+        Timestamp(
+            self.0
+                .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        )
     }
 }
 

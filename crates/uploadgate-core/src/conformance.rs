@@ -136,22 +136,37 @@ pub async fn multi_key_swap_is_all_or_nothing<S: Store>(store: S) {
         .expect("cas");
     match out {
         CasOutcome::Conflict(cur) => {
-            assert!(cur.iter().any(|(k, v)| *k == b && v.as_ref().map(|v| v.version) == Some(vb)));
+            assert!(
+                cur.iter()
+                    .any(|(k, v)| *k == b && v.as_ref().map(|v| v.version) == Some(vb))
+            );
         }
         other => panic!("expected conflict, got {other:?}"),
     }
     let now = store.load(&[a.clone(), b.clone()]).await.expect("load");
-    assert_eq!(now[0].as_ref().map(|v| v.state.clone()), Some(state(&[(1, 1)])));
-    assert_eq!(now[1].as_ref().map(|v| v.state.clone()), Some(state(&[(2, 1)])));
+    assert_eq!(
+        now[0].as_ref().map(|v| v.state.clone()),
+        Some(state(&[(1, 1)]))
+    );
+    assert_eq!(
+        now[1].as_ref().map(|v| v.state.clone()),
+        Some(state(&[(2, 1)]))
+    );
     // And with both current, both are written.
     let v = committed(
         &store,
-        vec![write(&a, Some(va), state(&[(5, 5)])), write(&b, Some(vb), state(&[(6, 6)]))],
+        vec![
+            write(&a, Some(va), state(&[(5, 5)])),
+            write(&b, Some(vb), state(&[(6, 6)])),
+        ],
     )
     .await;
     assert_eq!(v.len(), 2);
     let now = store.load(&[a, b.clone()]).await.expect("load");
-    assert_eq!(now[1].as_ref().map(|v| v.state.clone()), Some(state(&[(6, 6)])));
+    assert_eq!(
+        now[1].as_ref().map(|v| v.state.clone()),
+        Some(state(&[(6, 6)]))
+    );
     store.delete(&b).await.expect("delete");
 }
 
@@ -162,12 +177,18 @@ pub async fn delete_then_old_versions_never_match<S: Store>(store: S) {
     let v1 = committed(&store, vec![write(&k, None, state(&[(1, 1)]))]).await[0];
     assert!(store.delete(&k).await.expect("delete"));
     assert!(!store.delete(&k).await.expect("delete again"));
-    assert_eq!(store.load(std::slice::from_ref(&k)).await.expect("load"), vec![None]);
+    assert_eq!(
+        store.load(std::slice::from_ref(&k)).await.expect("load"),
+        vec![None]
+    );
     let out = store
         .compare_and_swap(vec![write(&k, Some(v1), state(&[(2, 2)]))])
         .await
         .expect("cas");
-    assert!(matches!(out, CasOutcome::Conflict(ref c) if c[0].1.is_none()), "{out:?}");
+    assert!(
+        matches!(out, CasOutcome::Conflict(ref c) if c[0].1.is_none()),
+        "{out:?}"
+    );
     let v2 = committed(&store, vec![write(&k, None, state(&[(3, 3)]))]).await[0];
     assert_ne!(v1, v2);
     let out = store
@@ -180,10 +201,24 @@ pub async fn delete_then_old_versions_never_match<S: Store>(store: S) {
 /// Large states round-trip exactly (a sliding window of 1000 entries).
 pub async fn large_state_round_trips<S: Store>(store: S) {
     let k = fresh_key("large");
-    let entries: Vec<(u64, u64)> = (0..1000).map(|i| (1_800_000_000_000 + i * 10_813, 1)).collect();
+    let entries: Vec<(u64, u64)> = (0..1000)
+        .map(|i| (1_800_000_000_000 + i * 10_813, 1))
+        .collect();
     let mut st = state(&entries);
-    st.limits.insert("rate".into(), LimitState::Gcra { tat_ns: 1_800_000_000_123_456_789, rem: 17 });
-    st.limits.insert("day".into(), LimitState::Fixed { start: 1_799_971_200_000, used: 52_428_800 });
+    st.limits.insert(
+        "rate".into(),
+        LimitState::Gcra {
+            tat_ns: 1_800_000_000_123_456_789,
+            rem: 17,
+        },
+    );
+    st.limits.insert(
+        "day".into(),
+        LimitState::Fixed {
+            start: 1_799_971_200_000,
+            used: 52_428_800,
+        },
+    );
     committed(&store, vec![write(&k, None, st.clone())]).await;
     let got = store.load(&[k]).await.expect("load");
     assert_eq!(got[0].as_ref().map(|v| &v.state), Some(&st));
@@ -247,14 +282,23 @@ pub async fn denial_consumes_nothing<S: Store>(store: S) {
         (RandomState::new().hash_one(2u8) % 250) as u8,
     ));
     limiter.reset(&StateKey::ip(ip)).await.expect("reset");
-    let alice = Subjects { user: fresh_user("alice"), ip: Some(ip) };
-    let bob = Subjects { user: fresh_user("bob"), ip: Some(ip) };
+    let alice = Subjects {
+        user: fresh_user("alice"),
+        ip: Some(ip),
+    };
+    let bob = Subjects {
+        user: fresh_user("bob"),
+        ip: Some(ip),
+    };
     assert!(limiter.consume(&alice, 1).await.expect("1").allowed);
     assert!(limiter.consume(&alice, 1).await.expect("2").allowed);
     let d = limiter.consume(&bob, 1).await.expect("3");
     assert!(!d.allowed);
     let q = limiter.peek(&bob).await.expect("peek");
-    assert_eq!(q.limits[0].remaining, 3, "bob's user quota must be untouched");
+    assert_eq!(
+        q.limits[0].remaining, 3,
+        "bob's user quota must be untouched"
+    );
     let q = limiter.peek(&alice).await.expect("peek");
     assert_eq!(q.limits[0].remaining, 1);
     limiter.reset(&StateKey::ip(ip)).await.expect("reset");
@@ -272,31 +316,45 @@ macro_rules! store_conformance_tests {
             use $crate::conformance as c;
 
             #[tokio::test]
-            async fn missing_key_loads_none() { c::missing_key_loads_none(($make)().await).await }
+            async fn missing_key_loads_none() {
+                c::missing_key_loads_none(($make)().await).await
+            }
             #[tokio::test]
-            async fn create_then_read_back() { c::create_then_read_back(($make)().await).await }
+            async fn create_then_read_back() {
+                c::create_then_read_back(($make)().await).await
+            }
             #[tokio::test]
-            async fn create_over_existing_conflicts() { c::create_over_existing_conflicts(($make)().await).await }
+            async fn create_over_existing_conflicts() {
+                c::create_over_existing_conflicts(($make)().await).await
+            }
             #[tokio::test]
             async fn swap_with_current_version_then_stale_version() {
                 c::swap_with_current_version_then_stale_version(($make)().await).await
             }
             #[tokio::test]
-            async fn multi_key_swap_is_all_or_nothing() { c::multi_key_swap_is_all_or_nothing(($make)().await).await }
+            async fn multi_key_swap_is_all_or_nothing() {
+                c::multi_key_swap_is_all_or_nothing(($make)().await).await
+            }
             #[tokio::test]
             async fn delete_then_old_versions_never_match() {
                 c::delete_then_old_versions_never_match(($make)().await).await
             }
             #[tokio::test]
-            async fn large_state_round_trips() { c::large_state_round_trips(($make)().await).await }
+            async fn large_state_round_trips() {
+                c::large_state_round_trips(($make)().await).await
+            }
             #[tokio::test]
-            async fn purge_keeps_live_state() { c::purge_keeps_live_state(($make)().await, $purges).await }
+            async fn purge_keeps_live_state() {
+                c::purge_keeps_live_state(($make)().await, $purges).await
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_requests_admit_exactly_the_limit() {
                 c::concurrent_requests_admit_exactly_the_limit(($make)().await).await
             }
             #[tokio::test]
-            async fn denial_consumes_nothing() { c::denial_consumes_nothing(($make)().await).await }
+            async fn denial_consumes_nothing() {
+                c::denial_consumes_nothing(($make)().await).await
+            }
         }
     };
 }

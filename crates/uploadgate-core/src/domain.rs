@@ -15,9 +15,7 @@ pub enum IdError {
         max: usize,
     },
     /// The identifier had a character outside the allowed set.
-    #[error(
-        "user id contains {0:?}; allowed are letters, digits and . _ - @ + = : |"
-    )]
+    #[error("user id contains {0:?}; allowed are letters, digits and . _ - @ + = : |")]
     BadChar(char),
 }
 
@@ -212,7 +210,11 @@ pub fn sanitize_filename(raw: &str) -> String {
         out.truncate(MAX - ext.len());
         out.push_str(&ext);
     }
-    if out.is_empty() { "file".to_owned() } else { out }
+    if out.is_empty() {
+        "file".to_owned()
+    } else {
+        out
+    }
 }
 
 #[cfg(test)]
@@ -223,7 +225,10 @@ mod tests {
     #[test]
     fn user_ids() {
         assert_eq!(UserId::parse("alice").map(|u| u.0), Ok("alice".into()));
-        assert_eq!(UserId::parse("auth0|5f7c@x.io").map(|u| u.0), Ok("auth0|5f7c@x.io".into()));
+        assert_eq!(
+            UserId::parse("auth0|5f7c@x.io").map(|u| u.0),
+            Ok("auth0|5f7c@x.io".into())
+        );
         assert_eq!(UserId::parse(""), Err(IdError::Empty));
         assert_eq!(UserId::parse("a/b"), Err(IdError::BadChar('/')));
         assert_eq!(UserId::parse("a b"), Err(IdError::BadChar(' ')));
@@ -235,7 +240,10 @@ mod tests {
 
     #[test]
     fn ip_keys() {
-        assert_eq!(StateKey::ip("203.0.113.7".parse().unwrap()).as_str(), "ip#203.0.113.7");
+        assert_eq!(
+            StateKey::ip("203.0.113.7".parse().unwrap()).as_str(),
+            "ip#203.0.113.7"
+        );
         assert_eq!(
             StateKey::ip("2001:db8:1:2:3:4:5:6".parse().unwrap()).as_str(),
             "ip#2001:db8:1:2::/64"
@@ -244,7 +252,10 @@ mod tests {
             StateKey::ip("2001:db8:1:2:ffff::1".parse().unwrap()),
             StateKey::ip("2001:db8:1:2::9".parse().unwrap())
         );
-        assert_eq!(StateKey::ip("::ffff:10.1.2.3".parse().unwrap()).as_str(), "ip#10.1.2.3");
+        assert_eq!(
+            StateKey::ip("::ffff:10.1.2.3".parse().unwrap()).as_str(),
+            "ip#10.1.2.3"
+        );
     }
 
     #[test]
@@ -254,7 +265,10 @@ mod tests {
         assert_eq!(sanitize_filename("..\\..\\boot.ini"), "boot.ini");
         assert_eq!(sanitize_filename(".."), "file");
         assert_eq!(sanitize_filename(""), "file");
-        assert_eq!(sanitize_filename("Mé facture (1).pdf"), "M__facture__1_.pdf");
+        assert_eq!(
+            sanitize_filename("Mé facture (1).pdf"),
+            "M__facture__1_.pdf"
+        );
         let long = format!("{}.pdf", "a".repeat(300));
         let s = sanitize_filename(&long);
         assert_eq!(s.len(), 100);

@@ -211,7 +211,10 @@ impl<S: Store, C: Clock> Limiter<S, C> {
         let mut allowed = true;
         for limit in self.policy.limits() {
             // `keys` is built from `subjects()`, so every limit has its key.
-            let i = subjects.iter().position(|s| *s == limit.subject).unwrap_or(0);
+            let i = subjects
+                .iter()
+                .position(|s| *s == limit.subject)
+                .unwrap_or(0);
             let prev = current
                 .get(i)
                 .and_then(Option::as_ref)
@@ -221,7 +224,10 @@ impl<S: Store, C: Clock> Limiter<S, C> {
             allowed &= o.allowed;
             if let Some(state) = state {
                 states[i].1 = states[i].1.max(expires_at(limit, &state));
-                states[i].0.limits.insert(limit.name.as_str().to_owned(), state);
+                states[i]
+                    .0
+                    .limits
+                    .insert(limit.name.as_str().to_owned(), state);
             }
             limits.push(LimitStatus {
                 limit: limit.clone(),
@@ -249,7 +255,10 @@ mod tests {
     fn limiter(policy: &str) -> (Limiter<MemoryStore, FakeClock>, FakeClock) {
         let clock = FakeClock::new(Timestamp(1_800_000_000_000));
         let policy = Arc::new(policy.parse().unwrap());
-        (Limiter::new(policy, MemoryStore::new(), clock.clone()), clock)
+        (
+            Limiter::new(policy, MemoryStore::new(), clock.clone()),
+            clock,
+        )
     }
 
     fn who(user: &str, ip: &str) -> Subjects {
@@ -267,11 +276,19 @@ mod tests {
         assert!(l.consume(&who("b", ip), 10).await.unwrap().allowed);
         let d = l.consume(&who("c", ip), 10).await.unwrap();
         assert!(!d.allowed);
-        assert_eq!(d.violated().map(|s| s.limit.name.as_str()).collect::<Vec<_>>(), ["burst"]);
+        assert_eq!(
+            d.violated()
+                .map(|s| s.limit.name.as_str())
+                .collect::<Vec<_>>(),
+            ["burst"]
+        );
         // c's own quota is untouched: all 5 remain.
         let q = l.peek(&who("c", "198.51.100.2")).await.unwrap();
         assert_eq!(q.limits[0].remaining, 5);
-        assert_eq!(d.limits[0].remaining, 5, "a denied request reports unconsumed quota");
+        assert_eq!(
+            d.limits[0].remaining, 5,
+            "a denied request reports unconsumed quota"
+        );
     }
 
     #[tokio::test]
@@ -293,8 +310,14 @@ mod tests {
     #[tokio::test]
     async fn missing_subject_is_an_error_not_a_pass() {
         let (l, _) = limiter("burst=ip:2/1h");
-        let s = Subjects { user: UserId::parse("a").unwrap(), ip: None };
-        assert!(matches!(l.consume(&s, 1).await, Err(LimiterError::MissingSubject(Subject::Ip))));
+        let s = Subjects {
+            user: UserId::parse("a").unwrap(),
+            ip: None,
+        };
+        assert!(matches!(
+            l.consume(&s, 1).await,
+            Err(LimiterError::MissingSubject(Subject::Ip))
+        ));
     }
 
     #[tokio::test]
@@ -311,11 +334,17 @@ mod tests {
     async fn idle_state_is_purged() {
         let (l, clock) = limiter("uploads=user:5/1m;burst=ip:10/1m:gcra;day=user:9/1d:fixed");
         for i in 0..100 {
-            l.consume(&who(&format!("u{i}"), &format!("10.0.0.{i}")), 1).await.unwrap();
+            l.consume(&who(&format!("u{i}"), &format!("10.0.0.{i}")), 1)
+                .await
+                .unwrap();
         }
         assert_eq!(l.store().len(), 200);
         clock.advance(Duration::from_secs(60));
-        assert_eq!(l.store().purge_expired(clock.now()).await.unwrap(), 100, "ip keys expire after 1m");
+        assert_eq!(
+            l.store().purge_expired(clock.now()).await.unwrap(),
+            100,
+            "ip keys expire after 1m"
+        );
         clock.advance(Duration::from_secs(86_400));
         assert_eq!(l.store().purge_expired(clock.now()).await.unwrap(), 100);
         assert!(l.store().is_empty());

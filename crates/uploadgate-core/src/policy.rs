@@ -130,7 +130,10 @@ impl FromStr for Amount {
             "TiB" => (Unit::Bytes, 1 << 40),
             _ => return Err(err()),
         };
-        let value = n.checked_mul(mult).and_then(NonZeroU64::new).ok_or_else(err)?;
+        let value = n
+            .checked_mul(mult)
+            .and_then(NonZeroU64::new)
+            .ok_or_else(err)?;
         Ok(Amount { unit, value })
     }
 }
@@ -141,8 +144,13 @@ impl fmt::Display for Amount {
         match self.unit {
             Unit::Uploads => write!(f, "{v}"),
             Unit::Bytes => {
-                for (suffix, m) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-                    if v % m == 0 {
+                for (suffix, m) in [
+                    ("TiB", 1u64 << 40),
+                    ("GiB", 1 << 30),
+                    ("MiB", 1 << 20),
+                    ("KiB", 1 << 10),
+                ] {
+                    if v.is_multiple_of(m) {
                         return write!(f, "{}{suffix}", v / m);
                     }
                 }
@@ -190,7 +198,11 @@ impl FromStr for Window {
         let (num, unit) = raw.split_at(digits);
         let n: u64 = num.parse().map_err(|_| err())?;
         if unit == "mo" {
-            return if n == 1 { Ok(Window::CalendarMonth) } else { Err(err()) };
+            return if n == 1 {
+                Ok(Window::CalendarMonth)
+            } else {
+                Err(err())
+            };
         }
         let mult = match unit {
             "s" => 1_000,
@@ -214,7 +226,13 @@ impl fmt::Display for Window {
             Window::CalendarMonth => return f.write_str("1mo"),
             Window::Fixed(ms) => ms.get(),
         };
-        for (suffix, m) in [("w", 7 * 86_400_000u64), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        for (suffix, m) in [
+            ("w", 7 * 86_400_000u64),
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+        ] {
             if ms % m == 0 {
                 return write!(f, "{}{suffix}", ms / m);
             }
@@ -394,8 +412,17 @@ mod tests {
         assert_eq!(l.len(), 3);
         assert_eq!(l[0].name.as_str(), "uploads");
         assert_eq!(l[0].subject, Subject::User);
-        assert_eq!(l[0].amount, Amount { unit: Unit::Uploads, value: NonZeroU64::new(5).unwrap() });
-        assert_eq!(l[0].window, Window::Fixed(NonZeroU64::new(3 * 3_600_000).unwrap()));
+        assert_eq!(
+            l[0].amount,
+            Amount {
+                unit: Unit::Uploads,
+                value: NonZeroU64::new(5).unwrap()
+            }
+        );
+        assert_eq!(
+            l[0].window,
+            Window::Fixed(NonZeroU64::new(3 * 3_600_000).unwrap())
+        );
         assert_eq!(l[0].algorithm, Algorithm::Sliding);
         assert_eq!(l[1].amount.unit, Unit::Bytes);
         assert_eq!(l[1].amount.value.get(), 50 << 20);
@@ -410,7 +437,9 @@ mod tests {
 
     #[test]
     fn round_trips_display() {
-        let p: Policy = "a=user:5/90s;b=ip:1000/30d:fixed;c=user:1GiB/1mo:fixed;d=user:7B/1w".parse().unwrap();
+        let p: Policy = "a=user:5/90s;b=ip:1000/30d:fixed;c=user:1GiB/1mo:fixed;d=user:7B/1w"
+            .parse()
+            .unwrap();
         let again: Policy = p.to_string().parse().unwrap();
         assert_eq!(p, again);
     }
@@ -421,7 +450,10 @@ mod tests {
             ("", PolicyError::Empty),
             ("uploads", PolicyError::Shape("uploads".into())),
             ("up loads=user:5/3h", PolicyError::Name("up loads".into())),
-            ("a=user:5/3h;a=ip:5/3h", PolicyError::DuplicateName("a".into())),
+            (
+                "a=user:5/3h;a=ip:5/3h",
+                PolicyError::DuplicateName("a".into()),
+            ),
             ("a=team:5/3h", PolicyError::Subject("team".into())),
             ("a=user:0/3h", PolicyError::Amount("0".into())),
             ("a=user:-1/3h", PolicyError::Amount("-1".into())),

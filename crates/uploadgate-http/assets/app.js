@@ -189,7 +189,8 @@ function showLimited(err) {
     if (l.unit === "bytes") {
       return `the "${name}" limit (${formatBytes(l.limit)}${per}; ${formatBytes(l.remaining)} left)`;
     }
-    return `all ${formatAmount(l, l.limit)} allowed${per} ("${name}")`;
+    const all = l.limit === 1 ? "your" : "all";
+    return `${all} ${formatAmount(l, l.limit)} allowed${per} ("${name}")`;
   });
   const what = parts.length ? `You have used ${parts.join(" and ")}.` : err.problem?.detail || "A quota is used up.";
   let wait = err.retryAfter;

@@ -28,23 +28,91 @@ pub struct Setting {
 
 /// Every setting uploadgate reads.
 pub const SETTINGS: &[Setting] = &[
-    Setting { name: "UPLOADGATE_LIMITS", default: "uploads=user:5/3h", help: "Limits, `;`-separated: `name=subject:amount/window[:algorithm]`. subject `user` or `ip`; amount a count or bytes (`50MiB`); window `90s`, `15m`, `3h`, `24h`, `30d`, `1w`, `1mo` (fixed only); algorithm `sliding` (default), `gcra` or `fixed`." },
-    Setting { name: "UPLOADGATE_MAX_OBJECT_BYTES", default: "52428800", help: "Largest upload accepted, in bytes (units like `50MiB` allowed)." },
-    Setting { name: "UPLOADGATE_CONTENT_TYPES", default: "application/pdf,image/png,image/jpeg,image/tiff", help: "Comma-separated content types an upload may declare." },
-    Setting { name: "UPLOADGATE_URL_TTL", default: "5m", help: "Lifetime of a presigned URL, 1s to 12h." },
-    Setting { name: "UPLOADGATE_BUCKET", default: "uploads", help: "Bucket the URLs are signed for." },
-    Setting { name: "UPLOADGATE_KEY_PREFIX", default: "uploads/", help: "Prefix of every object key: `<prefix><user>/<uuid>/<filename>`. Empty, or ending in `/`." },
-    Setting { name: "UPLOADGATE_IDENTITY", default: "header", help: "Where the user id comes from: `header` (the identity header, set by a trusted upstream) or `body` (`userId` in the JSON body, the original design's model: unsafe, any caller can claim any id)." },
-    Setting { name: "UPLOADGATE_IDENTITY_HEADER", default: "x-user-id", help: "The identity header (not `authorization`: CloudFront OAC overwrites it)." },
-    Setting { name: "UPLOADGATE_CORS_ORIGINS", default: "", help: "Comma-separated origins allowed to call the API from a browser, or `*`. Empty: no CORS." },
-    Setting { name: "UPLOADGATE_CLIENT_IP", default: "peer", help: "Where the `ip` subject comes from: `peer` (the TCP peer) or `cloudfront` (`CloudFront-Viewer-Address`)." },
-    Setting { name: "UPLOADGATE_STORE", default: "file", help: "State store: `file` (embedded, durable, in the data dir) or `memory` (lost on exit)." },
-    Setting { name: "UPLOADGATE_FAIL_OPEN", default: "false", help: "If the store fails: `false` answers 503; `true` admits the upload anyway." },
-    Setting { name: "UPLOADGATE_TARGET", default: "local", help: "Where uploads go: `local` (the embedded bucket of `serve`) or `s3` (S3 through the standard AWS configuration: `AWS_REGION`, credentials chain, `AWS_ENDPOINT_URL_S3`)." },
-    Setting { name: "UPLOADGATE_DATA_DIR", default: "./data", help: "Directory of the file store and the local bucket." },
-    Setting { name: "UPLOADGATE_LISTEN", default: "127.0.0.1:8080", help: "Address of the API." },
-    Setting { name: "UPLOADGATE_S3_LISTEN", default: "127.0.0.1:9000", help: "Address of the local bucket (target `local`)." },
-    Setting { name: "UPLOADGATE_LOG", default: "info", help: "Log filter (tracing `EnvFilter` syntax)." },
+    Setting {
+        name: "UPLOADGATE_LIMITS",
+        default: "uploads=user:5/3h",
+        help: "Limits, `;`-separated: `name=subject:amount/window[:algorithm]`. subject `user` or `ip`; amount a count or bytes (`50MiB`); window `90s`, `15m`, `3h`, `24h`, `30d`, `1w`, `1mo` (fixed only); algorithm `sliding` (default), `gcra` or `fixed`.",
+    },
+    Setting {
+        name: "UPLOADGATE_MAX_OBJECT_BYTES",
+        default: "52428800",
+        help: "Largest upload accepted, in bytes (units like `50MiB` allowed).",
+    },
+    Setting {
+        name: "UPLOADGATE_CONTENT_TYPES",
+        default: "application/pdf,image/png,image/jpeg,image/tiff",
+        help: "Comma-separated content types an upload may declare.",
+    },
+    Setting {
+        name: "UPLOADGATE_URL_TTL",
+        default: "5m",
+        help: "Lifetime of a presigned URL, 1s to 12h.",
+    },
+    Setting {
+        name: "UPLOADGATE_BUCKET",
+        default: "uploads",
+        help: "Bucket the URLs are signed for.",
+    },
+    Setting {
+        name: "UPLOADGATE_KEY_PREFIX",
+        default: "uploads/",
+        help: "Prefix of every object key: `<prefix><user>/<uuid>/<filename>`. Empty, or ending in `/`.",
+    },
+    Setting {
+        name: "UPLOADGATE_IDENTITY",
+        default: "header",
+        help: "Where the user id comes from: `header` (the identity header, set by a trusted upstream) or `body` (`userId` in the JSON body, the original design's model: unsafe, any caller can claim any id).",
+    },
+    Setting {
+        name: "UPLOADGATE_IDENTITY_HEADER",
+        default: "x-user-id",
+        help: "The identity header (not `authorization`: CloudFront OAC overwrites it).",
+    },
+    Setting {
+        name: "UPLOADGATE_CORS_ORIGINS",
+        default: "",
+        help: "Comma-separated origins allowed to call the API from a browser, or `*`. Empty: no CORS.",
+    },
+    Setting {
+        name: "UPLOADGATE_CLIENT_IP",
+        default: "peer",
+        help: "Where the `ip` subject comes from: `peer` (the TCP peer) or `cloudfront` (`CloudFront-Viewer-Address`).",
+    },
+    Setting {
+        name: "UPLOADGATE_STORE",
+        default: "file",
+        help: "State store: `file` (embedded, durable, in the data dir) or `memory` (lost on exit).",
+    },
+    Setting {
+        name: "UPLOADGATE_FAIL_OPEN",
+        default: "false",
+        help: "If the store fails: `false` answers 503; `true` admits the upload anyway.",
+    },
+    Setting {
+        name: "UPLOADGATE_TARGET",
+        default: "local",
+        help: "Where uploads go: `local` (the embedded bucket of `serve`) or `s3` (S3 through the standard AWS configuration: `AWS_REGION`, credentials chain, `AWS_ENDPOINT_URL_S3`).",
+    },
+    Setting {
+        name: "UPLOADGATE_DATA_DIR",
+        default: "./data",
+        help: "Directory of the file store and the local bucket.",
+    },
+    Setting {
+        name: "UPLOADGATE_LISTEN",
+        default: "127.0.0.1:8080",
+        help: "Address of the API.",
+    },
+    Setting {
+        name: "UPLOADGATE_S3_LISTEN",
+        default: "127.0.0.1:9000",
+        help: "Address of the local bucket (target `local`).",
+    },
+    Setting {
+        name: "UPLOADGATE_LOG",
+        default: "info",
+        help: "Log filter (tracing `EnvFilter` syntax).",
+    },
 ];
 
 /// An invalid setting.
@@ -74,9 +142,11 @@ impl RawConfig {
     /// Reads a TOML file of `key = "value"` pairs (setting names without the
     /// prefix, lower case).
     pub fn from_toml_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new("--config", format!("cannot read {}: {e}", path.display())))?;
-        Self::from_toml_str(&text).map_err(|e| ConfigError::new("--config", format!("{}: {}", path.display(), e.message)))
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
+        })?;
+        Self::from_toml_str(&text)
+            .map_err(|e| ConfigError::new("--config", format!("{}: {}", path.display(), e.message)))
     }
 
     /// Parses TOML text.
@@ -96,7 +166,10 @@ impl RawConfig {
                 toml::Value::Integer(i) => i.to_string(),
                 toml::Value::Boolean(b) => b.to_string(),
                 other => {
-                    return Err(ConfigError::new(setting.name, format!("expected a string, got {other}")));
+                    return Err(ConfigError::new(
+                        setting.name,
+                        format!("expected a string, got {other}"),
+                    ));
                 }
             };
             raw.0.insert(setting.name, value);
@@ -252,43 +325,80 @@ impl Config {
         let max = raw.get("UPLOADGATE_MAX_OBJECT_BYTES").trim();
         let max_object_bytes = match max.parse::<u64>() {
             Ok(n) if n > 0 => n,
-            Ok(_) => return Err(err("UPLOADGATE_MAX_OBJECT_BYTES", "must be at least 1 byte")),
+            Ok(_) => {
+                return Err(err(
+                    "UPLOADGATE_MAX_OBJECT_BYTES",
+                    "must be at least 1 byte",
+                ));
+            }
             Err(_) => match max.parse::<Amount>() {
-                Ok(Amount { unit: Unit::Bytes, value }) => value.get(),
-                _ => return Err(err("UPLOADGATE_MAX_OBJECT_BYTES", format!("`{max}` is not a size in bytes (e.g. 52428800 or 50MiB)"))),
+                Ok(Amount {
+                    unit: Unit::Bytes,
+                    value,
+                }) => value.get(),
+                _ => {
+                    return Err(err(
+                        "UPLOADGATE_MAX_OBJECT_BYTES",
+                        format!("`{max}` is not a size in bytes (e.g. 52428800 or 50MiB)"),
+                    ));
+                }
             },
         };
         // S3 takes at most 5 GiB in one PUT.
         if max_object_bytes > 5 << 30 {
-            return Err(err("UPLOADGATE_MAX_OBJECT_BYTES", "a single presigned PUT takes at most 5 GiB"));
+            return Err(err(
+                "UPLOADGATE_MAX_OBJECT_BYTES",
+                "a single presigned PUT takes at most 5 GiB",
+            ));
         }
 
         let mut content_types = Vec::new();
-        for ct in raw.get("UPLOADGATE_CONTENT_TYPES").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        for ct in raw
+            .get("UPLOADGATE_CONTENT_TYPES")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             let ok = ct
                 .split_once('/')
                 .is_some_and(|(t, s)| is_token(t) && is_token(s));
             if !ok {
-                return Err(err("UPLOADGATE_CONTENT_TYPES", format!("`{ct}` is not a media type like application/pdf")));
+                return Err(err(
+                    "UPLOADGATE_CONTENT_TYPES",
+                    format!("`{ct}` is not a media type like application/pdf"),
+                ));
             }
             content_types.push(ct.to_ascii_lowercase());
         }
         if content_types.is_empty() {
-            return Err(err("UPLOADGATE_CONTENT_TYPES", "at least one content type is required"));
+            return Err(err(
+                "UPLOADGATE_CONTENT_TYPES",
+                "at least one content type is required",
+            ));
         }
 
         let ttl_raw = raw.get("UPLOADGATE_URL_TTL").trim();
         let url_ttl = duration(ttl_raw)
             .filter(|d| *d >= Duration::from_secs(1) && *d <= Duration::from_secs(12 * 3600))
-            .ok_or_else(|| err("UPLOADGATE_URL_TTL", format!("`{ttl_raw}` must be a duration from 1s to 12h, like 5m")))?;
+            .ok_or_else(|| {
+                err(
+                    "UPLOADGATE_URL_TTL",
+                    format!("`{ttl_raw}` must be a duration from 1s to 12h, like 5m"),
+                )
+            })?;
 
         let bucket = raw.get("UPLOADGATE_BUCKET").trim().to_owned();
         let bucket_ok = (3..=63).contains(&bucket.len())
-            && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
             && bucket.as_bytes()[0].is_ascii_alphanumeric()
             && bucket.as_bytes()[bucket.len() - 1].is_ascii_alphanumeric();
         if !bucket_ok {
-            return Err(err("UPLOADGATE_BUCKET", format!("`{bucket}` is not a valid S3 bucket name (3-63 of a-z, 0-9, '.', '-')")));
+            return Err(err(
+                "UPLOADGATE_BUCKET",
+                format!("`{bucket}` is not a valid S3 bucket name (3-63 of a-z, 0-9, '.', '-')"),
+            ));
         }
 
         let key_prefix = raw.get("UPLOADGATE_KEY_PREFIX").to_owned();
@@ -296,30 +406,62 @@ impl Config {
             && !key_prefix.starts_with('/')
             && key_prefix.len() <= 256
             && key_prefix.split('/').all(|s| s != "." && s != "..")
-            && key_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b));
+            && key_prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b));
         if !prefix_ok {
-            return Err(err("UPLOADGATE_KEY_PREFIX", format!("`{key_prefix}` must be empty or end with `/`, use only a-z A-Z 0-9 / - _ ., and not start with `/`")));
+            return Err(err(
+                "UPLOADGATE_KEY_PREFIX",
+                format!(
+                    "`{key_prefix}` must be empty or end with `/`, use only a-z A-Z 0-9 / - _ ., and not start with `/`"
+                ),
+            ));
         }
 
-        let header = raw.get("UPLOADGATE_IDENTITY_HEADER").trim().to_ascii_lowercase();
-        let header_name = HeaderName::from_bytes(header.as_bytes())
-            .map_err(|_| err("UPLOADGATE_IDENTITY_HEADER", format!("`{header}` is not a header name")))?;
+        let header = raw
+            .get("UPLOADGATE_IDENTITY_HEADER")
+            .trim()
+            .to_ascii_lowercase();
+        let header_name = HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+            err(
+                "UPLOADGATE_IDENTITY_HEADER",
+                format!("`{header}` is not a header name"),
+            )
+        })?;
         if header_name == http::header::AUTHORIZATION {
-            return Err(err("UPLOADGATE_IDENTITY_HEADER", "must not be `authorization`: CloudFront origin access control overwrites it"));
+            return Err(err(
+                "UPLOADGATE_IDENTITY_HEADER",
+                "must not be `authorization`: CloudFront origin access control overwrites it",
+            ));
         }
         let identity = match raw.get("UPLOADGATE_IDENTITY").trim() {
             "header" => IdentityMode::Header(header_name),
             "body" => IdentityMode::Body,
-            other => return Err(err("UPLOADGATE_IDENTITY", format!("unknown mode `{other}` (expected header or body)"))),
+            other => {
+                return Err(err(
+                    "UPLOADGATE_IDENTITY",
+                    format!("unknown mode `{other}` (expected header or body)"),
+                ));
+            }
         };
 
         let client_ip = match raw.get("UPLOADGATE_CLIENT_IP").trim() {
             "peer" => ClientIpSource::Peer,
             "cloudfront" => ClientIpSource::CloudFront,
-            other => return Err(err("UPLOADGATE_CLIENT_IP", format!("unknown source `{other}` (expected peer or cloudfront)"))),
+            other => {
+                return Err(err(
+                    "UPLOADGATE_CLIENT_IP",
+                    format!("unknown source `{other}` (expected peer or cloudfront)"),
+                ));
+            }
         };
 
-        let origins: Vec<&str> = raw.get("UPLOADGATE_CORS_ORIGINS").split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        let origins: Vec<&str> = raw
+            .get("UPLOADGATE_CORS_ORIGINS")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         let cors = if origins.is_empty() {
             CorsOrigins::None
         } else if origins == ["*"] {
@@ -329,7 +471,8 @@ impl Config {
             for o in origins {
                 let valid = (o.starts_with("http://") || o.starts_with("https://"))
                     && !o.ends_with('/')
-                    && o.parse::<http::Uri>().is_ok_and(|u| u.path() == "/" && u.query().is_none());
+                    && o.parse::<http::Uri>()
+                        .is_ok_and(|u| u.path() == "/" && u.query().is_none());
                 let value = http::HeaderValue::from_str(o).ok().filter(|_| valid);
                 list.push(value.ok_or_else(|| {
                     err("UPLOADGATE_CORS_ORIGINS", format!("`{o}` is not an origin like https://app.example.com (scheme and host, no path), or `*` alone"))
@@ -341,17 +484,32 @@ impl Config {
         let fail_open = match raw.get("UPLOADGATE_FAIL_OPEN").trim() {
             "true" | "1" => true,
             "false" | "0" => false,
-            other => return Err(err("UPLOADGATE_FAIL_OPEN", format!("`{other}` is not true or false"))),
+            other => {
+                return Err(err(
+                    "UPLOADGATE_FAIL_OPEN",
+                    format!("`{other}` is not true or false"),
+                ));
+            }
         };
         let store = match raw.get("UPLOADGATE_STORE").trim() {
             "memory" => StoreKind::Memory,
             "file" => StoreKind::File,
-            other => return Err(err("UPLOADGATE_STORE", format!("unknown store `{other}` (expected file or memory)"))),
+            other => {
+                return Err(err(
+                    "UPLOADGATE_STORE",
+                    format!("unknown store `{other}` (expected file or memory)"),
+                ));
+            }
         };
         let target = match raw.get("UPLOADGATE_TARGET").trim() {
             "local" => TargetKind::Local,
             "s3" => TargetKind::S3,
-            other => return Err(err("UPLOADGATE_TARGET", format!("unknown target `{other}` (expected local or s3)"))),
+            other => {
+                return Err(err(
+                    "UPLOADGATE_TARGET",
+                    format!("unknown target `{other}` (expected local or s3)"),
+                ));
+            }
         };
         let data_dir = PathBuf::from(raw.get("UPLOADGATE_DATA_DIR"));
         if data_dir.as_os_str().is_empty() {
@@ -394,7 +552,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         RawConfig::default()
             .overlay_env(|k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
             .validate()
@@ -405,9 +566,15 @@ mod tests {
         let c = env(&[]).unwrap();
         assert_eq!(c.gate.policy.to_string(), "uploads=user:5/3h:sliding");
         assert_eq!(c.gate.max_object_bytes, 50 << 20);
-        assert_eq!(c.gate.content_types, ["application/pdf", "image/png", "image/jpeg", "image/tiff"]);
+        assert_eq!(
+            c.gate.content_types,
+            ["application/pdf", "image/png", "image/jpeg", "image/tiff"]
+        );
         assert_eq!(c.url_ttl, Duration::from_secs(300));
-        assert_eq!(c.gate.identity, IdentityMode::Header(HeaderName::from_static("x-user-id")));
+        assert_eq!(
+            c.gate.identity,
+            IdentityMode::Header(HeaderName::from_static("x-user-id"))
+        );
         assert_eq!(c.store, StoreKind::File);
         assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(c.gate.cors, CorsOrigins::None);
@@ -446,7 +613,10 @@ mod tests {
 
     #[test]
     fn file_then_env_then_flags() {
-        let mut raw = RawConfig::from_toml_str("limits = \"a=user:1/1h\"\nurl_ttl = \"10m\"\nmax_object_bytes = 1000\n").unwrap();
+        let mut raw = RawConfig::from_toml_str(
+            "limits = \"a=user:1/1h\"\nurl_ttl = \"10m\"\nmax_object_bytes = 1000\n",
+        )
+        .unwrap();
         raw = raw.overlay_env(|k| (k == "UPLOADGATE_URL_TTL").then(|| "2m".to_owned()));
         raw.set("UPLOADGATE_LISTEN", "127.0.0.1:0");
         let c = raw.validate().unwrap();
@@ -456,5 +626,26 @@ mod tests {
         assert_eq!(c.listen.port(), 0);
         let e = RawConfig::from_toml_str("limts = \"x\"").unwrap_err();
         assert_eq!(e.to_string(), "invalid --config: unknown setting `limts`");
+    }
+}
+
+#[cfg(test)]
+mod readme {
+    #[test]
+    fn the_readme_documents_every_setting_with_its_default() {
+        let readme = include_str!("../../../README.md");
+        for s in super::SETTINGS {
+            let default = if s.default.is_empty() {
+                "(none)".to_owned()
+            } else {
+                format!("`{}`", s.default)
+            };
+            let row = format!("| `{}` | {} |", s.name, default);
+            assert!(
+                readme.contains(&row),
+                "README lacks the row for {}: {row}",
+                s.name
+            );
+        }
     }
 }

@@ -11,7 +11,8 @@ use crate::routes::limits_json;
 
 /// The problem type of draft-ietf-httpapi-ratelimit-headers for quota
 /// exhaustion.
-pub const QUOTA_EXCEEDED_TYPE: &str = "https://iana.org/assignments/http-problem-types#quota-exceeded";
+pub const QUOTA_EXCEEDED_TYPE: &str =
+    "https://iana.org/assignments/http-problem-types#quota-exceeded";
 const TYPE_BASE: &str = "https://uploadgate.dev/problems/";
 
 /// Everything a request can fail with.
@@ -64,7 +65,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            ApiError::BodyTooLarge { .. } | ApiError::ObjectTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTooLarge { .. } | ApiError::ObjectTooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::UnsupportedType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -80,7 +83,9 @@ impl ApiError {
             ApiError::Unauthenticated(_) => ("unauthenticated", "No user identity"),
             ApiError::BodyTooLarge { .. } => ("body-too-large", "Request body too large"),
             ApiError::ObjectTooLarge(_) => ("object-too-large", "Upload too large"),
-            ApiError::UnsupportedType { .. } => ("unsupported-content-type", "Content type not accepted"),
+            ApiError::UnsupportedType { .. } => {
+                ("unsupported-content-type", "Content type not accepted")
+            }
             ApiError::NotFound => ("not-found", "Not found"),
             ApiError::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
             ApiError::QuotaExceeded(_) => (
@@ -108,14 +113,23 @@ impl IntoResponse for ApiError {
             "detail": self.to_string(),
         });
         let mut headers = http::HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         match &self {
             ApiError::QuotaExceeded(decision) => {
                 let retry = decision.retry_after().map(secs).unwrap_or(1).max(1);
-                let violated: Vec<&str> = decision.violated().map(|l| l.limit.name.as_str()).collect();
+                let violated: Vec<&str> =
+                    decision.violated().map(|l| l.limit.name.as_str()).collect();
                 let detail = decision
                     .violated()
-                    .map(|l| format!("limit `{}` ({} per {})", l.limit.name, l.limit.amount, l.limit.window))
+                    .map(|l| {
+                        format!(
+                            "limit `{}` ({} per {})",
+                            l.limit.name, l.limit.amount, l.limit.window
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(", ");
                 body["detail"] = Value::from(format!("{detail} reached; try again in {retry} s"));

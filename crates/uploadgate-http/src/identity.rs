@@ -25,14 +25,22 @@ pub const CLOUDFRONT_VIEWER_ADDRESS: &str = "cloudfront-viewer-address";
 
 /// The caller's user id. `body` is the request's JSON object, if any; for a
 /// `GET` in body mode the id comes from the `userId` query parameter.
-pub fn user_id(mode: &IdentityMode, parts: &Parts, body: Option<&Map<String, Value>>) -> Result<UserId, ApiError> {
+pub fn user_id(
+    mode: &IdentityMode,
+    parts: &Parts,
+    body: Option<&Map<String, Value>>,
+) -> Result<UserId, ApiError> {
     let raw: String = match mode {
         IdentityMode::Header(name) => {
             let Some(v) = parts.headers.get(name) else {
-                return Err(ApiError::Unauthenticated(format!("send your user id in the `{name}` header")));
+                return Err(ApiError::Unauthenticated(format!(
+                    "send your user id in the `{name}` header"
+                )));
             };
             v.to_str()
-                .map_err(|_| ApiError::BadRequest(format!("the `{name}` header is not valid text")))?
+                .map_err(|_| {
+                    ApiError::BadRequest(format!("the `{name}` header is not valid text"))
+                })?
                 .trim()
                 .to_owned()
         }
@@ -40,10 +48,17 @@ pub fn user_id(mode: &IdentityMode, parts: &Parts, body: Option<&Map<String, Val
             Some(obj) => match obj.get("userId") {
                 Some(Value::String(s)) => s.clone(),
                 Some(_) => return Err(ApiError::BadRequest("`userId` must be a string".into())),
-                None => return Err(ApiError::Unauthenticated("send your user id as `userId` in the JSON body".into())),
+                None => {
+                    return Err(ApiError::Unauthenticated(
+                        "send your user id as `userId` in the JSON body".into(),
+                    ));
+                }
             },
-            None => query_param(parts, "userId")
-                .ok_or_else(|| ApiError::Unauthenticated("send your user id as the `userId` query parameter".into()))?,
+            None => query_param(parts, "userId").ok_or_else(|| {
+                ApiError::Unauthenticated(
+                    "send your user id as the `userId` query parameter".into(),
+                )
+            })?,
         },
     };
     UserId::parse(&raw).map_err(|e| ApiError::BadRequest(e.to_string()))
@@ -100,14 +115,22 @@ pub fn client_ip(source: ClientIpSource, parts: &Parts) -> Option<IpAddr> {
         .extensions
         .get::<ClientAddr>()
         .map(|a| a.0)
-        .or_else(|| parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()))
+        .or_else(|| {
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+        })
 }
 
 /// Parses CloudFront's `ip:port`.
 pub fn parse_viewer_address(v: &str) -> Option<IpAddr> {
     let (ip, port) = v.trim().rsplit_once(':')?;
     port.parse::<u16>().ok()?;
-    ip.trim_start_matches('[').trim_end_matches(']').parse().ok()
+    ip.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -116,7 +139,10 @@ mod tests {
 
     #[test]
     fn viewer_addresses() {
-        assert_eq!(parse_viewer_address("203.0.113.7:46532"), Some("203.0.113.7".parse().unwrap()));
+        assert_eq!(
+            parse_viewer_address("203.0.113.7:46532"),
+            Some("203.0.113.7".parse().unwrap())
+        );
         assert_eq!(
             parse_viewer_address("2001:db8:1:2:3:4:5:6:443"),
             Some("2001:db8:1:2:3:4:5:6".parse().unwrap())

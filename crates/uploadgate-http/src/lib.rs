@@ -78,7 +78,10 @@ fn cors(gate: &GateConfig) -> Option<CorsLayer> {
         config::CorsOrigins::Any => AllowOrigin::any(),
         config::CorsOrigins::List(l) => AllowOrigin::list(l.clone()),
     };
-    let mut allow_headers = vec![header::CONTENT_TYPE, HeaderName::from_static("x-amz-content-sha256")];
+    let mut allow_headers = vec![
+        header::CONTENT_TYPE,
+        HeaderName::from_static("x-amz-content-sha256"),
+    ];
     if let config::IdentityMode::Header(h) = &gate.identity {
         allow_headers.push(h.clone());
     }
@@ -124,18 +127,44 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
     Router::new()
         .merge(api)
         .route("/healthz", get(routes::healthz))
-        .route("/", get(|| async { asset("text/html; charset=utf-8", include_str!("../assets/index.html")) }))
-        .route("/assets/app.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("../assets/app.js")) }))
-        .route("/assets/app.css", get(|| async { asset("text/css; charset=utf-8", include_str!("../assets/app.css")) }))
+        .route(
+            "/",
+            get(|| async {
+                asset(
+                    "text/html; charset=utf-8",
+                    include_str!("../assets/index.html"),
+                )
+            }),
+        )
+        .route(
+            "/assets/app.js",
+            get(|| async {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../assets/app.js"),
+                )
+            }),
+        )
+        .route(
+            "/assets/app.css",
+            get(|| async { asset("text/css; charset=utf-8", include_str!("../assets/app.css")) }),
+        )
         .route(
             "/assets/uploadgate.js",
-            get(|| async { asset("text/javascript; charset=utf-8", include_str!("../../../clients/js/uploadgate.js")) }),
+            get(|| async {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../../../clients/js/uploadgate.js"),
+                )
+            }),
         )
-        .route("/openapi.yaml", get(|| async { asset("application/yaml", OPENAPI_YAML) }))
+        .route(
+            "/openapi.yaml",
+            get(|| async { asset("application/yaml", OPENAPI_YAML) }),
+        )
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(tower::util::option_layer(cors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
-

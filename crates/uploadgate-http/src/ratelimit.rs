@@ -18,11 +18,18 @@ pub const RATELIMIT: &str = "ratelimit";
 
 /// Whole seconds, rounded up, clamped to the structured-field range.
 pub fn secs(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_millis().div_ceil(1000)).unwrap_or(i64::MAX).min(999_999_999_999_999)
+    i64::try_from(d.as_millis().div_ceil(1000))
+        .unwrap_or(i64::MAX)
+        .min(999_999_999_999_999)
 }
 
 fn int(v: u64) -> Integer {
-    Integer::try_from(i64::try_from(v).unwrap_or(i64::MAX).min(999_999_999_999_999)).unwrap_or(Integer::MAX)
+    Integer::try_from(
+        i64::try_from(v)
+            .unwrap_or(i64::MAX)
+            .min(999_999_999_999_999),
+    )
+    .unwrap_or(Integer::MAX)
 }
 
 fn key(k: &'static str) -> &'static KeyRef {
@@ -45,7 +52,9 @@ pub fn policy_header(policy: &Policy) -> Option<HeaderValue> {
     for l in policy.limits() {
         let w = (l.window.nominal_ms() / 1000).max(1);
         let mut item = ser.bare_item(name(l.name.as_str()));
-        item = item.parameter(key("q"), int(l.amount.value.get())).parameter(key("w"), int(w));
+        item = item
+            .parameter(key("q"), int(l.amount.value.get()))
+            .parameter(key("w"), int(w));
         if l.amount.unit == Unit::Bytes {
             item.parameter(key("qu"), name("content-bytes"));
         }
@@ -56,10 +65,19 @@ pub fn policy_header(policy: &Policy) -> Option<HeaderValue> {
 /// The `RateLimit` value for a decision.
 pub fn ratelimit_header(decision: &Decision) -> Option<HeaderValue> {
     let mut ser = ListSerializer::new();
-    for LimitStatus { limit, remaining, reset_after, .. } in &decision.limits {
+    for LimitStatus {
+        limit,
+        remaining,
+        reset_after,
+        ..
+    } in &decision.limits
+    {
         ser.bare_item(name(limit.name.as_str()))
             .parameter(key("r"), int(*remaining))
-            .parameter(key("t"), Integer::try_from(secs(*reset_after)).unwrap_or(Integer::MAX));
+            .parameter(
+                key("t"),
+                Integer::try_from(secs(*reset_after)).unwrap_or(Integer::MAX),
+            );
     }
     finish(ser)
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
 use http::request::Parts;
+use http::{HeaderValue, StatusCode, header};
 use serde_json::{Map, Value, json};
 use uploadgate_core::{Decision, LimiterError, ObjectKey, Store, Subjects, Unit, UserId};
 
@@ -44,18 +44,26 @@ pub fn limits_json(decision: &Decision) -> Value {
 async fn read_json(body: Body, required: bool) -> Result<Option<Map<String, Value>>, ApiError> {
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| ApiError::BodyTooLarge { max: MAX_BODY_BYTES })?;
+        .map_err(|_| ApiError::BodyTooLarge {
+            max: MAX_BODY_BYTES,
+        })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return if required {
-            Err(ApiError::BadRequest("the request body must be a JSON object".into()))
+            Err(ApiError::BadRequest(
+                "the request body must be a JSON object".into(),
+            ))
         } else {
             Ok(None)
         };
     }
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(m)) => Ok(Some(m)),
-        Ok(_) => Err(ApiError::BadRequest("the request body must be a JSON object".into())),
-        Err(e) => Err(ApiError::BadRequest(format!("the request body is not valid JSON: {e}"))),
+        Ok(_) => Err(ApiError::BadRequest(
+            "the request body must be a JSON object".into(),
+        )),
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "the request body is not valid JSON: {e}"
+        ))),
     }
 }
 
@@ -67,7 +75,9 @@ fn check_declared_length(parts: &Parts) -> Result<(), ApiError> {
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|n| n > MAX_BODY_BYTES as u64);
     if too_big {
-        Err(ApiError::BodyTooLarge { max: MAX_BODY_BYTES })
+        Err(ApiError::BodyTooLarge {
+            max: MAX_BODY_BYTES,
+        })
     } else {
         Ok(())
     }
@@ -80,30 +90,55 @@ struct UploadSpec {
     size: u64,
 }
 
-fn upload_spec<S: Store>(st: &AppState<S>, body: &Map<String, Value>) -> Result<UploadSpec, ApiError> {
+fn upload_spec<S: Store>(
+    st: &AppState<S>,
+    body: &Map<String, Value>,
+) -> Result<UploadSpec, ApiError> {
     let gate = &st.inner.gate;
     let filename = match body.get("filename") {
         None | Some(Value::Null) => "file".to_owned(),
         Some(Value::String(s)) if s.len() <= 1024 => s.clone(),
-        Some(Value::String(_)) => return Err(ApiError::BadRequest("`filename` is longer than 1024 bytes".into())),
+        Some(Value::String(_)) => {
+            return Err(ApiError::BadRequest(
+                "`filename` is longer than 1024 bytes".into(),
+            ));
+        }
         Some(_) => return Err(ApiError::BadRequest("`filename` must be a string".into())),
     };
     let content_type = match body.get("contentType") {
         Some(Value::String(s)) => s.trim().to_ascii_lowercase(),
-        None | Some(Value::Null) => return Err(ApiError::BadRequest("`contentType` is required".into())),
-        Some(_) => return Err(ApiError::BadRequest("`contentType` must be a string".into())),
+        None | Some(Value::Null) => {
+            return Err(ApiError::BadRequest("`contentType` is required".into()));
+        }
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "`contentType` must be a string".into(),
+            ));
+        }
     };
     let size = match body.get("size") {
         Some(Value::Number(n)) => match n.as_u64() {
-            Some(0) => return Err(ApiError::BadRequest("`size` must be at least 1 byte".into())),
+            Some(0) => {
+                return Err(ApiError::BadRequest(
+                    "`size` must be at least 1 byte".into(),
+                ));
+            }
             Some(s) => s,
             None if n.as_i64().is_some() || n.as_f64().is_some_and(|f| f < 0.0) => {
                 return Err(ApiError::BadRequest("`size` must be positive".into()));
             }
-            None => return Err(ApiError::BadRequest("`size` must be a whole number of bytes".into())),
+            None => {
+                return Err(ApiError::BadRequest(
+                    "`size` must be a whole number of bytes".into(),
+                ));
+            }
         },
         None | Some(Value::Null) => return Err(ApiError::BadRequest("`size` is required".into())),
-        Some(_) => return Err(ApiError::BadRequest("`size` must be a number of bytes".into())),
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "`size` must be a number of bytes".into(),
+            ));
+        }
     };
     if !gate.content_types.contains(&content_type) {
         return Err(ApiError::UnsupportedType {
@@ -128,7 +163,11 @@ fn upload_spec<S: Store>(st: &AppState<S>, body: &Map<String, Value>) -> Result<
             l.name, l.amount
         )));
     }
-    Ok(UploadSpec { filename, content_type, size })
+    Ok(UploadSpec {
+        filename,
+        content_type,
+        size,
+    })
 }
 
 fn subjects<S: Store>(st: &AppState<S>, parts: &Parts, user: UserId) -> Subjects {
@@ -140,7 +179,11 @@ fn subjects<S: Store>(st: &AppState<S>, parts: &Parts, user: UserId) -> Subjects
 
 /// Runs the limiter; maps failures per the fail-open setting. `Ok(None)`
 /// means the store failed and the gate is configured to fail open.
-async fn decide<S: Store>(st: &AppState<S>, who: &Subjects, size: u64) -> Result<Option<Decision>, ApiError> {
+async fn decide<S: Store>(
+    st: &AppState<S>,
+    who: &Subjects,
+    size: u64,
+) -> Result<Option<Decision>, ApiError> {
     match st.inner.limiter.consume(who, size).await {
         Ok(d) if d.allowed => {
             tracing::info!(decision = "allowed", limits = %names(&d), attempts = d.attempts, "upload admitted");
@@ -163,17 +206,26 @@ async fn decide<S: Store>(st: &AppState<S>, who: &Subjects, size: u64) -> Result
 }
 
 fn names(d: &Decision) -> String {
-    d.limits.iter().map(|l| l.limit.name.as_str()).collect::<Vec<_>>().join(",")
+    d.limits
+        .iter()
+        .map(|l| l.limit.name.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
-async fn presign<S: Store>(st: &AppState<S>, user: &UserId, spec: &UploadSpec) -> Result<Map<String, Value>, ApiError> {
+async fn presign<S: Store>(
+    st: &AppState<S>,
+    user: &UserId,
+    spec: &UploadSpec,
+) -> Result<Map<String, Value>, ApiError> {
     let key = ObjectKey::for_upload(
         &st.inner.gate.key_prefix,
         user,
         &uuid::Uuid::new_v4().to_string(),
         &spec.filename,
     );
-    let now = SystemTime::UNIX_EPOCH + Duration::from_millis(st.inner.limiter.clock().now().as_millis());
+    let now =
+        SystemTime::UNIX_EPOCH + Duration::from_millis(st.inner.limiter.clock().now().as_millis());
     let signed = st
         .inner
         .presigner
@@ -199,17 +251,28 @@ async fn presign<S: Store>(st: &AppState<S>, user: &UserId, spec: &UploadSpec) -
 }
 
 fn ok_json(decision: Option<&Decision>, body: Value) -> Response {
-    let mut res = (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.to_string())
+    let mut res = (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body.to_string(),
+    )
         .into_response();
     if let Some(v) = decision.and_then(ratelimit_header) {
         res.headers_mut().insert(RATELIMIT, v);
     }
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
 
 /// `POST /v1/uploads`: charge the quotas, then sign a single-use URL.
-pub async fn create_upload<S: Store>(State(st): State<AppState<S>>, req: Request) -> Result<Response, ApiError> {
+pub async fn create_upload<S: Store>(
+    State(st): State<AppState<S>>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     check_declared_length(&parts)?;
     let body = read_json(body, true).await?.unwrap_or_default();
@@ -218,41 +281,62 @@ pub async fn create_upload<S: Store>(State(st): State<AppState<S>>, req: Request
     let who = subjects(&st, &parts, user);
     let decision = decide(&st, &who, spec.size).await?;
     let mut out = presign(&st, &who.user, &spec).await?;
-    out.insert("limits".into(), decision.as_ref().map(limits_json).unwrap_or(json!([])));
+    out.insert(
+        "limits".into(),
+        decision.as_ref().map(limits_json).unwrap_or(json!([])),
+    );
     Ok(ok_json(decision.as_ref(), Value::Object(out)))
 }
 
 /// `POST /upload-check`: the original design's route. Same decision; the
 /// upload object is included when the body declares `contentType` and
 /// `size`.
-pub async fn upload_check<S: Store>(State(st): State<AppState<S>>, req: Request) -> Result<Response, ApiError> {
+pub async fn upload_check<S: Store>(
+    State(st): State<AppState<S>>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     check_declared_length(&parts)?;
     let body = read_json(body, true).await?.unwrap_or_default();
     let user = user_id(&st.inner.gate.identity, &parts, Some(&body))?;
     let declares_upload = body.contains_key("contentType") || body.contains_key("size");
-    let spec = if declares_upload { Some(upload_spec(&st, &body)?) } else { None };
+    let spec = if declares_upload {
+        Some(upload_spec(&st, &body)?)
+    } else {
+        None
+    };
     let who = subjects(&st, &parts, user);
     // Without a declared upload only count limits are charged (size 0).
     let decision = decide(&st, &who, spec.as_ref().map_or(0, |s| s.size)).await?;
     let mut out = Map::new();
     out.insert("allowed".into(), json!(true));
     if let Some(spec) = &spec {
-        out.insert("upload".into(), Value::Object(presign(&st, &who.user, spec).await?));
+        out.insert(
+            "upload".into(),
+            Value::Object(presign(&st, &who.user, spec).await?),
+        );
     }
-    out.insert("limits".into(), decision.as_ref().map(limits_json).unwrap_or(json!([])));
+    out.insert(
+        "limits".into(),
+        decision.as_ref().map(limits_json).unwrap_or(json!([])),
+    );
     Ok(ok_json(decision.as_ref(), Value::Object(out)))
 }
 
 /// `GET /v1/quota`: what is left, consuming nothing.
-pub async fn quota<S: Store>(State(st): State<AppState<S>>, req: Request) -> Result<Response, ApiError> {
+pub async fn quota<S: Store>(
+    State(st): State<AppState<S>>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let (parts, _) = req.into_parts();
     let user = user_id(&st.inner.gate.identity, &parts, None)?;
     let who = subjects(&st, &parts, user);
     let decision = match st.inner.limiter.peek(&who).await {
         Ok(d) => d,
         Err(LimiterError::MissingSubject(s)) => {
-            return Err(ApiError::Internal(format!("the policy limits by {s}, but the client address is unavailable").into()));
+            return Err(ApiError::Internal(
+                format!("the policy limits by {s}, but the client address is unavailable").into(),
+            ));
         }
         Err(e) => return Err(ApiError::Unavailable(e)),
     };
@@ -264,7 +348,12 @@ pub async fn quota<S: Store>(State(st): State<AppState<S>>, req: Request) -> Res
 
 /// `GET /healthz`.
 pub async fn healthz() -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], r#"{"status":"ok"}"#).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"status":"ok"}"#,
+    )
+        .into_response()
 }
 
 /// Unknown routes.

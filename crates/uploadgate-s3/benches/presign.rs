@@ -23,7 +23,12 @@ fn presigner() -> Presigner {
         access_key: "AKIDEXAMPLE".into(),
         secret_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
     };
-    Presigner::for_local("http://127.0.0.1:9000", &creds, "uploads".into(), Duration::from_secs(300))
+    Presigner::for_local(
+        "http://127.0.0.1:9000",
+        &creds,
+        "uploads".into(),
+        Duration::from_secs(300),
+    )
 }
 
 fn bench_presign(c: &mut Criterion) {
@@ -34,7 +39,12 @@ fn bench_presign(c: &mut Criterion) {
     let p = presigner();
     let user = UserId::parse("user-4242").expect("valid user id");
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-    let key = ObjectKey::for_upload("uploads/", &user, "0b7e2a43-6f0c-4d7e-9a55-2b1f3f0c9d11", "report.pdf");
+    let key = ObjectKey::for_upload(
+        "uploads/",
+        &user,
+        "0b7e2a43-6f0c-4d7e-9a55-2b1f3f0c9d11",
+        "report.pdf",
+    );
 
     // Sanity: the URL is the one the handler would hand out.
     let up = rt
@@ -55,13 +65,27 @@ fn bench_presign(c: &mut Criterion) {
     });
     g.bench_function("fresh_key", |b| {
         b.to_async(&rt).iter(|| async {
-            let key = ObjectKey::for_upload("uploads/", &user, &uuid::Uuid::new_v4().to_string(), "report.pdf");
-            black_box(p.presign_put(&key, "application/pdf", 12_345, now).await.expect("presign"))
+            let key = ObjectKey::for_upload(
+                "uploads/",
+                &user,
+                &uuid::Uuid::new_v4().to_string(),
+                "report.pdf",
+            );
+            black_box(
+                p.presign_put(&key, "application/pdf", 12_345, now)
+                    .await
+                    .expect("presign"),
+            )
         })
     });
     g.bench_function("start_now", |b| {
         b.to_async(&rt).iter(|| async {
-            let key = ObjectKey::for_upload("uploads/", &user, &uuid::Uuid::new_v4().to_string(), "report.pdf");
+            let key = ObjectKey::for_upload(
+                "uploads/",
+                &user,
+                &uuid::Uuid::new_v4().to_string(),
+                "report.pdf",
+            );
             black_box(
                 p.presign_put(&key, "application/pdf", 12_345, SystemTime::now())
                     .await

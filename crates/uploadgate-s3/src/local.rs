@@ -47,7 +47,11 @@ impl LocalCredentials {
     /// Fresh random credentials. URLs signed with them die with the process.
     pub fn generate() -> Self {
         let a = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
-        let s = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        let s = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
         LocalCredentials {
             access_key: format!("UGLOCAL{}", &a[..13]),
             secret_key: s,
@@ -187,9 +191,9 @@ impl LocalBucket {
 /// A key as a relative path that cannot leave the bucket directory.
 fn safe_relative(key: &str) -> Option<PathBuf> {
     let segments_ok = !key.is_empty()
-        && key
-            .split('/')
-            .all(|s| !s.is_empty() && s != "." && s != ".." && !s.contains('\\') && !s.contains('\0'));
+        && key.split('/').all(|s| {
+            !s.is_empty() && s != "." && s != ".." && !s.contains('\\') && !s.contains('\0')
+        });
     let p = Path::new(key);
     let ok = segments_ok && p.components().all(|c| matches!(c, Component::Normal(_)));
     ok.then(|| p.to_owned())
@@ -201,7 +205,10 @@ fn io_err(e: std::io::Error) -> s3s::S3Error {
 
 #[async_trait::async_trait]
 impl S3 for LocalBucket {
-    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
         let input = req.input;
         self.check_bucket(&input.bucket)?;
         let (path, meta_path) = self.paths(&input.key)?;
@@ -210,7 +217,10 @@ impl S3 for LocalBucket {
         };
         let exclusive = input.if_none_match.as_ref().is_some_and(|c| c.is_any());
         if exclusive && path.exists() {
-            return Err(s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold"));
+            return Err(s3_error!(
+                PreconditionFailed,
+                "At least one of the pre-conditions you specified did not hold"
+            ));
         }
         let mut tmp = tempfile::NamedTempFile::new_in(&self.inner.tmp).map_err(io_err)?;
         let mut hasher = Md5::new();
@@ -224,7 +234,10 @@ impl S3 for LocalBucket {
         if let Some(declared) = input.content_length
             && u64::try_from(declared).ok() != Some(len)
         {
-            return Err(s3_error!(IncompleteBody, "body length does not match Content-Length"));
+            return Err(s3_error!(
+                IncompleteBody,
+                "body length does not match Content-Length"
+            ));
         }
         tmp.as_file().sync_all().map_err(io_err)?;
         let etag = hex::encode(hasher.finalize());
@@ -238,13 +251,16 @@ impl S3 for LocalBucket {
             content_type: input.content_type.clone(),
             etag: etag.clone(),
         })
-        .map_err(|e| s3s::S3Error::internal_error(e))?;
+        .map_err(s3s::S3Error::internal_error)?;
         std::fs::write(&meta_path, meta).map_err(io_err)?;
         if exclusive {
             // Atomic create: of two concurrent PUTs exactly one wins.
             tmp.persist_noclobber(&path).map_err(|e| {
                 if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                    s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
+                    s3_error!(
+                        PreconditionFailed,
+                        "At least one of the pre-conditions you specified did not hold"
+                    )
                 } else {
                     io_err(e.error)
                 }
@@ -260,7 +276,10 @@ impl S3 for LocalBucket {
         Ok(S3Response::new(output))
     }
 
-    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
         self.check_bucket(&req.input.bucket)?;
         let (path, meta_path) = self.paths(&req.input.key)?;
         let data = match tokio::fs::read(&path).await {
@@ -281,7 +300,10 @@ impl S3 for LocalBucket {
         Ok(S3Response::new(output))
     }
 
-    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
         self.check_bucket(&req.input.bucket)?;
         let (path, meta_path) = self.paths(&req.input.key)?;
         let md = match tokio::fs::metadata(&path).await {
@@ -306,7 +328,10 @@ mod tests {
 
     #[test]
     fn keys_cannot_escape_the_bucket() {
-        assert_eq!(safe_relative("uploads/a/b.pdf"), Some(PathBuf::from("uploads/a/b.pdf")));
+        assert_eq!(
+            safe_relative("uploads/a/b.pdf"),
+            Some(PathBuf::from("uploads/a/b.pdf"))
+        );
         for bad in ["", "../x", "a/../../x", "/etc/passwd", "a/./b", "dir/"] {
             assert_eq!(safe_relative(bad), None, "{bad:?}");
         }

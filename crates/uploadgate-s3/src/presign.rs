@@ -55,7 +55,12 @@ impl Presigner {
     }
 
     /// Signs for the embedded local bucket at `endpoint` (path-style).
-    pub fn for_local(endpoint: &str, creds: &LocalCredentials, bucket: String, ttl: Duration) -> Self {
+    pub fn for_local(
+        endpoint: &str,
+        creds: &LocalCredentials,
+        bucket: String,
+        ttl: Duration,
+    ) -> Self {
         let conf = aws_sdk_s3::config::Builder::new()
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
             .region(Region::new(LocalCredentials::REGION))
@@ -136,14 +141,42 @@ mod tests {
             access_key: "AKIDEXAMPLE".into(),
             secret_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
         };
-        let p = Presigner::for_local("http://127.0.0.1:9000", &creds, "uploads".into(), Duration::from_secs(300));
-        let key = ObjectKey::for_upload("uploads/", &uploadgate_core::UserId::parse("alice").unwrap(), "u1", "a b.pdf");
+        let p = Presigner::for_local(
+            "http://127.0.0.1:9000",
+            &creds,
+            "uploads".into(),
+            Duration::from_secs(300),
+        );
+        let key = ObjectKey::for_upload(
+            "uploads/",
+            &uploadgate_core::UserId::parse("alice").unwrap(),
+            "u1",
+            "a b.pdf",
+        );
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let up = p.presign_put(&key, "application/pdf", 12345, now).await.unwrap();
-        assert!(up.url.starts_with("http://127.0.0.1:9000/uploads/uploads/alice/u1/a_b.pdf?"), "{}", up.url);
+        let up = p
+            .presign_put(&key, "application/pdf", 12345, now)
+            .await
+            .unwrap();
+        assert!(
+            up.url
+                .starts_with("http://127.0.0.1:9000/uploads/uploads/alice/u1/a_b.pdf?"),
+            "{}",
+            up.url
+        );
         assert!(up.url.contains("X-Amz-Expires=300"), "{}", up.url);
-        let signed = up.url.split("X-Amz-SignedHeaders=").nth(1).unwrap().split('&').next().unwrap();
-        assert_eq!(signed, "content-length%3Bcontent-type%3Bhost%3Bif-none-match");
+        let signed = up
+            .url
+            .split("X-Amz-SignedHeaders=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap();
+        assert_eq!(
+            signed,
+            "content-length%3Bcontent-type%3Bhost%3Bif-none-match"
+        );
         let mut h = up.headers.clone();
         h.sort();
         assert_eq!(
@@ -156,6 +189,12 @@ mod tests {
         );
         assert_eq!(up.expires_at, now + Duration::from_secs(300));
         // Same inputs, same time: the same URL (signing is deterministic).
-        assert_eq!(p.presign_put(&key, "application/pdf", 12345, now).await.unwrap().url, up.url);
+        assert_eq!(
+            p.presign_put(&key, "application/pdf", 12345, now)
+                .await
+                .unwrap()
+                .url,
+            up.url
+        );
     }
 }

@@ -293,7 +293,12 @@ mod tests {
         };
         let version = {
             let store = FileStore::open(dir.path()).unwrap();
-            let w = Write { key: key.clone(), expected: None, state: st.clone(), expire_at: Timestamp(10) };
+            let w = Write {
+                key: key.clone(),
+                expected: None,
+                state: st.clone(),
+                expire_at: Timestamp(10),
+            };
             match store.compare_and_swap(vec![w]).await.unwrap() {
                 CasOutcome::Committed(v) => v[0],
                 c => panic!("{c:?}"),
@@ -319,11 +324,17 @@ mod tests {
         let store = FileStore::open(dir.path()).unwrap();
         {
             let tx = store.db.begin_write().unwrap();
-            tx.open_table(STATE).unwrap().insert("user#x", b"short".as_slice()).unwrap();
+            tx.open_table(STATE)
+                .unwrap()
+                .insert("user#x", b"short".as_slice())
+                .unwrap();
             tx.commit().unwrap();
         }
         let key = StateKey::user(&UserId::parse("x").unwrap());
         let err = store.load(&[key]).await.unwrap_err();
-        assert!(matches!(err, StoreError::Corrupt { ref key, .. } if key == "user#x"), "{err:?}");
+        assert!(
+            matches!(err, StoreError::Corrupt { ref key, .. } if key == "user#x"),
+            "{err:?}"
+        );
     }
 }

@@ -48,7 +48,8 @@ use uploadgate_http::{AppState, RawConfig, router};
 use uploadgate_s3::{LocalCredentials, Presigner};
 use uploadgate_store_file::FileStore;
 
-const UPLOAD_BODY: &str = r#"{"filename":"report.pdf","contentType":"application/pdf","size":123456}"#;
+const UPLOAD_BODY: &str =
+    r#"{"filename":"report.pdf","contentType":"application/pdf","size":123456}"#;
 /// The presigner's endpoint; nothing listens there (the bench never PUTs).
 const DUMMY_S3: &str = "http://127.0.0.1:9";
 const SERVER_THREAD: &str = "ug-bench-srv";
@@ -116,7 +117,9 @@ async fn start<S: Store>(settings: &Settings, store: S) -> SocketAddr {
     let presigner = Presigner::for_local(DUMMY_S3, &creds, config.bucket.clone(), config.url_ttl);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = AppState::new(config.gate, store, clock, presigner);
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(async move {
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -141,7 +144,10 @@ struct Target {
 fn request(t: &Target, user: u64) -> hyper::Request<Full<Bytes>> {
     let b = hyper::Request::builder().header(hyper::header::HOST, t.addr.to_string());
     match t.kind {
-        Kind::Healthz => b.method("GET").uri("/healthz").body(Full::new(Bytes::new())),
+        Kind::Healthz => b
+            .method("GET")
+            .uri("/healthz")
+            .body(Full::new(Bytes::new())),
         Kind::Upload => b
             .method("POST")
             .uri("/v1/uploads")
@@ -202,7 +208,8 @@ async fn worker(
         let _ = conn.await;
     });
     // xorshift64*, seeded per worker: users spread uniformly, no hot key.
-    let mut rng = 0x9E37_79B9_7F4A_7C15_u64 ^ (id.wrapping_add(1).wrapping_mul(0xD1B5_4A32_D192_ED03));
+    let mut rng =
+        0x9E37_79B9_7F4A_7C15_u64 ^ (id.wrapping_add(1).wrapping_mul(0xD1B5_4A32_D192_ED03));
     let mut next_user = || {
         rng ^= rng >> 12;
         rng ^= rng << 25;
@@ -211,7 +218,10 @@ async fn worker(
     };
     out.lat_us.reserve(1 << 16);
     loop {
-        if abort.load(Ordering::Relaxed) || Instant::now() >= win.end || issued.fetch_add(1, Ordering::Relaxed) >= max_reqs {
+        if abort.load(Ordering::Relaxed)
+            || Instant::now() >= win.end
+            || issued.fetch_add(1, Ordering::Relaxed) >= max_reqs
+        {
             break;
         }
         let req = request(&t, next_user());
@@ -247,7 +257,8 @@ async fn worker(
             continue;
         }
         if done >= win.warm_end && done <= win.end {
-            out.lat_us.push(u32::try_from((done - t0).as_micros()).unwrap_or(u32::MAX));
+            out.lat_us
+                .push(u32::try_from((done - t0).as_micros()).unwrap_or(u32::MAX));
         }
     }
     out
@@ -265,11 +276,15 @@ fn cpu_by_group() -> HashMap<&'static str, u64> {
             continue;
         };
         // comm is in parentheses and may contain spaces; fields follow ')'.
-        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
         let comm = head.split_once('(').map_or("", |(_, c)| c);
         let f: Vec<&str> = rest.split_whitespace().collect();
         // rest[0] is field 3 (state): utime is field 14, stime field 15.
-        let (Some(u), Some(s)) = (f.get(11), f.get(12)) else { continue };
+        let (Some(u), Some(s)) = (f.get(11), f.get(12)) else {
+            continue;
+        };
         let ticks = u.parse::<u64>().unwrap_or(0) + s.parse::<u64>().unwrap_or(0);
         let group = if comm.starts_with(SERVER_THREAD) {
             "server"
@@ -332,7 +347,11 @@ async fn run_phase(s: &Settings, t: &Target) -> PhaseResult {
         tokio::spawn(async move {
             // Sample at the end of the window (or on abort).
             while Instant::now() < win.end && !abort.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(20).min(win.end.saturating_duration_since(Instant::now()))).await;
+                tokio::time::sleep(
+                    Duration::from_millis(20)
+                        .min(win.end.saturating_duration_since(Instant::now())),
+                )
+                .await;
             }
             (cpu_by_group(), Instant::now())
         })
@@ -345,18 +364,33 @@ async fn run_phase(s: &Settings, t: &Target) -> PhaseResult {
     let (cpu1, t_cpu1) = sampler.await.expect("sampler");
     let failed: u64 = outs.iter().map(|o| o.failed).sum();
     if failed > 0 {
-        eprintln!("\nABORT: phase `{}` got {failed} failed or non-200 answers; first ones:", t.name);
+        eprintln!(
+            "\nABORT: phase `{}` got {failed} failed or non-200 answers; first ones:",
+            t.name
+        );
         for f in outs.iter().flat_map(|o| &o.failures).take(10) {
             eprintln!("  {f}");
         }
         std::process::exit(1);
     }
-    let mut lat: Vec<u32> = outs.iter_mut().flat_map(|o| std::mem::take(&mut o.lat_us)).collect();
+    let mut lat: Vec<u32> = outs
+        .iter_mut()
+        .flat_map(|o| std::mem::take(&mut o.lat_us))
+        .collect();
     lat.sort_unstable();
     let measured = lat.len() as u64;
     let window = (win.end.min(stopped) - win.warm_end).as_secs_f64();
-    let pct = |p: usize| lat.get((lat.len() * p / 100).min(lat.len().saturating_sub(1))).copied().unwrap_or(0);
-    let d = |g: &str| cpu1.get(g).copied().unwrap_or(0).saturating_sub(cpu0.get(g).copied().unwrap_or(0)) as f64;
+    let pct = |p: usize| {
+        lat.get((lat.len() * p / 100).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    let d = |g: &str| {
+        cpu1.get(g)
+            .copied()
+            .unwrap_or(0)
+            .saturating_sub(cpu0.get(g).copied().unwrap_or(0)) as f64
+    };
     let cpu_secs = (t_cpu1 - t_cpu0).as_secs_f64();
     // Requests answered during the CPU sampling window (≈ the measured one).
     let reqs_in_cpu_window = (measured as f64 * cpu_secs / window).max(1.0);
@@ -405,7 +439,11 @@ async fn sanity(targets: &[Target]) {
                 "{}: unexpected upload answer: {text}",
                 t.name
             );
-            assert!(headers.contains_key("ratelimit"), "{}: no RateLimit header", t.name);
+            assert!(
+                headers.contains_key("ratelimit"),
+                "{}: no RateLimit header",
+                t.name
+            );
         }
         println!("sanity {:<8} {status} {} bytes", t.name, body.len());
     }
@@ -415,7 +453,10 @@ fn main() {
     let s = Settings::from_env();
     if let Some(filter) = &s.log {
         tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter).expect("UG_BENCH_LOG is a valid filter"))
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_new(filter)
+                    .expect("UG_BENCH_LOG is a valid filter"),
+            )
             .with_writer(std::io::sink)
             .init();
     }
@@ -443,9 +484,21 @@ fn main() {
         (mem, file)
     });
     let all = [
-        Target { name: "healthz", addr: mem_addr, kind: Kind::Healthz },
-        Target { name: "memory", addr: mem_addr, kind: Kind::Upload },
-        Target { name: "file", addr: file_addr, kind: Kind::Upload },
+        Target {
+            name: "healthz",
+            addr: mem_addr,
+            kind: Kind::Healthz,
+        },
+        Target {
+            name: "memory",
+            addr: mem_addr,
+            kind: Kind::Upload,
+        },
+        Target {
+            name: "file",
+            addr: file_addr,
+            kind: Kind::Upload,
+        },
     ];
     let targets: Vec<Target> = s
         .phases
@@ -514,19 +567,35 @@ fn main() {
         );
     }
     if let Some(h) = targets.iter().position(|t| t.kind == Kind::Healthz) {
-        for (i, t) in targets.iter().enumerate().filter(|(_, t)| t.kind == Kind::Upload) {
-            let per_round: Vec<f64> = results[i].iter().zip(&results[h]).map(|(u, h)| u.rps / h.rps).collect();
+        for (i, t) in targets
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.kind == Kind::Upload)
+        {
+            let per_round: Vec<f64> = results[i]
+                .iter()
+                .zip(&results[h])
+                .map(|(u, h)| u.rps / h.rps)
+                .collect();
             let med_of_medians = median(results[i].iter().map(|r| r.rps).collect())
                 / median(results[h].iter().map(|r| r.rps).collect());
             println!(
                 "  ratio uploads({})/healthz: {:.3} (ratio of medians; per round: {})",
                 t.name,
                 med_of_medians,
-                per_round.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(" ")
+                per_round
+                    .iter()
+                    .map(|r| format!("{r:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             );
         }
     }
-    for (t, rs) in targets.iter().zip(&results).filter(|(t, _)| t.kind == Kind::Upload) {
+    for (t, rs) in targets
+        .iter()
+        .zip(&results)
+        .filter(|(t, _)| t.kind == Kind::Upload)
+    {
         let total: u64 = rs.iter().map(|r| r.answered).sum();
         println!(
             "  {} store: {total} uploads admitted, ~{:.0} sliding-window entries per user at the end",

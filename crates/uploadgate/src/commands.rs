@@ -27,10 +27,13 @@ fn load_config(cli: &Cli) -> Result<Config> {
         raw.set("UPLOADGATE_DATA_DIR", d.to_string_lossy());
     }
     if let Some(s) = cli.global.store {
-        raw.set("UPLOADGATE_STORE", match s {
-            StoreArg::File => "file",
-            StoreArg::Memory => "memory",
-        });
+        raw.set(
+            "UPLOADGATE_STORE",
+            match s {
+                StoreArg::File => "file",
+                StoreArg::Memory => "memory",
+            },
+        );
     }
     if let Command::Serve(args) = &cli.command {
         if let Some(a) = args.listen {
@@ -72,7 +75,10 @@ fn print_config(c: &Config) {
 
 async fn serve(config: Config) -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&config.log).context("invalid UPLOADGATE_LOG")?)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&config.log)
+                .context("invalid UPLOADGATE_LOG")?,
+        )
         .with_writer(std::io::stderr)
         .init();
     let api = TcpListener::bind(config.listen)
@@ -80,14 +86,20 @@ async fn serve(config: Config) -> Result<()> {
         .with_context(|| format!("cannot listen on {} (UPLOADGATE_LISTEN)", config.listen))?;
     let presigner = match config.target {
         TargetKind::Local => {
-            let s3 = TcpListener::bind(config.s3_listen)
-                .await
-                .with_context(|| format!("cannot listen on {} (UPLOADGATE_S3_LISTEN)", config.s3_listen))?;
+            let s3 = TcpListener::bind(config.s3_listen).await.with_context(|| {
+                format!(
+                    "cannot listen on {} (UPLOADGATE_S3_LISTEN)",
+                    config.s3_listen
+                )
+            })?;
             let endpoint = format!("http://{}", s3.local_addr()?);
             let creds = LocalCredentials::generate();
             let bucket = LocalBucket::open(&config.data_dir, &config.bucket)?;
             tokio::spawn(bucket.serve(s3, creds.clone(), shutdown_signal()));
-            println!("uploadgate: local bucket \"{}\" at {endpoint}", config.bucket);
+            println!(
+                "uploadgate: local bucket \"{}\" at {endpoint}",
+                config.bucket
+            );
             Presigner::for_local(&endpoint, &creds, config.bucket.clone(), config.url_ttl)
         }
         TargetKind::S3 => {
@@ -109,7 +121,12 @@ async fn serve(config: Config) -> Result<()> {
     }
 }
 
-async fn serve_with<S: Store>(config: Config, store: S, presigner: Presigner, api: TcpListener) -> Result<()> {
+async fn serve_with<S: Store>(
+    config: Config,
+    store: S,
+    presigner: Presigner,
+    api: TcpListener,
+) -> Result<()> {
     for l in config.gate.policy.limits() {
         println!("uploadgate: limit {l}");
     }
@@ -169,7 +186,9 @@ async fn quota(config: Config, cmd: QuotaCommand) -> Result<()> {
         .collect();
     let policy = Arc::new(Policy::new(user_limits).context("the policy has no user limits")?);
     match config.store {
-        StoreKind::Memory => anyhow::bail!("the memory store lives inside a running server; use --store file"),
+        StoreKind::Memory => {
+            anyhow::bail!("the memory store lives inside a running server; use --store file")
+        }
         StoreKind::File => {
             let store = FileStore::open(&config.data_dir)?;
             quota_on(Limiter::new(policy, store, SystemClock), cmd).await
@@ -181,7 +200,10 @@ async fn quota_on<S: Store>(limiter: Limiter<S, SystemClock>, cmd: QuotaCommand)
     match cmd {
         QuotaCommand::Show { user } => {
             let user = UserId::parse(&user).context("invalid user id")?;
-            let subjects = uploadgate_core::Subjects { user: user.clone(), ip: None };
+            let subjects = uploadgate_core::Subjects {
+                user: user.clone(),
+                ip: None,
+            };
             let d = limiter.peek(&subjects).await?;
             println!("{user}");
             for l in &d.limits {

@@ -88,6 +88,7 @@ resource "aws_api_gateway_stage" "this" {
   #checkov:skip=CKV2_AWS_29:The optional web ACL is CloudFront-scoped; a REGIONAL one for this stage is left to the caller. Stage throttling is set in method settings.
   #checkov:skip=CKV2_AWS_51:Client certificates authenticate API Gateway to HTTP backends; the backend here is a Lambda proxy integration.
   #checkov:skip=CKV_AWS_73:X-Ray is optional (lambda_tracing), off by default to avoid per-trace cost.
+  #checkov:skip=CKV2_AWS_4:Execution logging is ERROR when rest_api.access_logs is on (the default); it needs the account-level API Gateway CloudWatch role, so it can be turned off.
   #checkov:skip=CKV_AWS_76:Access logging is on by default (rest_api.access_logs) but optional, since it needs the account-level API Gateway CloudWatch role.
   count = local.rest_api_enabled ? 1 : 0
 

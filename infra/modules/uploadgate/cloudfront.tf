@@ -12,6 +12,7 @@ resource "aws_cloudfront_origin_access_control" "lambda" {
 # Security headers on every response. The gate's answers carry presigned
 # URLs: no caching anywhere, no framing, no sniffing, no referrer leaks.
 resource "aws_cloudfront_response_headers_policy" "security" {
+  #checkov:skip=CKV_AWS_259:HSTS is enforced (2 years, subdomains, override); preload commits the whole registrable domain to browsers' lists, a decision a reusable module cannot make.
   count = var.response_headers_policy_id == null ? 1 : 0
 
   name    = "${var.name}-security-headers"
@@ -68,6 +69,8 @@ resource "aws_cloudfront_distribution" "this" {
   #checkov:skip=CKV_AWS_374:Geo restriction is a business decision, not a default of a reusable module.
   #checkov:skip=CKV2_AWS_42:A custom certificate is optional (custom_domain); without it the *.cloudfront.net certificate is used.
   #checkov:skip=CKV_AWS_174:With the default *.cloudfront.net certificate CloudFront fixes the minimum protocol to TLSv1; with custom_domain the module sets TLSv1.2_2021.
+  #checkov:skip=CKV_AWS_305:An API distribution has no root object; GET / is not a route of the gate.
+  #checkov:skip=CKV2_AWS_32:A response headers policy is always attached (local.response_headers_policy_id: the module's own or the caller's); checkov cannot follow the conditional.
   #checkov:skip=CKV2_AWS_47:The Log4j rule group is part of the optional web ACL (waf.enabled), see waf.tf.
   enabled         = true
   is_ipv6_enabled = true

@@ -18,7 +18,7 @@ locals {
     UPLOADGATE_IDENTITY_HEADER  = var.identity_header
     UPLOADGATE_CORS_ORIGINS     = join(",", var.cors_allowed_origins)
     UPLOADGATE_FAIL_OPEN        = tostring(var.fail_open)
-    RUST_LOG                    = var.log_filter
+    UPLOADGATE_LOG              = var.log_filter
   }
 
   # Objects the gate may presign a PUT for; everything that is scoped to the

@@ -84,16 +84,16 @@ variable "abort_incomplete_multipart_days" {
 ################################################################################
 
 variable "limits" {
-  description = "UPLOADGATE_LIMITS: semicolon-separated limits, each NAME=SCOPE:AMOUNT/WINDOW[:ALGORITHM], e.g. \"uploads=user:5/3h;volume=user:50MiB/24h;burst=ip:30/1m:gcra\". The gate parses it at start-up; this check only catches typos early."
+  description = "UPLOADGATE_LIMITS: semicolon-separated limits, each NAME=SUBJECT:AMOUNT/WINDOW[:ALGORITHM], e.g. \"uploads=user:5/3h;volume=user:50MiB/24h;burst=ip:30/1m:gcra\". SUBJECT user or ip; AMOUNT a count or bytes (50MiB, 10MB); WINDOW 90s, 15m, 3h, 1d, 1w or 1mo; ALGORITHM sliding (default), gcra or fixed. The gate parses it at start-up; this check catches typos at plan time."
   type        = string
   default     = "uploads=user:5/3h;volume=user:50MiB/24h;burst=ip:30/1m:gcra"
 
   validation {
     condition = alltrue([
       for item in split(";", var.limits) :
-      can(regex("^[a-z][a-z0-9_-]*=[a-z]+:[0-9]+(B|KiB|MiB|GiB|KB|MB|GB)?/[0-9]+(ms|s|m|h|d)(:[a-z0-9_-]+)?$", item))
+      can(regex("^[A-Za-z0-9_-]+=(user|ip):[0-9]+(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?/([0-9]+(s|m|h|d|w)|1mo)(:(sliding|gcra|fixed))?$", trimspace(item)))
     ])
-    error_message = "limits must look like NAME=SCOPE:AMOUNT/WINDOW[:ALGORITHM] joined by ';', e.g. uploads=user:5/3h;burst=ip:30/1m:gcra."
+    error_message = "limits must look like NAME=SUBJECT:AMOUNT/WINDOW[:ALGORITHM] joined by ';', e.g. uploads=user:5/3h;burst=ip:30/1m:gcra (SUBJECT user|ip, ALGORITHM sliding|gcra|fixed)."
   }
 }
 
@@ -121,24 +121,27 @@ variable "content_types" {
 }
 
 variable "url_ttl" {
-  description = "UPLOADGATE_URL_TTL: lifetime of a presigned URL, e.g. \"5m\". Keep it to minutes: a URL dies with the Lambda session credentials that signed it anyway."
+  description = "UPLOADGATE_URL_TTL: lifetime of a presigned URL, 1s to 12h, e.g. \"5m\". Keep it to minutes: a URL also dies with the Lambda session credentials that signed it."
   type        = string
   default     = "5m"
 
   validation {
-    condition     = can(regex("^[1-9][0-9]*(s|m|h)$", var.url_ttl))
-    error_message = "url_ttl must be a positive number followed by s, m or h, e.g. 300s or 5m."
+    condition = can(regex("^[1-9][0-9]*(s|m|h)$", var.url_ttl)) && try(
+      tonumber(regex("^[0-9]+", var.url_ttl)) * lookup({ s = 1, m = 60, h = 3600 }, regex("[smh]$", var.url_ttl)) <= 43200,
+      false
+    )
+    error_message = "url_ttl must be a duration from 1s to 12h written as a number and s, m or h, e.g. 300s or 5m."
   }
 }
 
 variable "key_prefix" {
-  description = "UPLOADGATE_KEY_PREFIX: prefix of every object key the gate presigns. The role's s3:PutObject grant, the If-None-Match deny and the lifecycle rule are all scoped to it."
+  description = "UPLOADGATE_KEY_PREFIX: prefix of every object key the gate presigns (keys are <prefix><user>/<uuid>/<filename>). The role's s3:PutObject grant, the If-None-Match deny and the expiry rule are all scoped to it. Empty means the whole bucket."
   type        = string
   default     = "uploads/"
 
   validation {
-    condition     = can(regex("^([A-Za-z0-9!_.*'()-]+/)+$", var.key_prefix))
-    error_message = "key_prefix must be one or more path segments of safe characters, each ending with '/', e.g. uploads/."
+    condition     = can(regex("^([A-Za-z0-9!_.*'()-]+/)*$", var.key_prefix))
+    error_message = "key_prefix must be empty or path segments of safe characters, each ending with '/', e.g. uploads/."
   }
 }
 
@@ -181,7 +184,7 @@ variable "fail_open" {
 }
 
 variable "log_filter" {
-  description = "RUST_LOG filter for the function's tracing output."
+  description = "UPLOADGATE_LOG: log filter of the function (tracing EnvFilter syntax, e.g. \"info\" or \"uploadgate=debug,info\")."
   type        = string
   default     = "info"
 }

@@ -99,7 +99,10 @@ mod tests {
         let (s, _) = window_bounds(win(WEEK_MS), now);
         let d = OffsetDateTime::from_unix_timestamp((s / 1000) as i64).unwrap();
         assert_eq!(d.weekday(), time::Weekday::Monday);
-        assert_eq!(d.date(), Date::from_calendar_date(2026, Month::November, 23).unwrap());
+        assert_eq!(
+            d.date(),
+            Date::from_calendar_date(2026, Month::November, 23).unwrap()
+        );
     }
 
     #[test]
@@ -108,12 +111,21 @@ mod tests {
         let (s, e) = window_bounds(Window::CalendarMonth, now);
         let s = OffsetDateTime::from_unix_timestamp((s / 1000) as i64).unwrap();
         let e = OffsetDateTime::from_unix_timestamp((e / 1000) as i64).unwrap();
-        assert_eq!(s.date(), Date::from_calendar_date(2026, Month::November, 1).unwrap());
-        assert_eq!(e.date(), Date::from_calendar_date(2026, Month::December, 1).unwrap());
+        assert_eq!(
+            s.date(),
+            Date::from_calendar_date(2026, Month::November, 1).unwrap()
+        );
+        assert_eq!(
+            e.date(),
+            Date::from_calendar_date(2026, Month::December, 1).unwrap()
+        );
         let dec = 1_796_083_200_000 + 1; // 2026-12-01T00:00:00.001Z
         let (_, e) = window_bounds(Window::CalendarMonth, dec + 30 * DAY_MS);
         let e = OffsetDateTime::from_unix_timestamp((e / 1000) as i64).unwrap();
-        assert_eq!(e.date(), Date::from_calendar_date(2027, Month::January, 1).unwrap());
+        assert_eq!(
+            e.date(),
+            Date::from_calendar_date(2027, Month::January, 1).unwrap()
+        );
     }
 
     #[test]

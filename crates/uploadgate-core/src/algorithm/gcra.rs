@@ -10,7 +10,13 @@ const NS_PER_MS: u128 = 1_000_000;
 ///
 /// A request of `cost` advances the TAT by `cost * window / quota` and is
 /// admitted iff the new TAT is at most one window ahead of now.
-pub fn gcra(quota: u64, window_ms: u64, tat: (u64, u64), now_ms: u64, cost: u64) -> (Outcome, (u64, u64)) {
+pub fn gcra(
+    quota: u64,
+    window_ms: u64,
+    tat: (u64, u64),
+    now_ms: u64,
+    cost: u64,
+) -> (Outcome, (u64, u64)) {
     let q = u128::from(quota);
     let w = u128::from(window_ms) * NS_PER_MS;
     let now = u128::from(now_ms) * NS_PER_MS;
@@ -24,7 +30,11 @@ pub fn gcra(quota: u64, window_ms: u64, tat: (u64, u64), now_ms: u64, cost: u64)
     let remaining = ((limit_s - tat_after.min(limit_s)) / w).min(q);
     // Nanoseconds from now until the TAT `s` is at most one window ahead.
     let wait = |s: u128| s.div_ceil(q).saturating_sub(w + now);
-    let reset_after = if remaining >= q { 0 } else { wait(tat_after + (remaining + 1) * w) };
+    let reset_after = if remaining >= q {
+        0
+    } else {
+        wait(tat_after + (remaining + 1) * w)
+    };
     let retry_after = if allowed { 0 } else { wait(new_tat_s) };
     let stored = (
         u64::try_from(tat_after / q).unwrap_or(u64::MAX),

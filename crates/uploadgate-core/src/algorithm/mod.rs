@@ -81,7 +81,11 @@ pub fn evaluate(
 pub fn expires_at(limit: &Limit, state: &LimitState) -> Timestamp {
     let w = limit.window.nominal_ms();
     Timestamp(match state {
-        LimitState::Sliding(e) => e.iter().map(|(t, _)| t.saturating_add(w)).max().unwrap_or(0),
+        LimitState::Sliding(e) => e
+            .iter()
+            .map(|(t, _)| t.saturating_add(w))
+            .max()
+            .unwrap_or(0),
         LimitState::Gcra { tat_ns, .. } => tat_ns.saturating_add(1).div_ceil(1_000_000),
         LimitState::Fixed { start, .. } => start.saturating_add(w),
     })

@@ -1,5 +1,8 @@
 //! Integration tests of the core: the conformance suite on the memory store.
 
+// Test helpers panic on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use uploadgate_core::MemoryStore;
 
 uploadgate_core::store_conformance_tests!(|| async { MemoryStore::new() }, purges_itself = true);

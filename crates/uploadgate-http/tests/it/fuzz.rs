@@ -8,7 +8,9 @@ use proptest::prelude::*;
 use crate::*;
 
 fn method() -> impl Strategy<Value = &'static str> {
-    prop::sample::select(vec!["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"])
+    prop::sample::select(vec![
+        "GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD",
+    ])
 }
 
 fn path() -> impl Strategy<Value = String> {
@@ -36,14 +38,26 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
                 Just("[1]".to_owned()),
                 Just("18446744073709551616".to_owned()),
             ]),
-            prop::option::of(prop_oneof![Just("\"u1\"".to_owned()), Just("{}".to_owned()), ".{0,10}".prop_map(|s| format!("{s:?}"))]),
+            prop::option::of(prop_oneof![
+                Just("\"u1\"".to_owned()),
+                Just("{}".to_owned()),
+                ".{0,10}".prop_map(|s| format!("{s:?}"))
+            ]),
         )
             .prop_map(|(f, ct, size, uid)| {
                 let mut parts = vec![];
-                if let Some(f) = f { parts.push(format!("\"filename\":{f:?}")); }
-                if let Some(ct) = ct { parts.push(format!("\"contentType\":{ct:?}")); }
-                if let Some(s) = size { parts.push(format!("\"size\":{s}")); }
-                if let Some(u) = uid { parts.push(format!("\"userId\":{u}")); }
+                if let Some(f) = f {
+                    parts.push(format!("\"filename\":{f:?}"));
+                }
+                if let Some(ct) = ct {
+                    parts.push(format!("\"contentType\":{ct:?}"));
+                }
+                if let Some(s) = size {
+                    parts.push(format!("\"size\":{s}"));
+                }
+                if let Some(u) = uid {
+                    parts.push(format!("\"userId\":{u}"));
+                }
                 format!("{{{}}}", parts.join(",")).into_bytes()
             }),
     ]
@@ -77,15 +91,12 @@ proptest! {
             ("UPLOADGATE_LIMITS", "uploads=user:3/1h;volume=user:10MiB/1d:fixed;burst=ip:5/1m:gcra"),
         ]);
         let mut req = Request::builder().method(method).uri(&path);
-        if let Some(u) = &user {
-            if let Ok(v) = http::HeaderValue::from_bytes(u) { req = req.header("x-user-id", v); }
-        }
-        if let Some(v) = &viewer {
-            if let Ok(v) = http::HeaderValue::from_bytes(v) { req = req.header("cloudfront-viewer-address", v); }
-        }
-        if let Some(c) = &ctype {
-            if let Ok(v) = http::HeaderValue::from_bytes(c) { req = req.header("content-type", v); }
-        }
+        if let Some(u) = &user
+            && let Ok(v) = http::HeaderValue::from_bytes(u) { req = req.header("x-user-id", v); }
+        if let Some(v) = &viewer
+            && let Ok(v) = http::HeaderValue::from_bytes(v) { req = req.header("cloudfront-viewer-address", v); }
+        if let Some(c) = &ctype
+            && let Ok(v) = http::HeaderValue::from_bytes(c) { req = req.header("content-type", v); }
         let req = with_peer(req.body(Body::from(body)).unwrap(), "192.0.2.99");
         let r = rt.block_on(send(&app, req));
         prop_assert!(r.status < 500, "{} {} -> {}: {}", method, path, r.status, r.raw);

@@ -1,5 +1,8 @@
 //! Integration tests of the router, called in-process with `oneshot`.
 
+// Test helpers panic on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod api;
 mod fuzz;
 mod openapi;
@@ -22,7 +25,10 @@ use uploadgate_s3::{LocalCredentials, Presigner};
 pub(crate) const T0: Timestamp = Timestamp(1_800_000_000_000);
 
 pub(crate) fn config(env: &[(&str, &str)]) -> uploadgate_http::Config {
-    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     RawConfig::default()
         .overlay_env(|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
         .validate()
@@ -34,7 +40,12 @@ pub(crate) fn presigner(cfg: &uploadgate_http::Config) -> Presigner {
         access_key: "AKIDTEST".into(),
         secret_key: "test-secret".into(),
     };
-    Presigner::for_local("http://127.0.0.1:9", &creds, cfg.bucket.clone(), cfg.url_ttl)
+    Presigner::for_local(
+        "http://127.0.0.1:9",
+        &creds,
+        cfg.bucket.clone(),
+        cfg.url_ttl,
+    )
 }
 
 pub(crate) fn app_with<S: Store>(env: &[(&str, &str)], store: S, clock: FakeClock) -> Router {
@@ -68,7 +79,12 @@ pub(crate) async fn read(res: Response<Body>) -> Reply {
     let bytes = res.into_body().collect().await.expect("body").to_bytes();
     let raw = String::from_utf8_lossy(&bytes).into_owned();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Reply { status, headers, body, raw }
+    Reply {
+        status,
+        headers,
+        body,
+        raw,
+    }
 }
 
 pub(crate) fn with_peer(mut req: Request<Body>, ip: &str) -> Request<Body> {
@@ -99,6 +115,9 @@ pub(crate) async fn upload(app: &Router, user: &str, size: u64) -> Reply {
 }
 
 pub(crate) async fn quota(app: &Router, user: &str) -> Reply {
-    let req = Request::get("/v1/quota").header("x-user-id", user).body(Body::empty()).expect("request");
+    let req = Request::get("/v1/quota")
+        .header("x-user-id", user)
+        .body(Body::empty())
+        .expect("request");
     send(app, with_peer(req, "192.0.2.10")).await
 }

@@ -1,5 +1,8 @@
 //! The shared store conformance suite, run against the redb file store.
 
+// Test helpers panic on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use uploadgate_store_file::FileStore;
 
 uploadgate_core::store_conformance_tests!(

@@ -1,5 +1,8 @@
 //! The `uploadgate` binary as a user runs it: real processes, real ports.
 
+// Test helpers panic on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -22,11 +25,18 @@ impl Drop for Server {
 
 fn serve(data_dir: &Path, env: &[(&str, &str)]) -> Server {
     let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--s3-listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env_remove("UPLOADGATE_LIMITS")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--s3-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(data_dir)
+    .env_remove("UPLOADGATE_LIMITS")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -40,7 +50,10 @@ fn serve(data_dir: &Path, env: &[(&str, &str)]) -> Server {
             break;
         }
     }
-    Server { child, api: api.expect("the server printed its address") }
+    Server {
+        child,
+        api: api.expect("the server printed its address"),
+    }
 }
 
 async fn upload(s: &Server, user: &str, size: usize) -> (u16, Value) {
@@ -114,7 +127,10 @@ fn invalid_configuration_stops_with_one_line_naming_the_setting() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("uploadgate: invalid UPLOADGATE_LIMITS: window `3fortnights`"), "{err}");
+    assert!(
+        err.starts_with("uploadgate: invalid UPLOADGATE_LIMITS: window `3fortnights`"),
+        "{err}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
@@ -125,12 +141,27 @@ fn invalid_configuration_stops_with_one_line_naming_the_setting() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.starts_with("uploadgate: invalid UPLOADGATE_URL_TTL"), "{err}");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing was created");
+    assert!(
+        err.starts_with("uploadgate: invalid UPLOADGATE_URL_TTL"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing was created"
+    );
 
-    let out = Command::new(BIN).args(["config", "check"]).env_remove("UPLOADGATE_LIMITS").output().unwrap();
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .env_remove("UPLOADGATE_LIMITS")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8(out.stdout).unwrap().contains("limit      uploads=user:5/3h:sliding"));
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("limit      uploads=user:5/3h:sliding")
+    );
 }
 
 #[tokio::test]
@@ -142,8 +173,18 @@ async fn quota_show_and_reset_work_on_the_file_store() {
         assert_eq!(upload(&s, "lena", 1).await.0, 200);
     }
     let run = |args: &[&str]| {
-        let out = Command::new(BIN).args(args).arg("--data-dir").arg(dir.path()).env("UPLOADGATE_LIMITS", "uploads=user:1/3h").output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("UPLOADGATE_LIMITS", "uploads=user:1/3h")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     assert!(run(&["quota", "show", "lena"]).contains("uploads      0 of 1 left"));

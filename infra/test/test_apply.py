@@ -1,0 +1,505 @@
+"""Apply infra/examples/complete against moto's server and read it back.
+
+The fixture starts moto on 127.0.0.1 (a free port), applies a copy of infra/
+(so no state or lock file lands in the work tree), hands the outputs to the
+tests, and destroys everything at the end. The tests read the resources back
+through the AWS API with boto3: what Terraform believes it created is not
+evidence, what the API returns is.
+
+Run through infra/test/run.sh, which provides TF_CLI_CONFIG_FILE pointing at
+the local provider mirror.
+
+moto never runs the function. When the real zip
+(target/lambda/uploadgate-lambda/bootstrap.zip, from
+`cargo lambda build --release --arm64 --output-format zip`, also looked for
+under $CARGO_TARGET_DIR) is absent, the fixture packs a stub zip holding an
+executable `bootstrap` script instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+REPO = Path(__file__).resolve().parents[2]
+# cargo lambda writes under the cargo target dir (CI moves it with CARGO_TARGET_DIR).
+ZIP_CANDIDATES = [
+    Path(os.environ["CARGO_TARGET_DIR"]) / "lambda" / "uploadgate-lambda" / "bootstrap.zip"
+    if os.environ.get("CARGO_TARGET_DIR") else None,
+    REPO / "target" / "lambda" / "uploadgate-lambda" / "bootstrap.zip",
+]
+REGION = "eu-west-1"  # the example's default region
+NAME = "uploadgate-example"  # the example's default name
+KEY_PREFIX = "uploads/"
+# AWS managed policies, referenced by their documented fixed IDs.
+CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+ALL_VIEWER_EXCEPT_HOST_HEADER = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+SERVICES = [
+    "acm", "apigateway", "cloudfront", "dynamodb", "iam", "kms",
+    "lambda", "logs", "route53", "s3", "sts", "wafv2",
+]
+EXPECTED_ENV = {
+    "UPLOADGATE_STORE": "dynamodb",
+    "UPLOADGATE_TARGET": "s3",
+    "UPLOADGATE_CLIENT_IP": "cloudfront",
+    "UPLOADGATE_LIMITS": "uploads=user:5/3h;volume=user:50MiB/24h;burst=ip:30/1m:gcra",
+    "UPLOADGATE_MAX_OBJECT_BYTES": "52428800",
+    "UPLOADGATE_CONTENT_TYPES": "application/pdf,image/png,image/jpeg,image/tiff",
+    "UPLOADGATE_URL_TTL": "5m",
+    "UPLOADGATE_KEY_PREFIX": KEY_PREFIX,
+    "UPLOADGATE_IDENTITY": "header",
+    "UPLOADGATE_IDENTITY_HEADER": "x-user-id",
+    "UPLOADGATE_CORS_ORIGINS": "http://localhost:3000",
+    "UPLOADGATE_FAIL_OPEN": "false",
+}
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"moto server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"moto server did not answer on {url}")
+
+
+def _stub_zip(path: Path) -> Path:
+    """A zip with an executable `bootstrap`: enough for CreateFunction on moto."""
+    info = zipfile.ZipInfo("bootstrap", date_time=(2020, 1, 1, 0, 0, 0))
+    info.external_attr = 0o100755 << 16  # regular file, rwxr-xr-x
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(info, "#!/bin/sh\n# stub for moto: never executed\nexit 1\n")
+    return path
+
+
+def _terraform(workdir: Path, *args: str, timeout: int = 600) -> str:
+    cmd = ["terraform", f"-chdir={workdir}", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n"
+            f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
+    return proc.stdout
+
+
+class Stack:
+    """The applied example: outputs, boto3 clients and destroy()."""
+
+    def __init__(self, endpoint: str, workdir: Path, varfile: Path, outputs: dict):
+        self.endpoint = endpoint
+        self.workdir = workdir
+        self.varfile = varfile
+        self.outputs = outputs
+        self.state: dict[str, dict] = {}
+        self.destroyed = False
+
+    def load_state(self) -> None:
+        """Resource attributes by address, from `terraform show -json`.
+
+        Only for the few settings moto accepts but does not return.
+        """
+        doc = json.loads(_terraform(self.workdir, "show", "-json"))
+
+        def walk(module):
+            for res in module.get("resources", []):
+                self.state[res["address"]] = res["values"]
+            for child in module.get("child_modules", []):
+                walk(child)
+
+        walk(doc["values"]["root_module"])
+
+    def client(self, service: str, region: str = REGION):
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=region,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=Config(retries={"max_attempts": 2}, s3={"addressing_style": "path"}),
+        )
+
+    def destroy(self) -> None:
+        if not self.destroyed:
+            self.destroyed = True
+            _terraform(self.workdir, "destroy", "-auto-approve", "-input=false",
+                       "-no-color", f"-var-file={self.varfile}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    if not os.environ.get("TF_CLI_CONFIG_FILE") or not Path(os.environ["TF_CLI_CONFIG_FILE"]).is_file():
+        pytest.fail("TF_CLI_CONFIG_FILE must point at a CLI config using the provider mirror; run infra/test/run.sh")
+    if shutil.which("terraform") is None:
+        pytest.fail("terraform is not on PATH")
+
+    tmp = tmp_path_factory.mktemp("apply")
+    shutil.copytree(REPO / "infra", tmp / "infra",
+                    ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl", "__pycache__"))
+    workdir = tmp / "infra" / "examples" / "complete"
+    real_zip = next((p for p in ZIP_CANDIDATES if p is not None and p.is_file()), None)
+    zip_path = real_zip or _stub_zip(tmp / "bootstrap.zip")
+
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log = open(tmp / "moto.log", "wb")
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    stack = None
+    try:
+        _wait_http(f"{endpoint}/moto-api/", moto)
+        # Report distributions as Deployed at once instead of after N polls.
+        req = urllib.request.Request(
+            f"{endpoint}/moto-api/state-manager/set-transition",
+            data=json.dumps({"model_name": "cloudfront::distribution",
+                             "transition": {"progression": "immediate"}}).encode(),
+            method="POST",
+        )
+        urllib.request.urlopen(req, timeout=5).close()
+
+        varfile = tmp / "moto.tfvars.json"
+        varfile.write_text(json.dumps({
+            "endpoints": {s: endpoint for s in SERVICES},
+            "lambda_zip_path": str(zip_path),
+            # Cover the optional front doors too.
+            "enable_waf": True,
+            "enable_rest_api": True,
+        }))
+        _terraform(workdir, "init", "-backend=false", "-input=false", "-no-color")
+        stack = Stack(endpoint, workdir, varfile, {})
+        _terraform(workdir, "apply", "-auto-approve", "-input=false", "-no-color", f"-var-file={varfile}")
+        raw = json.loads(_terraform(workdir, "output", "-json"))
+        stack.outputs = {k: v["value"] for k, v in raw.items()}
+        stack.load_state()
+        yield stack
+    finally:
+        try:
+            if stack is not None:
+                stack.destroy()
+        finally:
+            moto.terminate()
+            try:
+                moto.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                moto.kill()
+            log.close()
+
+
+# --------------------------------------------------------------------------
+# Outputs
+# --------------------------------------------------------------------------
+
+def test_outputs(stack):
+    out = stack.outputs
+    assert out["endpoint"].startswith("https://") and out["endpoint"].endswith(".cloudfront.net")
+    assert out["function_name"] == NAME
+    assert out["table_name"] == NAME
+    assert out["bucket_name"].startswith(f"{NAME}-uploads-")
+    assert out["key_prefix"] == KEY_PREFIX
+    assert out["function_url"].startswith("https://")
+    assert out["web_acl_arn"].startswith("arn:aws:wafv2:us-east-1:")
+    assert out["rest_api_url"].endswith("/v1/upload-check")
+    assert out["function_environment"]["UPLOADGATE_TABLE"] == out["table_name"]
+    assert out["function_environment"]["UPLOADGATE_BUCKET"] == out["bucket_name"]
+
+
+# --------------------------------------------------------------------------
+# DynamoDB
+# --------------------------------------------------------------------------
+
+def test_table(stack):
+    ddb = stack.client("dynamodb")
+    table = ddb.describe_table(TableName=stack.outputs["table_name"])["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert table["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["SSEDescription"]["Status"] == "ENABLED"
+    # The example turns deletion protection off so it can be destroyed.
+    assert table["DeletionProtectionEnabled"] is False
+
+    ttl = ddb.describe_time_to_live(TableName=stack.outputs["table_name"])["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expireAt"}
+
+    backups = ddb.describe_continuous_backups(TableName=stack.outputs["table_name"])
+    pitr = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+    assert pitr["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+# --------------------------------------------------------------------------
+# S3
+# --------------------------------------------------------------------------
+
+def _statements(policy_json: str) -> dict[str, dict]:
+    return {s["Sid"]: s for s in json.loads(policy_json)["Statement"]}
+
+
+def _as_list(v):
+    return v if isinstance(v, list) else [v]
+
+
+def test_bucket_policy(stack):
+    s3 = stack.client("s3")
+    bucket = stack.outputs["bucket_name"]
+    stmts = _statements(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+
+    tls = stmts["DenyInsecureTransport"]
+    assert tls["Effect"] == "Deny"
+    assert _as_list(tls["Action"]) == ["s3:*"]
+    assert sorted(_as_list(tls["Resource"])) == [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
+    assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+    inm = stmts["DenyPutWithoutIfNoneMatch"]
+    assert inm["Effect"] == "Deny"
+    assert inm["Principal"] in ("*", {"AWS": "*"})
+    assert _as_list(inm["Action"]) == ["s3:PutObject"]
+    assert _as_list(inm["Resource"]) == [f"arn:aws:s3:::{bucket}/{KEY_PREFIX}*"]
+    assert inm["Condition"] == {"Null": {"s3:if-none-match": "true"}}
+
+
+def test_bucket_settings(stack):
+    s3 = stack.client("s3")
+    bucket = stack.outputs["bucket_name"]
+
+    pab = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert pab == {"BlockPublicAcls": True, "IgnorePublicAcls": True,
+                   "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+
+    own = s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"]
+    assert own == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+
+    sse = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert sse[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+
+    cors = s3.get_bucket_cors(Bucket=bucket)["CORSRules"]
+    assert len(cors) == 1
+    assert cors[0]["AllowedMethods"] == ["PUT"]
+    assert cors[0]["AllowedOrigins"] == ["http://localhost:3000"]
+    assert {"content-type", "if-none-match", "x-amz-*"} <= set(cors[0]["AllowedHeaders"])
+    assert cors[0]["ExposeHeaders"] == ["ETag"]
+
+    rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+    expire = rules["expire-unprocessed-uploads"]
+    assert expire["Status"] == "Enabled"
+    assert expire["Filter"]["Prefix"] == KEY_PREFIX
+    assert expire["Expiration"]["Days"] == 7
+    abort = rules["abort-incomplete-multipart-uploads"]
+    assert abort["Status"] == "Enabled"
+    assert abort["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
+
+
+# --------------------------------------------------------------------------
+# Lambda
+# --------------------------------------------------------------------------
+
+def test_function(stack):
+    lam = stack.client("lambda")
+    name = stack.outputs["function_name"]
+    cfg = lam.get_function_configuration(FunctionName=name)
+    assert cfg["Runtime"] == "provided.al2023"
+    assert cfg["Architectures"] == ["arm64"]
+    assert cfg["Handler"] == "bootstrap"
+    assert cfg["MemorySize"] == 256
+    assert cfg["Timeout"] == 10
+    assert cfg["TracingConfig"]["Mode"] == "PassThrough"
+
+    env = cfg["Environment"]["Variables"]
+    for key, value in EXPECTED_ENV.items():
+        assert env.get(key) == value, key
+    assert env["UPLOADGATE_TABLE"] == stack.outputs["table_name"]
+    assert env["UPLOADGATE_BUCKET"] == stack.outputs["bucket_name"]
+    assert env == stack.outputs["function_environment"]
+
+    concurrency = lam.get_function_concurrency(FunctionName=name)
+    assert concurrency["ReservedConcurrentExecutions"] == 10
+
+    url = lam.get_function_url_config(FunctionName=name)
+    assert url["AuthType"] == "AWS_IAM"
+    assert url["FunctionUrl"].rstrip("/") == stack.outputs["function_url"].rstrip("/")
+
+
+def test_function_permissions(stack):
+    lam = stack.client("lambda")
+    policy = json.loads(lam.get_policy(FunctionName=stack.outputs["function_name"])["Policy"])
+    stmts = {s["Sid"]: s for s in policy["Statement"]}
+    dist_arn = stack.outputs["cloudfront_distribution_arn"]
+
+    url = stmts["AllowCloudFrontInvokeFunctionUrl"]
+    assert url["Effect"] == "Allow"
+    assert url["Action"] == "lambda:InvokeFunctionUrl"
+    assert url["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert url["Condition"]["ArnLike"]["AWS:SourceArn"] == dist_arn
+    # moto drops FunctionUrlAuthType from the stored statement; AWS keeps it
+    # as a StringEquals lambda:FunctionUrlAuthType condition.
+    auth = url["Condition"].get("StringEquals", {}).get("lambda:FunctionUrlAuthType")
+    if auth is None:
+        auth = stack.state["module.uploadgate.aws_lambda_permission.cloudfront_invoke_function_url"][
+            "function_url_auth_type"]
+    assert auth == "AWS_IAM"
+
+    invoke = stmts["AllowCloudFrontInvokeFunction"]
+    assert invoke["Action"] == "lambda:InvokeFunction"
+    assert invoke["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert invoke["Condition"]["ArnLike"]["AWS:SourceArn"] == dist_arn
+
+    rest = stmts["AllowApiGatewayUploadCheck"]
+    assert rest["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    assert rest["Condition"]["ArnLike"]["AWS:SourceArn"].endswith("/v1/*/upload-check")
+
+    # Nobody else may invoke the function.
+    assert set(stmts) == {"AllowCloudFrontInvokeFunctionUrl", "AllowCloudFrontInvokeFunction",
+                          "AllowApiGatewayUploadCheck"}
+
+
+def test_log_group(stack):
+    logs = stack.client("logs")
+    groups = logs.describe_log_groups(logGroupNamePrefix=stack.outputs["log_group_name"])["logGroups"]
+    assert [g["logGroupName"] for g in groups] == [f"/aws/lambda/{NAME}"]
+    assert groups[0]["retentionInDays"] == 30
+
+
+# --------------------------------------------------------------------------
+# IAM
+# --------------------------------------------------------------------------
+
+def test_role_policy_is_least_privilege(stack):
+    iam = stack.client("iam", region="us-east-1")
+    role = stack.outputs["role_name"]
+    trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+    if isinstance(trust, str):
+        trust = json.loads(trust)
+    assert trust["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
+
+    assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
+    names = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    assert len(names) == 1
+    doc = iam.get_role_policy(RoleName=role, PolicyName=names[0])["PolicyDocument"]
+    if isinstance(doc, str):
+        doc = json.loads(doc)
+    stmts = {s["Sid"]: s for s in doc["Statement"]}
+    table_arn = f"arn:aws:dynamodb:{REGION}:123456789012:table/{NAME}"
+    bucket = stack.outputs["bucket_name"]
+
+    assert sorted(_as_list(stmts["LimitsTableItems"]["Action"])) == [
+        "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem"]
+    assert _as_list(stmts["LimitsTableItems"]["Resource"]) == [table_arn]
+    assert _as_list(stmts["PresignUploads"]["Action"]) == ["s3:PutObject"]
+    assert _as_list(stmts["PresignUploads"]["Resource"]) == [f"arn:aws:s3:::{bucket}/{KEY_PREFIX}*"]
+    assert sorted(_as_list(stmts["OwnLogGroup"]["Action"])) == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert _as_list(stmts["OwnLogGroup"]["Resource"]) == [
+        f"arn:aws:logs:{REGION}:123456789012:log-group:/aws/lambda/{NAME}:*"]
+    # Tracing is off in the example, so there is no statement on "*".
+    assert set(stmts) == {"LimitsTableItems", "PresignUploads", "OwnLogGroup"}
+    for s in doc["Statement"]:
+        assert s["Effect"] == "Allow"
+        assert "*" not in _as_list(s["Resource"])
+
+
+# --------------------------------------------------------------------------
+# CloudFront, WAF, API Gateway
+# --------------------------------------------------------------------------
+
+def test_distribution(stack):
+    cf = stack.client("cloudfront", region="us-east-1")
+    oac_id = stack.outputs["origin_access_control_id"]
+    oac = cf.get_origin_access_control(Id=oac_id)["OriginAccessControl"]["OriginAccessControlConfig"]
+    assert oac["OriginAccessControlOriginType"] == "lambda"
+    assert oac["SigningBehavior"] == "always"
+    assert oac["SigningProtocol"] == "sigv4"
+
+    dist = cf.get_distribution(Id=stack.outputs["cloudfront_distribution_id"])["Distribution"]
+    assert dist["ARN"] == stack.outputs["cloudfront_distribution_arn"]
+    config = dist["DistributionConfig"]
+    assert config["Enabled"] is True
+    origins = config["Origins"]["Items"]
+    assert len(origins) == 1
+    url_host = stack.outputs["function_url"].removeprefix("https://").rstrip("/")
+    assert origins[0]["DomainName"] == url_host
+    # moto does not return OriginAccessControlId on origins; fall back to the
+    # state only in that case.
+    origin_oac = origins[0].get("OriginAccessControlId")
+    if origin_oac is None:
+        state = stack.state["module.uploadgate.aws_cloudfront_distribution.this"]
+        origin_oac = state["origin"][0]["origin_access_control_id"]
+    assert origin_oac == oac_id
+    behavior = config["DefaultCacheBehavior"]
+    assert behavior["TargetOriginId"] == origins[0]["Id"]
+    assert behavior["ViewerProtocolPolicy"] == "https-only"
+    assert behavior["CachePolicyId"] == CACHING_DISABLED
+    assert behavior["OriginRequestPolicyId"] == ALL_VIEWER_EXCEPT_HOST_HEADER
+    assert behavior["ResponseHeadersPolicyId"]
+    assert "POST" in behavior["AllowedMethods"]["Items"]
+    assert config["WebACLId"] == stack.outputs["web_acl_arn"]
+
+
+def test_web_acl(stack):
+    waf = stack.client("wafv2", region="us-east-1")
+    arn = stack.outputs["web_acl_arn"]
+    acl_id = arn.rsplit("/", 1)[1]
+    acl = waf.get_web_acl(Name=f"{NAME}-edge", Scope="CLOUDFRONT", Id=acl_id)["WebACL"]
+    rules = {r["Name"]: r for r in acl["Rules"]}
+    rate = rules["rate-per-ip"]["Statement"]["RateBasedStatement"]
+    assert rate["AggregateKeyType"] == "IP"
+    assert rate["Limit"] == 300
+    assert "Block" in rules["rate-per-ip"]["Action"]
+
+
+def test_rest_api(stack):
+    apigw = stack.client("apigateway")
+    api_id = stack.outputs["rest_api_url"].split("//", 1)[1].split(".", 1)[0]
+    resources = apigw.get_resources(restApiId=api_id)["items"]
+    by_path = {r["path"]: r for r in resources}
+    check = by_path["/upload-check"]
+    assert set(check["resourceMethods"]) == {"POST", "OPTIONS"}
+    fn_arn = stack.client("lambda").get_function_configuration(
+        FunctionName=stack.outputs["function_name"])["FunctionArn"]
+    for method in ("POST", "OPTIONS"):
+        integ = apigw.get_integration(restApiId=api_id, resourceId=check["id"], httpMethod=method)
+        assert integ["type"] == "AWS_PROXY"
+        assert fn_arn in integ["uri"]
+
+
+# --------------------------------------------------------------------------
+# Destroy (last: tests run in file order)
+# --------------------------------------------------------------------------
+
+def test_destroy_leaves_nothing(stack):
+    outputs = stack.outputs
+    stack.destroy()
+
+    with pytest.raises(ClientError) as err:
+        stack.client("dynamodb").describe_table(TableName=outputs["table_name"])
+    assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+    buckets = [b["Name"] for b in stack.client("s3").list_buckets().get("Buckets", [])]
+    assert outputs["bucket_name"] not in buckets
+
+    with pytest.raises(ClientError):
+        stack.client("lambda").get_function(FunctionName=outputs["function_name"])
+
+    dists = stack.client("cloudfront", region="us-east-1").list_distributions()["DistributionList"]
+    assert dists.get("Quantity", 0) == 0
