@@ -169,9 +169,19 @@ def production_sources(crate_dir: Path) -> dict[Path, str]:
     tests/, benches/ and examples/ are not deployed, so they are not read.
     """
     sources = {}
+    test_files: set[Path] = set()
     for path in sorted((crate_dir / "src").rglob("*.rs")):
-        sources[path] = strip_test_modules(strip_rust_comments(path.read_text(encoding="utf-8")))
-    return sources
+        text = strip_rust_comments(path.read_text(encoding="utf-8"))
+        # `#[cfg(test)] mod name;` puts the tests in a file of their own.
+        base = path.parent if path.name in ("lib.rs", "main.rs", "mod.rs") else path.with_suffix("")
+        for name in re.findall(r"#\[cfg\(test\)\]\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;", text):
+            test_files |= {base / f"{name}.rs", base / name / "mod.rs"}
+        sources[path] = strip_test_modules(text)
+    for path in test_files:
+        sources.pop(path, None)
+    # Files under an excluded module directory are tests too.
+    return {p: t for p, t in sources.items()
+            if not any(f.name == "mod.rs" and f.parent in p.parents for f in test_files)}
 
 
 def crate_dirs() -> list[Path]:
@@ -355,6 +365,14 @@ def test_readers_on_samples(tmp_path):
 
     presign = {REPO / "crates" / "x" / "src" / "p.rs": strip_rust_comments(SAMPLE_PRESIGN)}
     assert set(sdk_actions(presign, S3_OPERATIONS)) == {"s3:PutObject"}
+
+    # Out-of-line test modules (`#[cfg(test)] mod tests;`) are not production code.
+    (src / "lib.rs").write_text('mod store;\n#[cfg(test)]\nmod tests;\nconst A: &str = "UPLOADGATE_A";\n')
+    (src / "tests.rs").write_text('const B: &str = "UPLOADGATE_IN_TEST_FILE";\n')
+    (src / "store.rs").write_text('#[cfg(test)] mod fixtures;\nconst C: &str = "UPLOADGATE_C";\n')
+    (src / "store").mkdir()
+    (src / "store" / "fixtures.rs").write_text('const D: &str = "UPLOADGATE_IN_FIXTURES";\n')
+    assert uploadgate_settings(production_sources(tmp_path)) == {"UPLOADGATE_A", "UPLOADGATE_C"}
 
 
 def test_hcl_readers_on_module():

@@ -69,7 +69,7 @@ resource "aws_cloudfront_distribution" "this" {
   #checkov:skip=CKV_AWS_374:Geo restriction is a business decision, not a default of a reusable module.
   #checkov:skip=CKV2_AWS_42:A custom certificate is optional (custom_domain); without it the *.cloudfront.net certificate is used.
   #checkov:skip=CKV_AWS_174:With the default *.cloudfront.net certificate CloudFront fixes the minimum protocol to TLSv1; with custom_domain the module sets TLSv1.2_2021.
-  #checkov:skip=CKV_AWS_305:An API distribution has no root object; GET / is not a route of the gate.
+  #checkov:skip=CKV_AWS_305:The origin is a function that serves / itself; a default root object only rewrites / to an object key, which an API origin does not have.
   #checkov:skip=CKV2_AWS_32:A response headers policy is always attached (local.response_headers_policy_id: the module's own or the caller's); checkov cannot follow the conditional.
   #checkov:skip=CKV2_AWS_47:The Log4j rule group is part of the optional web ACL (waf.enabled), see waf.tf.
   enabled         = true
