@@ -8,6 +8,7 @@
 //! - `fresh_key`: a new UUID and object key per call, as the handler does
 //!   (the UUID and key building are included).
 //! - `start_now`: fresh key and `SystemTime::now()` as the start time.
+//! - `parts/*`: the UUID and object key alone, for scale.
 
 #![allow(missing_docs)]
 
@@ -91,6 +92,21 @@ fn bench_presign(c: &mut Criterion) {
                     .await
                     .expect("presign"),
             )
+        })
+    });
+    g.finish();
+    let mut g = c.benchmark_group("parts");
+    g.bench_function("uuid_v4_string", |b| {
+        b.iter(|| black_box(uuid::Uuid::new_v4().to_string()))
+    });
+    g.bench_function("object_key", |b| {
+        b.iter(|| {
+            black_box(ObjectKey::for_upload(
+                "uploads/",
+                &user,
+                "0b7e2a43-6f0c-4d7e-9a55-2b1f3f0c9d11",
+                black_box("report.pdf"),
+            ))
         })
     });
     g.finish();

@@ -8,11 +8,19 @@
 //!
 //! - `healthz`: `GET /healthz` (the ceiling: routing, layers, HTTP);
 //! - `memory`:  `POST /v1/uploads` on the memory store;
-//! - `file`:    `POST /v1/uploads` on the file store.
+//! - `file`:    `POST /v1/uploads` on the file store;
+//! - `check` (only when listed in `UG_BENCH_PHASES`): `POST /upload-check`
+//!   with `{}` on the memory store: the upload path without the presign.
 //!
 //! Phases are interleaved (healthz, memory, file, healthz, ...) for a few
 //! rounds; the summary reports medians. Every response must be 200: a phase
 //! with any other answer prints what it got and the run aborts.
+//!
+//! Before the load, a breakdown runs in-process, one call at a time: the
+//! router without TCP (`healthz`, uploads on each store), then
+//! `Limiter::consume` and `Presigner::presign_put` alone, and a scaling
+//! check: `presign_put` on one thread versus all cores, sharing one
+//! `Presigner` or one each, next to a pure-CPU control loop.
 //!
 //! The server and the load generator run on separate tokio runtimes with
 //! named threads, so CPU time (from `/proc/self/task`) is split into server
@@ -25,9 +33,11 @@
 //! (`uploads=user:1000000000/1h`), `UG_BENCH_LOG` (unset: no tracing
 //! subscriber; e.g. `info`: the `serve` command's subscriber and filter,
 //! writing to a sink, to measure logging cost), `UG_BENCH_PHASES`
-//! (`healthz,memory,file`).
+//! (`healthz,memory,file`), `UG_BENCH_BREAKDOWN_SECS` (1; 0 skips the
+//! in-process breakdown printed first).
 //!
-//! Run: `cargo bench -p uploadgate --bench http`.
+//! Run: `cargo bench -p uploadgate --bench http`. Without `--bench` (as
+//! `cargo test --benches` runs it) it does a short smoke run instead.
 
 #![allow(missing_docs)]
 
@@ -77,15 +87,24 @@ struct Settings {
     limits: String,
     log: Option<String>,
     phases: Vec<String>,
+    breakdown_secs: f64,
 }
 
 impl Settings {
-    fn from_env() -> Self {
+    /// `full`: the timed defaults (`cargo bench` passes `--bench`);
+    /// otherwise (`cargo test --benches`) a short smoke run that only checks
+    /// every answer is 200.
+    fn from_env(full: bool) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (secs, warmup, breakdown) = if full {
+            (5.0, 1.0, 1.0)
+        } else {
+            (0.2, 0.1, 0.05)
+        };
         Settings {
-            secs: env_or("UG_BENCH_SECS", 5.0),
-            warmup: env_or("UG_BENCH_WARMUP", 1.0),
-            rounds: env_or("UG_BENCH_ROUNDS", 3),
+            secs: env_or("UG_BENCH_SECS", secs),
+            warmup: env_or("UG_BENCH_WARMUP", warmup),
+            rounds: env_or("UG_BENCH_ROUNDS", if full { 3 } else { 1 }),
             conc: env_or("UG_BENCH_CONC", 64),
             users: env_or("UG_BENCH_USERS", 10_000),
             max_reqs: env_or("UG_BENCH_MAX_REQS", 2_000_000),
@@ -98,25 +117,34 @@ impl Settings {
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty())
                 .collect(),
+            breakdown_secs: env_or("UG_BENCH_BREAKDOWN_SECS", breakdown),
         }
     }
 }
 
-/// Starts the router on 127.0.0.1:0 exactly as `serve` does; returns its
-/// address. Runs on the current (server) runtime.
-async fn start<S: Store>(settings: &Settings, store: S) -> SocketAddr {
+fn presigner(bucket: String, ttl: Duration) -> Presigner {
+    let creds = LocalCredentials {
+        access_key: "AKIDEXAMPLE".into(),
+        secret_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+    };
+    Presigner::for_local(DUMMY_S3, &creds, bucket, ttl)
+}
+
+/// The state `serve` would build for this policy, on `store`.
+fn build_state<S: Store>(settings: &Settings, store: S) -> AppState<S> {
     let limits = settings.limits.clone();
     let config = RawConfig::default()
         .overlay_env(move |k| (k == "UPLOADGATE_LIMITS").then(|| limits.clone()))
         .validate()
         .expect("bench configuration is valid");
-    let creds = LocalCredentials {
-        access_key: "AKIDEXAMPLE".into(),
-        secret_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
-    };
-    let presigner = Presigner::for_local(DUMMY_S3, &creds, config.bucket.clone(), config.url_ttl);
+    let presigner = presigner(config.bucket.clone(), config.url_ttl);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let state = AppState::new(config.gate, store, clock, presigner);
+    AppState::new(config.gate, store, clock, presigner)
+}
+
+/// Starts the router on 127.0.0.1:0 exactly as `serve` does; returns its
+/// address. Runs on the current (server) runtime.
+async fn start<S: Store>(state: AppState<S>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
@@ -132,6 +160,9 @@ async fn start<S: Store>(settings: &Settings, store: S) -> SocketAddr {
 enum Kind {
     Healthz,
     Upload,
+    /// `POST /upload-check` with `{}`: the same parsing, limiter charge and
+    /// JSON answer as an upload, but no presign (and no key, UUID or expiry).
+    Check,
 }
 
 #[derive(Clone, Debug)]
@@ -154,6 +185,12 @@ fn request(t: &Target, user: u64) -> hyper::Request<Full<Bytes>> {
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header("x-user-id", format!("user-{user}"))
             .body(Full::new(Bytes::from_static(UPLOAD_BODY.as_bytes()))),
+        Kind::Check => b
+            .method("POST")
+            .uri("/upload-check")
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header("x-user-id", format!("user-{user}"))
+            .body(Full::new(Bytes::from_static(b"{}"))),
     }
     .expect("valid request")
 }
@@ -449,8 +486,251 @@ async fn sanity(targets: &[Target]) {
     }
 }
 
+/// Times `f` sequentially (one at a time) for about `budget` or `max`
+/// calls; returns µs per call.
+async fn per_call<F, Fut>(budget: Duration, max: u64, mut f: F) -> f64
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for i in 0..max.min(200) {
+        f(u64::MAX - i).await; // warm-up
+    }
+    let t0 = Instant::now();
+    let mut n = 0;
+    while n < max && t0.elapsed() < budget {
+        f(n).await;
+        n += 1;
+    }
+    t0.elapsed().as_secs_f64() * 1e6 / n as f64
+}
+
+/// The router called in-process (no TCP, no HTTP codec), then its parts, one
+/// request at a time on one thread: where a request's server time goes.
+fn breakdown(s: &Settings, dir: &std::path::Path) {
+    use hyper::service::Service as _;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let budget = Duration::from_secs_f64(s.breakdown_secs);
+    let users = s.users;
+    let user = move |n: u64| format!("user-{}", n.wrapping_mul(0x9E37_79B9_7F4A_7C15) % users);
+    rt.block_on(async {
+        let mem = build_state(s, MemoryStore::new());
+        let file = build_state(
+            s,
+            FileStore::open(&dir.join("breakdown")).expect("file store"),
+        );
+        let svc_mem = hyper_util::service::TowerToHyperService::new(router(mem.clone()));
+        let svc_file = hyper_util::service::TowerToHyperService::new(router(file.clone()));
+        let call = |svc: &hyper_util::service::TowerToHyperService<axum::Router>,
+                    req: hyper::Request<Full<Bytes>>| {
+            let fut = svc.call(req);
+            async move {
+                let res = fut.await.expect("infallible");
+                assert_eq!(res.status(), hyper::StatusCode::OK);
+                std::hint::black_box(res.into_body().collect().await.expect("body").to_bytes());
+            }
+        };
+        let healthz = |_| {
+            hyper::Request::get("/healthz")
+                .body(Full::new(Bytes::new()))
+                .expect("request")
+        };
+        let upload = |n| {
+            hyper::Request::post("/v1/uploads")
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .header("x-user-id", user(n))
+                .body(Full::new(Bytes::from_static(UPLOAD_BODY.as_bytes())))
+                .expect("request")
+        };
+        let subjects = |n| uploadgate_core::Subjects {
+            user: uploadgate_core::UserId::parse(&user(n)).expect("user id"),
+            ip: None,
+        };
+        let p = presigner("uploads".into(), Duration::from_secs(300));
+        let uid = uploadgate_core::UserId::parse("user-1").expect("user id");
+
+        let mut rows: Vec<(&str, f64)> = Vec::new();
+        rows.push((
+            "router: GET /healthz",
+            per_call(budget, 1_000_000, |n| call(&svc_mem, healthz(n))).await,
+        ));
+        rows.push((
+            "router: POST /v1/uploads (memory)",
+            per_call(budget, 1_000_000, |n| call(&svc_mem, upload(n))).await,
+        ));
+        rows.push((
+            "router: POST /v1/uploads (file)",
+            per_call(budget, 20_000, |n| call(&svc_file, upload(n))).await,
+        ));
+        rows.push((
+            "limiter.consume (memory)",
+            per_call(budget, 1_000_000, |n| {
+                let who = subjects(n);
+                let mem = mem.clone();
+                async move {
+                    assert!(
+                        mem.limiter()
+                            .consume(&who, 123_456)
+                            .await
+                            .expect("consume")
+                            .allowed
+                    );
+                }
+            })
+            .await,
+        ));
+        rows.push((
+            "limiter.consume (file)",
+            per_call(budget, 20_000, |n| {
+                let who = subjects(n);
+                let file = file.clone();
+                async move {
+                    assert!(
+                        file.limiter()
+                            .consume(&who, 123_456)
+                            .await
+                            .expect("consume")
+                            .allowed
+                    );
+                }
+            })
+            .await,
+        ));
+        rows.push((
+            "presign_put (fresh uuid key)",
+            per_call(budget, 1_000_000, |_| {
+                let key = uploadgate_core::ObjectKey::for_upload(
+                    "uploads/",
+                    &uid,
+                    &uuid_like(),
+                    "report.pdf",
+                );
+                let p = &p;
+                async move {
+                    std::hint::black_box(
+                        p.presign_put(
+                            &key,
+                            "application/pdf",
+                            123_456,
+                            std::time::SystemTime::now(),
+                        )
+                        .await
+                        .expect("presign"),
+                    );
+                }
+            })
+            .await,
+        ));
+        println!(
+            "breakdown: one request at a time, in-process, one thread (µs per call, wall time)"
+        );
+        for (name, us) in &rows {
+            println!("  {name:<36} {us:>8.1} µs");
+        }
+    });
+    // Does the signing path scale with threads? Control: a pure-CPU loop.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let p = presigner("uploads".into(), Duration::from_secs(300));
+    let presign_rate = |n: usize, shared: bool| {
+        rate_on_threads(n, budget, || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let uid = uploadgate_core::UserId::parse("user-1").expect("user id");
+            let p = if shared {
+                p.clone()
+            } else {
+                presigner("uploads".into(), Duration::from_secs(300))
+            };
+            move || {
+                let key = uploadgate_core::ObjectKey::for_upload(
+                    "uploads/",
+                    &uid,
+                    &uuid_like(),
+                    "report.pdf",
+                );
+                std::hint::black_box(
+                    rt.block_on(p.presign_put(
+                        &key,
+                        "application/pdf",
+                        123_456,
+                        std::time::SystemTime::now(),
+                    ))
+                    .expect("presign"),
+                );
+            }
+        })
+    };
+    let cpu_rate = |n: usize| {
+        rate_on_threads(n, budget, || {
+            let mut x = 0x1234_5678_u64;
+            move || {
+                for _ in 0..10_000 {
+                    x = std::hint::black_box(
+                        x.rotate_left(7) ^ x.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    );
+                }
+            }
+        })
+    };
+    let (p1, pn, po, c1, cn) = (
+        presign_rate(1, true),
+        presign_rate(threads, true),
+        presign_rate(threads, false),
+        cpu_rate(1),
+        cpu_rate(threads),
+    );
+    println!(
+        "scaling: presign_put {p1:.0}/s on 1 thread; on {threads} threads {pn:.0}/s sharing one Presigner (x{:.2}), \
+         {po:.0}/s with one Presigner each (x{:.2}); control CPU loop x{:.2}",
+        pn / p1,
+        po / p1,
+        cn / c1
+    );
+}
+
+/// Calls per second of `make()`'s closure, run on `n` threads at once.
+fn rate_on_threads<M, F>(n: usize, budget: Duration, make: M) -> f64
+where
+    M: Fn() -> F + Sync,
+    F: FnMut(),
+{
+    let total = AtomicU64::new(0);
+    let start = Instant::now() + Duration::from_millis(50);
+    std::thread::scope(|sc| {
+        for _ in 0..n {
+            sc.spawn(|| {
+                let mut f = make();
+                while Instant::now() < start {
+                    f();
+                }
+                let mut k = 0;
+                while start.elapsed() < budget {
+                    f();
+                    k += 1;
+                }
+                total.fetch_add(k, Ordering::Relaxed);
+            });
+        }
+    });
+    total.load(Ordering::Relaxed) as f64 / budget.as_secs_f64()
+}
+
+/// A UUID-shaped unique string (the bench does not depend on `uuid`).
+fn uuid_like() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "00000000-0000-4000-8000-{:012x}",
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 fn main() {
-    let s = Settings::from_env();
+    let s = Settings::from_env(std::env::args().any(|a| a == "--bench"));
     if let Some(filter) = &s.log {
         tracing_subscriber::fmt()
             .with_env_filter(
@@ -479,8 +759,12 @@ fn main() {
         .tempdir_in(option_env!("CARGO_TARGET_TMPDIR").map_or_else(std::env::temp_dir, Into::into))
         .expect("temp dir");
     let (mem_addr, file_addr) = server_rt.block_on(async {
-        let mem = start(&s, MemoryStore::new()).await;
-        let file = start(&s, FileStore::open(dir.path()).expect("file store")).await;
+        let mem = start(build_state(&s, MemoryStore::new())).await;
+        let file = start(build_state(
+            &s,
+            FileStore::open(&dir.path().join("serve")).expect("file store"),
+        ))
+        .await;
         (mem, file)
     });
     let all = [
@@ -499,6 +783,11 @@ fn main() {
             addr: file_addr,
             kind: Kind::Upload,
         },
+        Target {
+            name: "check",
+            addr: mem_addr,
+            kind: Kind::Check,
+        },
     ];
     let targets: Vec<Target> = s
         .phases
@@ -506,7 +795,7 @@ fn main() {
         .map(|p| {
             all.iter()
                 .find(|t| t.name == p)
-                .unwrap_or_else(|| panic!("unknown phase {p:?} (healthz, memory, file)"))
+                .unwrap_or_else(|| panic!("unknown phase {p:?} (healthz, memory, file, check)"))
                 .clone()
         })
         .collect();
@@ -526,6 +815,9 @@ fn main() {
         s.log.as_deref().unwrap_or("off"),
         dir.path().display(),
     );
+    if s.breakdown_secs > 0.0 {
+        breakdown(&s, dir.path());
+    }
     let results: Vec<Vec<PhaseResult>> = client_rt.block_on(async {
         sanity(&targets).await;
         let mut results = vec![Vec::new(); targets.len()];
@@ -549,6 +841,9 @@ fn main() {
         results
     });
 
+    if s.rounds == 0 || targets.is_empty() {
+        return;
+    }
     println!("\nmedians over {} rounds:", s.rounds);
     println!(
         "  {:<8} {:>9}  {:>9}  {:>9}  {:>10}  {:>10}",
@@ -570,7 +865,7 @@ fn main() {
         for (i, t) in targets
             .iter()
             .enumerate()
-            .filter(|(_, t)| t.kind == Kind::Upload)
+            .filter(|(_, t)| t.kind != Kind::Healthz)
         {
             let per_round: Vec<f64> = results[i]
                 .iter()
@@ -580,7 +875,7 @@ fn main() {
             let med_of_medians = median(results[i].iter().map(|r| r.rps).collect())
                 / median(results[h].iter().map(|r| r.rps).collect());
             println!(
-                "  ratio uploads({})/healthz: {:.3} (ratio of medians; per round: {})",
+                "  ratio {}/healthz: {:.3} (ratio of medians; per round: {})",
                 t.name,
                 med_of_medians,
                 per_round
@@ -594,11 +889,11 @@ fn main() {
     for (t, rs) in targets
         .iter()
         .zip(&results)
-        .filter(|(t, _)| t.kind == Kind::Upload)
+        .filter(|(t, _)| t.kind != Kind::Healthz)
     {
         let total: u64 = rs.iter().map(|r| r.answered).sum();
         println!(
-            "  {} store: {total} uploads admitted, ~{:.0} sliding-window entries per user at the end",
+            "  {}: {total} requests charged in this phase, ~{:.1} per user",
             t.name,
             total as f64 / s.users as f64
         );
