@@ -194,15 +194,42 @@ async fn decide<S: Store>(
             tracing::info!(decision = "denied", limits = %violated.join(","), "upload denied");
             Err(ApiError::QuotaExceeded(Box::new(d)))
         }
-        Err(LimiterError::MissingSubject(s)) => Err(ApiError::Internal(
-            format!("the policy limits by {s}, but the client address is unavailable").into(),
-        )),
+        Err(LimiterError::MissingSubject(s)) => Err(missing_subject(s)),
         Err(e) if st.inner.gate.fail_open => {
             tracing::warn!(decision = "fail-open", error = %e, "quota store failed; admitting (UPLOADGATE_FAIL_OPEN)");
             Ok(None)
         }
         Err(e) => Err(ApiError::Unavailable(e)),
     }
+}
+
+/// The runner gave no client address although the policy limits by it: a
+/// deployment fault, not client input.
+fn missing_subject(s: uploadgate_core::Subject) -> ApiError {
+    ApiError::Internal(
+        format!("the policy limits by {s}, but the client address is unavailable").into(),
+    )
+}
+
+/// The shared start of the POST handlers: size check, JSON body, identity.
+async fn read_post<S: Store>(
+    st: &AppState<S>,
+    req: Request,
+) -> Result<(Parts, Map<String, Value>, UserId), ApiError> {
+    let (parts, body) = req.into_parts();
+    check_declared_length(&parts)?;
+    let body = read_json(body, true).await?.unwrap_or_default();
+    let user = user_id(&st.inner.gate.identity, &parts, Some(&body))?;
+    Ok((parts, body, user))
+}
+
+/// The shared end of the POST handlers: add the limits, answer 200.
+fn answer(decision: Option<&Decision>, mut out: Map<String, Value>) -> Response {
+    out.insert(
+        "limits".into(),
+        decision.map(limits_json).unwrap_or(json!([])),
+    );
+    ok_json(decision, Value::Object(out))
 }
 
 fn names(d: &Decision) -> String {
@@ -273,19 +300,12 @@ pub async fn create_upload<S: Store>(
     State(st): State<AppState<S>>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let (parts, body) = req.into_parts();
-    check_declared_length(&parts)?;
-    let body = read_json(body, true).await?.unwrap_or_default();
-    let user = user_id(&st.inner.gate.identity, &parts, Some(&body))?;
+    let (parts, body, user) = read_post(&st, req).await?;
     let spec = upload_spec(&st, &body)?;
     let who = subjects(&st, &parts, user);
     let decision = decide(&st, &who, spec.size).await?;
-    let mut out = presign(&st, &who.user, &spec).await?;
-    out.insert(
-        "limits".into(),
-        decision.as_ref().map(limits_json).unwrap_or(json!([])),
-    );
-    Ok(ok_json(decision.as_ref(), Value::Object(out)))
+    let out = presign(&st, &who.user, &spec).await?;
+    Ok(answer(decision.as_ref(), out))
 }
 
 /// `POST /upload-check`: the original design's route. Same decision; the
@@ -295,10 +315,7 @@ pub async fn upload_check<S: Store>(
     State(st): State<AppState<S>>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let (parts, body) = req.into_parts();
-    check_declared_length(&parts)?;
-    let body = read_json(body, true).await?.unwrap_or_default();
-    let user = user_id(&st.inner.gate.identity, &parts, Some(&body))?;
+    let (parts, body, user) = read_post(&st, req).await?;
     let declares_upload = body.contains_key("contentType") || body.contains_key("size");
     let spec = if declares_upload {
         Some(upload_spec(&st, &body)?)
@@ -316,11 +333,7 @@ pub async fn upload_check<S: Store>(
             Value::Object(presign(&st, &who.user, spec).await?),
         );
     }
-    out.insert(
-        "limits".into(),
-        decision.as_ref().map(limits_json).unwrap_or(json!([])),
-    );
-    Ok(ok_json(decision.as_ref(), Value::Object(out)))
+    Ok(answer(decision.as_ref(), out))
 }
 
 /// `GET /v1/quota`: what is left, consuming nothing.
@@ -333,11 +346,7 @@ pub async fn quota<S: Store>(
     let who = subjects(&st, &parts, user);
     let decision = match st.inner.limiter.peek(&who).await {
         Ok(d) => d,
-        Err(LimiterError::MissingSubject(s)) => {
-            return Err(ApiError::Internal(
-                format!("the policy limits by {s}, but the client address is unavailable").into(),
-            ));
-        }
+        Err(LimiterError::MissingSubject(s)) => return Err(missing_subject(s)),
         Err(e) => return Err(ApiError::Unavailable(e)),
     };
     Ok(ok_json(

@@ -42,16 +42,7 @@ impl Presigner {
     /// Signs with the standard AWS configuration: region, credentials chain,
     /// and endpoint (`AWS_ENDPOINT_URL_S3`) as aws-config loads them.
     pub fn from_sdk_config(sdk: &aws_config::SdkConfig, bucket: String, ttl: Duration) -> Self {
-        let conf = aws_sdk_s3::config::Builder::from(sdk)
-            // Some SDK releases add default checksums to presigned PUTs,
-            // which browsers cannot satisfy (BadDigest).
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .build();
-        Presigner {
-            client: aws_sdk_s3::Client::from_conf(conf),
-            bucket,
-            ttl,
-        }
+        Self::build(aws_sdk_s3::config::Builder::from(sdk), bucket, ttl)
     }
 
     /// Signs for the embedded local bucket at `endpoint` (path-style).
@@ -72,7 +63,14 @@ impl Presigner {
                 None,
                 None,
                 "uploadgate-local",
-            ))
+            ));
+        Self::build(conf, bucket, ttl)
+    }
+
+    fn build(conf: aws_sdk_s3::config::Builder, bucket: String, ttl: Duration) -> Self {
+        let conf = conf
+            // Some SDK releases add default checksums to presigned PUTs,
+            // which browsers cannot satisfy (BadDigest).
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .build();
         Presigner {
