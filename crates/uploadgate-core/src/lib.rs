@@ -18,6 +18,7 @@
 
 pub mod algorithm;
 mod clock;
+pub mod codec;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod domain;

@@ -132,10 +132,20 @@ impl<S: Store, C: Clock> Limiter<S, C> {
     pub async fn consume(&self, subjects: &Subjects, size: u64) -> Result<Decision, LimiterError> {
         let keys = self.keys(subjects)?;
         let mut current = self.store.load_cached(&keys).await?;
+        let mut confirmed = false;
         for attempt in 1..=self.max_attempts {
             let now = self.clock.now();
-            let (mut decision, states) = self.evaluate(&keys, &current, now, Some(size));
+            let (mut decision, mut states) = self.evaluate(&keys, &current, now, Some(size));
             decision.attempts = attempt;
+            if !decision.allowed && !confirmed {
+                // Deny on cached state only if the store vouches for it.
+                confirmed = true;
+                if let Some(fresh) = self.store.refresh_for_denial(&keys).await? {
+                    current = fresh;
+                    let (d, s) = self.evaluate(&keys, &current, now, Some(size));
+                    (decision, states) = (Decision { attempts: attempt, ..d }, s);
+                }
+            }
             if !decision.allowed {
                 // Report what is left without this request's cost.
                 let (mut report, _) = self.evaluate(&keys, &current, now, None);

@@ -139,6 +139,24 @@ pub trait Store: Send + Sync + 'static {
         self.load(keys)
     }
 
+    /// Called once before the limiter denies a request on state that came
+    /// from [`load_cached`](Store::load_cached). Returns `None` if that view
+    /// is recent enough to deny on, or the authoritative state of `keys` to
+    /// decide again.
+    ///
+    /// Usage only grows between resets (other writers add consumption, time
+    /// only frees it), so a stale view that denies is still right to deny;
+    /// only a `delete` (quota reset) elsewhere can make it wrong. A caching
+    /// store bounds that staleness here. The default, for stores whose
+    /// `load_cached` is authoritative, is `None`.
+    fn refresh_for_denial(
+        &self,
+        keys: &[StateKey],
+    ) -> impl Future<Output = Result<Option<Vec<Option<Versioned>>>, StoreError>> + Send {
+        let _ = keys;
+        std::future::ready(Ok(None))
+    }
+
     /// Applies all writes if and only if every key is still at its expected
     /// version.
     fn compare_and_swap(
