@@ -1,0 +1,15 @@
+//! The DynamoDB store against a real DynamoDB API (moto's server on
+//! 127.0.0.1; see `support`): the shared conformance suite, then what is
+//! specific to this store: calls per decision, repeat denials from memory,
+//! the staleness bound of a reset, and failing closed.
+
+// Test helpers panic on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod calls;
+mod support;
+
+uploadgate_core::store_conformance_tests!(
+    || async { crate::support::store().await },
+    purges_itself = false
+);

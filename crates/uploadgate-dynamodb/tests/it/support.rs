@@ -1,0 +1,120 @@
+//! A DynamoDB API on loopback for the tests: `AWS_ENDPOINT_URL_DYNAMODB` if
+//! set (CI's `./scripts/test` starts moto and sets it), otherwise moto's
+//! server started through `scripts/moto.sh` (idempotent; it stays up for
+//! the next run, `scripts/moto.sh stop` ends it).
+
+use std::sync::{Arc, Mutex};
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_sdk_dynamodb::Client;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use tokio::sync::OnceCell;
+use uploadgate_dynamodb::{DynamoStore, client_config, create_table};
+
+/// The endpoint, starting moto if nothing is configured.
+pub fn endpoint() -> String {
+    static ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ENDPOINT
+        .get_or_init(|| {
+            if let Ok(e) = std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
+                return e;
+            }
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/moto.sh");
+            let out = std::process::Command::new("bash")
+                .args([script, "start"])
+                .output()
+                .expect("run scripts/moto.sh");
+            assert!(
+                out.status.success(),
+                "scripts/moto.sh start failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .find_map(|l| l.strip_prefix("export AWS_ENDPOINT_URL_DYNAMODB="))
+                .expect("moto.sh prints the endpoint")
+                .to_owned()
+        })
+        .clone()
+}
+
+/// SDK configuration for the emulator at `endpoint`.
+pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region("us-east-1")
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
+/// One table per test process, created on first use.
+pub async fn table() -> &'static str {
+    static TABLE: OnceCell<String> = OnceCell::const_new();
+    TABLE
+        .get_or_init(|| async {
+            let name = format!("uploadgate-it-{:016x}", rand::random::<u64>());
+            // A throwaway client: each #[tokio::test] has its own runtime,
+            // and a client must not outlive the runtime it connected on.
+            let client = Client::new(&sdk_config_for(&endpoint()).await);
+            create_table(&client, &name).await.expect("create table");
+            name
+        })
+        .await
+}
+
+/// A fresh store (own client, own cache) on the shared table.
+pub async fn store() -> DynamoStore {
+    counted_store().await.0
+}
+
+/// A fresh store whose DynamoDB calls are recorded.
+pub async fn counted_store() -> (DynamoStore, Calls) {
+    let table = table().await;
+    let calls = Calls::default();
+    let conf = client_config(&sdk_config_for(&endpoint()).await)
+        .interceptor(calls.clone())
+        .build();
+    (DynamoStore::new(Client::from_conf(conf), table), calls)
+}
+
+/// Records every request the SDK sends (retries included), by operation.
+#[derive(Clone, Debug, Default)]
+pub struct Calls(Arc<Mutex<Vec<String>>>);
+
+impl Calls {
+    /// Operations sent since the last call, e.g. `["PutItem"]`.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl Intercept for Calls {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let target = ctx
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or("?")
+            .rsplit('.')
+            .next()
+            .unwrap_or("?")
+            .to_owned();
+        self.0.lock().unwrap().push(target);
+        Ok(())
+    }
+}
