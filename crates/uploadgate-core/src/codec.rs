@@ -20,6 +20,11 @@ use crate::domain::Subject;
 use crate::policy::{Algorithm, Limit, Policy, Unit, Window};
 use crate::store::{KeyState, LimitState};
 
+/// The largest state one subject may need under a policy (checked at
+/// configuration): a few write units on DynamoDB, far under its 400 KB item
+/// limit. A sliding limit of 1000 uploads needs at most about 4 KB.
+pub const MAX_STATE_BYTES: usize = 8 * 1024;
+
 const FORMAT: u8 = 1;
 const TAG_SLIDING: u8 = 0;
 const TAG_GCRA: u8 = 1;
@@ -278,7 +283,8 @@ mod tests {
                 LimitState::Sliding(v)
             }),
             (any::<u64>(), any::<u64>()).prop_map(|(tat_ns, rem)| LimitState::Gcra { tat_ns, rem }),
-            (any::<u64>(), any::<u64>()).prop_map(|(start, used)| LimitState::Fixed { start, used }),
+            (any::<u64>(), any::<u64>())
+                .prop_map(|(start, used)| LimitState::Fixed { start, used }),
         ]
     }
 
@@ -376,7 +382,9 @@ mod tests {
             Err(CodecError::Truncated)
         );
         assert!(matches!(
-            decode(&[1, 1, 1, b'a', 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0]),
+            decode(&[
+                1, 1, 1, b'a', 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0
+            ]),
             Err(CodecError::Malformed(_))
         ));
     }

@@ -143,7 +143,13 @@ impl<S: Store, C: Clock> Limiter<S, C> {
                 if let Some(fresh) = self.store.refresh_for_denial(&keys).await? {
                     current = fresh;
                     let (d, s) = self.evaluate(&keys, &current, now, Some(size));
-                    (decision, states) = (Decision { attempts: attempt, ..d }, s);
+                    (decision, states) = (
+                        Decision {
+                            attempts: attempt,
+                            ..d
+                        },
+                        s,
+                    );
                 }
             }
             if !decision.allowed {

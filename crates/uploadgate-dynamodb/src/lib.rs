@@ -35,7 +35,7 @@
 //! A write is billed on the larger of the old and new item, per started KB;
 //! [`codec::max_encoded_len`](uploadgate_core::codec::max_encoded_len) bounds
 //! the state and configuration refuses policies whose state could pass
-//! [`MAX_STATE_BYTES`].
+//! [`MAX_STATE_BYTES`](uploadgate_core::codec::MAX_STATE_BYTES).
 //!
 //! # Repeat denials and `quota reset`
 //!
@@ -78,9 +78,6 @@ pub const STATE: &str = "st";
 /// The TTL attribute (N, epoch seconds).
 pub const EXPIRE_AT: &str = "expireAt";
 
-/// The largest encoded state configuration accepts for one subject: well
-/// under DynamoDB's 400 KB item limit, and few enough write units.
-pub const MAX_STATE_BYTES: usize = 8 * 1024;
 /// How long a cached view that denies is trusted without asking DynamoDB.
 pub const DEFAULT_DENIAL_TTL: Duration = Duration::from_secs(5);
 /// Keys remembered per process.

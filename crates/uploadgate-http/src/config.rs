@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::HeaderName;
-use uploadgate_core::{Amount, Policy, Unit, Window};
+use uploadgate_core::{Algorithm, Amount, Policy, Unit, Window, codec};
 
 /// One setting: its name, default and meaning. The README's configuration
 /// table lists exactly these (a test keeps them in step).
@@ -81,7 +81,17 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "UPLOADGATE_STORE",
         default: "file",
-        help: "State store: `file` (embedded, durable, in the data dir) or `memory` (lost on exit).",
+        help: "State store: `file` (embedded, durable, in the data dir), `memory` (lost on exit) or `dynamodb` (the table `UPLOADGATE_TABLE`, through the standard AWS configuration; any number of servers can share it).",
+    },
+    Setting {
+        name: "UPLOADGATE_TABLE",
+        default: "",
+        help: "DynamoDB table of the `dynamodb` store (required with it). `uploadgate table create` makes one for local use.",
+    },
+    Setting {
+        name: "UPLOADGATE_DENIAL_TTL",
+        default: "5s",
+        help: "`dynamodb` store: how long a process denies from its cache without asking DynamoDB, 0s to 5m. It bounds how late a `quota reset` made elsewhere is seen; `0s` makes resets exact at one read per denial.",
     },
     Setting {
         name: "UPLOADGATE_FAIL_OPEN",
@@ -112,6 +122,16 @@ pub const SETTINGS: &[Setting] = &[
         name: "UPLOADGATE_LOG",
         default: "info",
         help: "Log filter (tracing `EnvFilter` syntax).",
+    },
+    Setting {
+        name: "UPLOADGATE_LOG_FORMAT",
+        default: "text",
+        help: "Log lines: `text` or `json` (one JSON object per line, with the request id). The Lambda function defaults to `json`.",
+    },
+    Setting {
+        name: "UPLOADGATE_METRICS",
+        default: "off",
+        help: "Metrics: `off`, or `emf` (one CloudWatch Embedded Metric Format line per decision on stdout: Allowed, Denied, FailOpen, FailClosed, StoreLatency, Retries). The Lambda function defaults to `emf`.",
     },
 ];
 
@@ -226,12 +246,28 @@ pub enum ClientIpSource {
 }
 
 /// Which state store to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreKind {
     /// In process memory.
     Memory,
     /// The embedded durable file store.
     File,
+    /// A DynamoDB table.
+    Dynamodb {
+        /// The table name.
+        table: String,
+        /// How long a cached denial is trusted.
+        denial_ttl: Duration,
+    },
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Where uploads go.
@@ -273,6 +309,8 @@ pub struct GateConfig {
     pub cors: CorsOrigins,
     /// Admit when the store fails.
     pub fail_open: bool,
+    /// Emit CloudWatch Embedded Metric Format lines.
+    pub emf_metrics: bool,
 }
 
 /// The whole validated configuration.
@@ -296,6 +334,8 @@ pub struct Config {
     pub s3_listen: SocketAddr,
     /// Log filter.
     pub log: String,
+    /// Log line format.
+    pub log_format: LogFormat,
 }
 
 fn err(setting: &'static str, message: impl std::fmt::Display) -> ConfigError {
@@ -307,6 +347,46 @@ fn duration(raw: &str) -> Option<Duration> {
         Ok(Window::Fixed(ms)) => Some(Duration::from_millis(ms.get())),
         _ => None,
     }
+}
+
+/// Refuses a policy whose per-subject state could outgrow one store item
+/// ([`codec::MAX_STATE_BYTES`]), on every store, so a policy that works
+/// locally also works on DynamoDB.
+fn check_state_size(policy: &Policy) -> Result<(), ConfigError> {
+    for subject in policy.subjects() {
+        match codec::max_encoded_len(policy, subject) {
+            Some(n) if n <= codec::MAX_STATE_BYTES => {}
+            Some(n) => {
+                return Err(err(
+                    "UPLOADGATE_LIMITS",
+                    format!(
+                        "the sliding-window state of the `{subject}` limits could reach {n} bytes, over the {}-byte budget of one store item (a sliding limit remembers every upload in its window); lower the amount, or use `:gcra` or `:fixed`, whose state is constant",
+                        codec::MAX_STATE_BYTES
+                    ),
+                ));
+            }
+            None => {
+                let names: Vec<&str> = policy
+                    .limits()
+                    .iter()
+                    .filter(|l| {
+                        l.subject == subject
+                            && l.algorithm == Algorithm::Sliding
+                            && l.amount.unit == Unit::Bytes
+                    })
+                    .map(|l| l.name.as_str())
+                    .collect();
+                return Err(err(
+                    "UPLOADGATE_LIMITS",
+                    format!(
+                        "sliding limit `{}` counts bytes, and no count limit on `{subject}` bounds how many uploads it must remember; add one (e.g. uploads={subject}:100/24h), or use `:gcra` or `:fixed`",
+                        names.join("`, `")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn is_token(s: &str) -> bool {
@@ -321,6 +401,7 @@ impl Config {
             .get("UPLOADGATE_LIMITS")
             .parse()
             .map_err(|e| err("UPLOADGATE_LIMITS", e))?;
+        check_state_size(&policy)?;
 
         let max = raw.get("UPLOADGATE_MAX_OBJECT_BYTES").trim();
         let max_object_bytes = match max.parse::<u64>() {
@@ -494,10 +575,44 @@ impl Config {
         let store = match raw.get("UPLOADGATE_STORE").trim() {
             "memory" => StoreKind::Memory,
             "file" => StoreKind::File,
+            "dynamodb" => {
+                let table = raw.get("UPLOADGATE_TABLE").trim().to_owned();
+                if table.is_empty() {
+                    return Err(err(
+                        "UPLOADGATE_TABLE",
+                        "the dynamodb store needs a table name (create one with `uploadgate table create`)",
+                    ));
+                }
+                let table_ok = (3..=255).contains(&table.len())
+                    && table
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+                if !table_ok {
+                    return Err(err(
+                        "UPLOADGATE_TABLE",
+                        format!(
+                            "`{table}` is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ . -)"
+                        ),
+                    ));
+                }
+                let ttl_raw = raw.get("UPLOADGATE_DENIAL_TTL").trim();
+                let denial_ttl = if matches!(ttl_raw, "0" | "0s") {
+                    Some(Duration::ZERO)
+                } else {
+                    duration(ttl_raw).filter(|d| *d <= Duration::from_secs(300))
+                }
+                .ok_or_else(|| {
+                    err(
+                        "UPLOADGATE_DENIAL_TTL",
+                        format!("`{ttl_raw}` must be a duration from 0s to 5m, like 5s"),
+                    )
+                })?;
+                StoreKind::Dynamodb { table, denial_ttl }
+            }
             other => {
                 return Err(err(
                     "UPLOADGATE_STORE",
-                    format!("unknown store `{other}` (expected file or memory)"),
+                    format!("unknown store `{other}` (expected file, memory or dynamodb)"),
                 ));
             }
         };
@@ -523,6 +638,26 @@ impl Config {
         let listen = addr("UPLOADGATE_LISTEN")?;
         let s3_listen = addr("UPLOADGATE_S3_LISTEN")?;
         let log = raw.get("UPLOADGATE_LOG").trim().to_owned();
+        let log_format = match raw.get("UPLOADGATE_LOG_FORMAT").trim() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(err(
+                    "UPLOADGATE_LOG_FORMAT",
+                    format!("unknown format `{other}` (expected text or json)"),
+                ));
+            }
+        };
+        let emf_metrics = match raw.get("UPLOADGATE_METRICS").trim() {
+            "off" => false,
+            "emf" => true,
+            other => {
+                return Err(err(
+                    "UPLOADGATE_METRICS",
+                    format!("unknown metrics `{other}` (expected off or emf)"),
+                ));
+            }
+        };
 
         Ok(Config {
             gate: GateConfig {
@@ -534,6 +669,7 @@ impl Config {
                 client_ip,
                 cors,
                 fail_open,
+                emf_metrics,
             },
             url_ttl,
             bucket,
@@ -543,6 +679,7 @@ impl Config {
             listen,
             s3_listen,
             log,
+            log_format,
         })
     }
 }
@@ -601,13 +738,60 @@ mod tests {
             ("UPLOADGATE_FAIL_OPEN", "maybe"),
             ("UPLOADGATE_TARGET", "gcs"),
             ("UPLOADGATE_LISTEN", "8080"),
+            ("UPLOADGATE_LIMITS", "volume=user:50MiB/24h"),
+            ("UPLOADGATE_LIMITS", "uploads=user:5000/30d"),
+            ("UPLOADGATE_LOG_FORMAT", "xml"),
+            ("UPLOADGATE_METRICS", "statsd"),
+            ("UPLOADGATE_TABLE", ""),
         ];
         for (name, value) in cases {
-            let e = env(&[(name, value)]).unwrap_err();
+            // The table is only read by the dynamodb store.
+            let store = if name == "UPLOADGATE_TABLE" {
+                "dynamodb"
+            } else {
+                "file"
+            };
+            let e = env(&[(name, value), ("UPLOADGATE_STORE", store)]).unwrap_err();
             assert_eq!(e.setting, name, "{value}: {e}");
             let line = e.to_string();
             assert!(line.starts_with(&format!("invalid {name}: ")), "{line}");
             assert!(!line.contains('\n'), "one line: {line}");
+        }
+    }
+
+    #[test]
+    fn the_dynamodb_store_takes_a_table_and_a_denial_ttl() {
+        let c = env(&[
+            ("UPLOADGATE_STORE", "dynamodb"),
+            ("UPLOADGATE_TABLE", "uploadgate-quota"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.store,
+            StoreKind::Dynamodb {
+                table: "uploadgate-quota".into(),
+                denial_ttl: Duration::from_secs(5)
+            }
+        );
+        let c = env(&[
+            ("UPLOADGATE_STORE", "dynamodb"),
+            ("UPLOADGATE_TABLE", "t_1.x-y"),
+            ("UPLOADGATE_DENIAL_TTL", "0s"),
+        ])
+        .unwrap();
+        assert!(matches!(c.store, StoreKind::Dynamodb { denial_ttl, .. } if denial_ttl.is_zero()));
+        for (name, value) in [
+            ("UPLOADGATE_TABLE", "no spaces allowed"),
+            ("UPLOADGATE_DENIAL_TTL", "10m"),
+            ("UPLOADGATE_DENIAL_TTL", "-1s"),
+        ] {
+            // The first pair of a name wins.
+            let pairs = [
+                (name, value),
+                ("UPLOADGATE_STORE", "dynamodb"),
+                ("UPLOADGATE_TABLE", "quota"),
+            ];
+            assert_eq!(env(&pairs).unwrap_err().setting, name, "{value}");
         }
     }
 

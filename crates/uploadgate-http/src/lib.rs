@@ -10,8 +10,10 @@
 pub mod config;
 mod error;
 pub mod identity;
+pub mod metrics;
 pub mod ratelimit;
 mod routes;
+pub mod telemetry;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +23,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use http::{HeaderName, Method, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use uploadgate_core::{Clock, Limiter, Store};
@@ -29,7 +32,13 @@ use uploadgate_s3::Presigner;
 pub use config::{Config, ConfigError, GateConfig, RawConfig};
 pub use error::{ApiError, QUOTA_EXCEEDED_TYPE};
 pub use identity::ClientAddr;
+pub use metrics::MetricsSink;
 pub use routes::MAX_BODY_BYTES;
+
+/// The request id header. Runners may set it (the Lambda function sets its
+/// invocation's request id); otherwise a UUID is generated. It is echoed on
+/// the response and carried by every log line and metric of the request.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The OpenAPI 3.1 description of this API.
 pub const OPENAPI_YAML: &str = include_str!("../../../docs/openapi.yaml");
@@ -51,17 +60,34 @@ struct Inner<S> {
     gate: GateConfig,
     limiter: Limiter<S, Arc<dyn Clock>>,
     presigner: Presigner,
+    metrics: Option<Arc<dyn MetricsSink>>,
 }
 
 impl<S: Store> AppState<S> {
-    /// Builds the state once, at start-up.
+    /// Builds the state once, at start-up. Metrics go to stdout when the
+    /// configuration asks for EMF.
     pub fn new(gate: GateConfig, store: S, clock: Arc<dyn Clock>, presigner: Presigner) -> Self {
+        let sink = gate
+            .emf_metrics
+            .then(|| Arc::new(metrics::Stdout) as Arc<dyn MetricsSink>);
+        Self::with_metrics_sink(gate, store, clock, presigner, sink)
+    }
+
+    /// Like [`AppState::new`], with metrics going to `sink` (or nowhere).
+    pub fn with_metrics_sink(
+        gate: GateConfig,
+        store: S,
+        clock: Arc<dyn Clock>,
+        presigner: Presigner,
+        sink: Option<Arc<dyn MetricsSink>>,
+    ) -> Self {
         let limiter = Limiter::new(Arc::new(gate.policy.clone()), store, clock);
         AppState {
             inner: Arc::new(Inner {
                 gate,
                 limiter,
                 presigner,
+                metrics: sink,
             }),
         }
     }
@@ -165,6 +191,22 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(tower::util::option_layer(cors))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
+                // Path only: the query string is not logged.
+                tracing::info_span!(
+                    "request",
+                    method = %req.method(),
+                    path = req.uri().path(),
+                    request_id = req
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default(),
+                )
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
 }

@@ -10,11 +10,14 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 use serde_json::{Map, Value, json};
-use uploadgate_core::{Decision, LimiterError, ObjectKey, Store, Subjects, Unit, UserId};
+use uploadgate_core::{
+    Decision, LimitStatus, LimiterError, ObjectKey, Store, Subjects, Unit, UserId,
+};
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::identity::{client_ip, user_id};
+use crate::metrics::{self, Outcome};
 use crate::ratelimit::{RATELIMIT, ratelimit_header, secs};
 
 /// Largest request body the API reads.
@@ -178,20 +181,48 @@ fn subjects<S: Store>(st: &AppState<S>, parts: &Parts, user: UserId) -> Subjects
 }
 
 /// Runs the limiter; maps failures per the fail-open setting. `Ok(None)`
-/// means the store failed and the gate is configured to fail open.
+/// means the store failed and the gate is configured to fail open. Logs the
+/// decision and records its metrics.
 async fn decide<S: Store>(
     st: &AppState<S>,
+    route: &'static str,
+    parts: &Parts,
     who: &Subjects,
     size: u64,
 ) -> Result<Option<Decision>, ApiError> {
-    match st.inner.limiter.consume(who, size).await {
+    let started = std::time::Instant::now();
+    let result = st.inner.limiter.consume(who, size).await;
+    let latency = started.elapsed();
+    let (outcome, limits, retries) = match &result {
+        Ok(d) if d.allowed => (Outcome::Allowed, names(d.limits.iter()), d.attempts),
+        Ok(d) => (Outcome::Denied, names(d.violated()), d.attempts),
+        Err(_) if st.inner.gate.fail_open => (Outcome::FailOpen, String::new(), 0),
+        Err(_) => (Outcome::FailClosed, String::new(), 0),
+    };
+    if let Some(sink) = &st.inner.metrics {
+        sink.emit(
+            metrics::Record {
+                timestamp_ms: st.inner.limiter.clock().now().as_millis(),
+                route,
+                outcome,
+                store_latency: latency,
+                retries: retries.saturating_sub(1),
+                request_id: parts
+                    .headers
+                    .get(crate::REQUEST_ID)
+                    .and_then(|v| v.to_str().ok()),
+                limits: &limits,
+            }
+            .to_line(),
+        );
+    }
+    match result {
         Ok(d) if d.allowed => {
-            tracing::info!(decision = "allowed", limits = %names(&d), attempts = d.attempts, "upload admitted");
+            tracing::info!(decision = "allowed", %limits, attempts = d.attempts, "upload admitted");
             Ok(Some(d))
         }
         Ok(d) => {
-            let violated: Vec<&str> = d.violated().map(|l| l.limit.name.as_str()).collect();
-            tracing::info!(decision = "denied", limits = %violated.join(","), "upload denied");
+            tracing::info!(decision = "denied", %limits, attempts = d.attempts, "upload denied");
             Err(ApiError::QuotaExceeded(Box::new(d)))
         }
         Err(LimiterError::MissingSubject(s)) => Err(missing_subject(s)),
@@ -232,9 +263,8 @@ fn answer(decision: Option<&Decision>, mut out: Map<String, Value>) -> Response 
     ok_json(decision, Value::Object(out))
 }
 
-fn names(d: &Decision) -> String {
-    d.limits
-        .iter()
+fn names<'a>(limits: impl Iterator<Item = &'a LimitStatus>) -> String {
+    limits
         .map(|l| l.limit.name.as_str())
         .collect::<Vec<_>>()
         .join(",")
@@ -303,7 +333,7 @@ pub async fn create_upload<S: Store>(
     let (parts, body, user) = read_post(&st, req).await?;
     let spec = upload_spec(&st, &body)?;
     let who = subjects(&st, &parts, user);
-    let decision = decide(&st, &who, spec.size).await?;
+    let decision = decide(&st, "uploads", &parts, &who, spec.size).await?;
     let out = presign(&st, &who.user, &spec).await?;
     Ok(answer(decision.as_ref(), out))
 }
@@ -324,7 +354,14 @@ pub async fn upload_check<S: Store>(
     };
     let who = subjects(&st, &parts, user);
     // Without a declared upload only count limits are charged (size 0).
-    let decision = decide(&st, &who, spec.as_ref().map_or(0, |s| s.size)).await?;
+    let decision = decide(
+        &st,
+        "upload-check",
+        &parts,
+        &who,
+        spec.as_ref().map_or(0, |s| s.size),
+    )
+    .await?;
     let mut out = Map::new();
     out.insert("allowed".into(), json!(true));
     if let Some(spec) = &spec {

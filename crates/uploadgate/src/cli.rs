@@ -45,6 +45,9 @@ pub enum StoreArg {
     File,
     /// In memory; lost on exit.
     Memory,
+    /// The DynamoDB table UPLOADGATE_TABLE, through the standard AWS
+    /// configuration; shared by any number of servers.
+    Dynamodb,
 }
 
 /// The commands.
@@ -59,6 +62,20 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Manage the DynamoDB table of the `dynamodb` store.
+    #[command(subcommand)]
+    Table(TableCommand),
+}
+
+/// `table` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TableCommand {
+    /// Create the table UPLOADGATE_TABLE (on-demand, partition key `pk`, TTL
+    /// on `expireAt`) in the DynamoDB the standard AWS settings point at
+    /// (AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB, the credentials chain). For
+    /// local use; in AWS, Terraform owns the table. Does nothing if it
+    /// exists, except turning TTL on.
+    Create,
 }
 
 /// `serve` options.

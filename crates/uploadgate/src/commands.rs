@@ -12,7 +12,9 @@ use uploadgate_http::{AppState, Config, RawConfig, router};
 use uploadgate_s3::{LocalBucket, LocalCredentials, Presigner};
 use uploadgate_store_file::FileStore;
 
-use crate::cli::{Cli, Command, ConfigCommand, QuotaCommand, StoreArg};
+use uploadgate_dynamodb::{Created, DynamoStore};
+
+use crate::cli::{Cli, Command, ConfigCommand, QuotaCommand, StoreArg, TableCommand};
 
 /// How often idle quota state is swept from the local stores.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
@@ -32,6 +34,7 @@ fn load_config(cli: &Cli) -> Result<Config> {
             match s {
                 StoreArg::File => "file",
                 StoreArg::Memory => "memory",
+                StoreArg::Dynamodb => "dynamodb",
             },
         );
     }
@@ -57,7 +60,28 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("configuration ok");
             Ok(())
         }
+        Command::Table(TableCommand::Create) => table_create(config).await,
     }
+}
+
+async fn table_create(config: Config) -> Result<()> {
+    let StoreKind::Dynamodb { table, .. } = &config.store else {
+        anyhow::bail!(
+            "`table create` is for the dynamodb store: set UPLOADGATE_STORE=dynamodb and UPLOADGATE_TABLE"
+        );
+    };
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let client = uploadgate_dynamodb::sdk_client(&sdk);
+    match uploadgate_dynamodb::create_table(&client, table).await? {
+        Created::New => println!("table {table}: created (on-demand, pk, TTL on expireAt)"),
+        Created::Existing => println!("table {table}: exists (TTL on expireAt)"),
+    }
+    Ok(())
+}
+
+async fn dynamo_store(table: &str, denial_ttl: Duration) -> DynamoStore {
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    DynamoStore::new(uploadgate_dynamodb::sdk_client(&sdk), table).with_denial_ttl(denial_ttl)
 }
 
 fn print_config(c: &Config) {
@@ -69,18 +93,18 @@ fn print_config(c: &Config) {
     println!("url ttl    {}s", c.url_ttl.as_secs());
     println!("bucket     {} (prefix {:?})", c.bucket, c.gate.key_prefix);
     println!("identity   {:?}", c.gate.identity);
-    println!("store      {:?} in {}", c.store, c.data_dir.display());
+    match &c.store {
+        StoreKind::Dynamodb { table, denial_ttl } => println!(
+            "store      dynamodb table {table} (cached denials trusted {}s)",
+            denial_ttl.as_secs_f64()
+        ),
+        other => println!("store      {other:?} in {}", c.data_dir.display()),
+    }
     println!("target     {:?}", c.target);
 }
 
 async fn serve(config: Config) -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&config.log)
-                .context("invalid UPLOADGATE_LOG")?,
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    uploadgate_http::telemetry::init(&config)?;
     let api = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {} (UPLOADGATE_LISTEN)", config.listen))?;
@@ -116,6 +140,14 @@ async fn serve(config: Config) -> Result<()> {
         StoreKind::File => {
             let store = FileStore::open(&config.data_dir)?;
             println!("uploadgate: store file at {}", store.path().display());
+            serve_with(config, store, presigner, api).await
+        }
+        StoreKind::Dynamodb {
+            ref table,
+            denial_ttl,
+        } => {
+            let store = dynamo_store(table, denial_ttl).await;
+            println!("uploadgate: store dynamodb table {table}");
             serve_with(config, store, presigner, api).await
         }
     }
@@ -191,6 +223,10 @@ async fn quota(config: Config, cmd: QuotaCommand) -> Result<()> {
         }
         StoreKind::File => {
             let store = FileStore::open(&config.data_dir)?;
+            quota_on(Limiter::new(policy, store, SystemClock), cmd).await
+        }
+        StoreKind::Dynamodb { table, denial_ttl } => {
+            let store = dynamo_store(&table, denial_ttl).await;
             quota_on(Limiter::new(policy, store, SystemClock), cmd).await
         }
     }
