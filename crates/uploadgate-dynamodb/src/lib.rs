@@ -65,9 +65,13 @@ use uploadgate_core::{
     Write, codec,
 };
 
+mod client;
+#[cfg(feature = "admin")]
 mod table;
 
-pub use table::{Created, TableError, client_config, create_table, sdk_client};
+pub use client::{client_config, sdk_client};
+#[cfg(feature = "admin")]
+pub use table::{Created, TableError, create_table};
 
 /// The partition key attribute.
 pub const PK: &str = "pk";

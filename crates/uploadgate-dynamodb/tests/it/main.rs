@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod calls;
+mod router;
 mod support;
 
 uploadgate_core::store_conformance_tests!(

@@ -4,6 +4,9 @@
 //! the next run, `scripts/moto.sh stop` ends it).
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::Credentials;
@@ -77,7 +80,18 @@ pub async fn store() -> DynamoStore {
 pub async fn counted_store() -> (DynamoStore, Calls) {
     let table = table().await;
     let calls = Calls::default();
+    // moto answers about 100 calls a second, so a burst of concurrent
+    // requests queues for longer than the 1 s per attempt that suits real
+    // DynamoDB; give the emulator room (the fail-fast settings are tested
+    // against an unreachable endpoint).
     let conf = client_config(&sdk_config_for(&endpoint()).await)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(60))
+                .operation_timeout(Duration::from_secs(120))
+                .build(),
+        )
         .interceptor(calls.clone())
         .build();
     (DynamoStore::new(Client::from_conf(conf), table), calls)
