@@ -1,0 +1,248 @@
+//! The uploadgate Lambda function: the very router that `uploadgate serve`
+//! runs, driven by `lambda_http`, with one small adapter in front.
+//!
+//! lambda_http turns each event (a function URL or HTTP API payload 2.0
+//! event, or an API Gateway REST payload 1.0 event) into an
+//! `http::Request`. The router was written for a TCP server, so
+//! [`prepare`] makes that request look like one, per invocation:
+//!
+//! * **Client address.** The `ip` limits key on [`ClientAddr`], taken from the
+//!   event's request context: `requestContext.http.sourceIp` (payload 2.0)
+//!   or `requestContext.identity.sourceIp` (REST, payload 1.0). With
+//!   `UPLOADGATE_CLIENT_IP=cloudfront` the router prefers the
+//!   `CloudFront-Viewer-Address` header, as behind CloudFront it must (the
+//!   function URL's source IP is a CloudFront edge). `X-Forwarded-For` is
+//!   never used.
+//! * **Forged viewer addresses.** The REST API is not behind our CloudFront,
+//!   so any client can send `CloudFront-Viewer-Address` to it: REST events
+//!   lose that header, and their source IP counts. Payload 2.0 events keep
+//!   it: the function URL takes only AWS_IAM-signed requests, which only
+//!   the distribution's origin access control makes, and CloudFront sets
+//!   the header itself.
+//! * **Request id.** `x-request-id` becomes the invocation's request id,
+//!   replacing whatever the client sent, so log lines, metric lines and the
+//!   response all carry the id Lambda reports for the invocation.
+//! * **Stage prefix.** lambda_http puts the API Gateway stage in front of
+//!   the path (`POST /upload-check` on stage `prod` arrives as
+//!   `/prod/upload-check`); the router's routes have no stage, so it is
+//!   taken off again. Function URLs have no stage (`$default`).
+
+use std::net::IpAddr;
+
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Uri};
+use lambda_http::request::RequestContext;
+use lambda_http::{Request, RequestExt};
+use tower::ServiceExt;
+use tower::util::MapRequest;
+use uploadgate_http::config::{StoreKind, TargetKind};
+use uploadgate_http::identity::CLOUDFRONT_VIEWER_ADDRESS;
+use uploadgate_http::{ClientAddr, Config, ConfigError, REQUEST_ID, RawConfig};
+
+/// Settings whose default differs in Lambda: CloudWatch Logs wants one
+/// JSON object per line, and EMF lines on stdout become metrics there.
+pub const LAMBDA_DEFAULTS: &[(&str, &str)] = &[
+    ("UPLOADGATE_LOG_FORMAT", "json"),
+    ("UPLOADGATE_METRICS", "emf"),
+];
+
+/// Reads the configuration from `lookup` (the process environment in the
+/// function) with the Lambda defaults, and refuses what cannot work in
+/// Lambda: the file store (a container's disk is neither shared nor kept)
+/// and the embedded local bucket.
+pub fn load_config(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let mut raw = RawConfig::default();
+    for (name, value) in LAMBDA_DEFAULTS {
+        raw.set(name, *value);
+    }
+    let config = raw.overlay_env(lookup).validate()?;
+    if config.store == StoreKind::File {
+        return Err(ConfigError {
+            setting: "UPLOADGATE_STORE",
+            message: "the file store cannot run in Lambda; use dynamodb".into(),
+        });
+    }
+    if config.target == TargetKind::Local {
+        return Err(ConfigError {
+            setting: "UPLOADGATE_TARGET",
+            message: "the local bucket cannot run in Lambda; use s3".into(),
+        });
+    }
+    Ok(config)
+}
+
+/// The router behind [`prepare`]: what `lambda_http::run` is given.
+pub type LambdaService = MapRequest<axum::Router, fn(Request) -> Request>;
+
+/// Puts [`prepare`] in front of the router.
+pub fn service(router: axum::Router) -> LambdaService {
+    router.map_request(prepare as fn(Request) -> Request)
+}
+
+/// Adapts one converted event for the router: client address, viewer
+/// address header, request id and stage prefix (see the crate docs).
+pub fn prepare(mut req: Request) -> Request {
+    let (source_ip, keep_viewer_address, stage_prefix) = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => (
+            ctx.http.source_ip.clone(),
+            true,
+            // Payload 2.0's rawPath already holds a named stage.
+            named_stage(ctx.stage.as_deref()).map(|s| format!("/{s}")),
+        ),
+        Some(RequestContext::ApiGatewayV1(ctx)) => {
+            let stage = named_stage(ctx.stage.as_deref());
+            // lambda_http prepends `/{stage}` unless the event's path
+            // already starts with it; undo exactly what it did.
+            let added = stage.filter(|s| !req.raw_http_path().starts_with(&format!("/{s}/")));
+            (
+                ctx.identity.source_ip.clone(),
+                false,
+                added.map(|s| format!("/{s}")),
+            )
+        }
+        // No other event source is compiled in; trust nothing from one.
+        _ => (None, false, None),
+    };
+
+    if !keep_viewer_address {
+        req.headers_mut().remove(CLOUDFRONT_VIEWER_ADDRESS);
+    }
+    match source_ip.as_deref().map(str::parse::<IpAddr>) {
+        Some(Ok(ip)) => {
+            req.extensions_mut().insert(ClientAddr(ip));
+        }
+        _ => {
+            req.extensions_mut().remove::<ClientAddr>();
+        }
+    }
+
+    let request_id = req
+        .lambda_context_ref()
+        .and_then(|c| HeaderValue::from_str(&c.request_id).ok())
+        .filter(|v| !v.is_empty());
+    match request_id {
+        Some(id) => {
+            req.headers_mut().insert(REQUEST_ID, id);
+        }
+        // Without an invocation id the router generates one; a client's
+        // value is never kept.
+        None => {
+            req.headers_mut().remove(REQUEST_ID);
+        }
+    }
+
+    if let Some(prefix) = stage_prefix
+        && let Some(uri) = strip_path_prefix(req.uri(), &prefix)
+    {
+        *req.uri_mut() = uri;
+    }
+    req
+}
+
+fn named_stage(stage: Option<&str>) -> Option<&str> {
+    stage.filter(|s| !s.is_empty() && *s != "$default")
+}
+
+/// `uri` without the leading path segment(s) `prefix` (`/prod`), if its path
+/// starts with exactly that; the query string is kept.
+fn strip_path_prefix(uri: &Uri, prefix: &str) -> Option<Uri> {
+    let rest = uri.path().strip_prefix(prefix)?;
+    let path = match rest {
+        "" => "/",
+        r if r.starts_with('/') => r,
+        _ => return None,
+    };
+    let pq = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(PathAndQuery::try_from(pq).ok()?);
+    Uri::from_parts(parts).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_prefixes_come_off_at_a_segment_boundary_only() {
+        let uri: Uri = "https://h.example/prod/upload-check?a=1".parse().unwrap();
+        assert_eq!(
+            strip_path_prefix(&uri, "/prod").unwrap().to_string(),
+            "https://h.example/upload-check?a=1"
+        );
+        let uri: Uri = "https://h.example/prod".parse().unwrap();
+        assert_eq!(
+            strip_path_prefix(&uri, "/prod").unwrap().path(),
+            "/",
+            "the stage root is the root"
+        );
+        let uri: Uri = "https://h.example/production/x".parse().unwrap();
+        assert_eq!(strip_path_prefix(&uri, "/prod"), None);
+        let uri: Uri = "/v1/uploads".parse().unwrap();
+        assert_eq!(strip_path_prefix(&uri, "/v2"), None);
+    }
+
+    fn env(pairs: &[(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs = pairs.to_vec();
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn lambda_defaults_to_json_logs_and_emf_metrics_unless_set() {
+        let c = load_config(env(&[
+            ("UPLOADGATE_STORE", "memory"),
+            ("UPLOADGATE_TARGET", "s3"),
+        ]))
+        .unwrap();
+        assert_eq!(c.log_format, uploadgate_http::config::LogFormat::Json);
+        assert!(c.gate.emf_metrics);
+        let c = load_config(env(&[
+            ("UPLOADGATE_STORE", "memory"),
+            ("UPLOADGATE_TARGET", "s3"),
+            ("UPLOADGATE_LOG_FORMAT", "text"),
+            ("UPLOADGATE_METRICS", "off"),
+        ]))
+        .unwrap();
+        assert_eq!(c.log_format, uploadgate_http::config::LogFormat::Text);
+        assert!(!c.gate.emf_metrics);
+    }
+
+    #[test]
+    fn the_file_store_and_the_local_bucket_are_refused_in_one_line() {
+        // The defaults are the file store and the local bucket.
+        let e = load_config(env(&[])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid UPLOADGATE_STORE: the file store cannot run in Lambda; use dynamodb"
+        );
+        let e = load_config(env(&[
+            ("UPLOADGATE_STORE", "dynamodb"),
+            ("UPLOADGATE_TABLE", "quota"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid UPLOADGATE_TARGET: the local bucket cannot run in Lambda; use s3"
+        );
+        let e = load_config(env(&[
+            ("UPLOADGATE_STORE", "dynamodb"),
+            ("UPLOADGATE_TARGET", "s3"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.setting, "UPLOADGATE_TABLE");
+        let c = load_config(env(&[
+            ("UPLOADGATE_STORE", "dynamodb"),
+            ("UPLOADGATE_TABLE", "quota"),
+            ("UPLOADGATE_TARGET", "s3"),
+        ]))
+        .unwrap();
+        assert!(matches!(c.store, StoreKind::Dynamodb { ref table, .. } if table == "quota"));
+    }
+}
