@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run moto's server on 127.0.0.1, for the DynamoDB tests.
+# Run moto's server on 127.0.0.1, for the DynamoDB tests (through
+# scripts/moto_server.py, which applies requests one at a time).
 #
 #   scripts/moto.sh start    # prints `export ...` lines to eval
 #   scripts/moto.sh stop     # stops the instance this script started
@@ -50,7 +51,7 @@ running_pid() {
   local pid
   pid="$(cat "$PIDFILE" 2>/dev/null || true)"
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "moto_server" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "moto_server.py" || return 1
   echo "$pid"
 }
 
@@ -83,7 +84,9 @@ cmd_start() {
   say "starting on $endpoint (log: $LOGFILE)"
   # Own session, so the server outlives the caller (cargo test reuses it)
   # and `stop` can end its whole process group.
-  setsid "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" </dev/null >"$LOGFILE" 2>&1 &
+  # moto_server.py: moto's app with requests applied one at a time (moto's
+  # DynamoDB transactions are not atomic under concurrency; see the file).
+  setsid "$venv/bin/python" "$ROOT/scripts/moto_server.py" 127.0.0.1 "$port" </dev/null >"$LOGFILE" 2>&1 &
   pid=$!
   echo "$pid" >"$PIDFILE"
   if ! healthy "$endpoint" "$pid"; then

@@ -68,6 +68,8 @@ use uploadgate_core::{
 mod client;
 #[cfg(feature = "admin")]
 mod table;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 
 pub use client::{client_config, sdk_client};
 #[cfg(feature = "admin")]

@@ -23,7 +23,11 @@ fn app(limits: &str, store: DynamoStore, env: &[(&str, &str)], sink: Option<Arc<
         .overlay_env(|k| {
             (k == "UPLOADGATE_LIMITS")
                 .then(|| limits.to_owned())
-                .or_else(|| env.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned()))
+                .or_else(|| {
+                    env.iter()
+                        .find(|(n, _)| *n == k)
+                        .map(|(_, v)| (*v).to_owned())
+                })
         })
         .validate()
         .unwrap();
@@ -164,17 +168,28 @@ async fn unreachable_store() -> DynamoStore {
 #[tokio::test]
 async fn with_dynamodb_down_the_gate_fails_closed_and_hands_out_no_url() {
     let lines = Arc::new(Lines::default());
-    let app = app("uploads=user:5/3h", unreachable_store().await, &[], Some(lines.clone()));
+    let app = app(
+        "uploads=user:5/3h",
+        unreachable_store().await,
+        &[],
+        Some(lines.clone()),
+    );
     let ip = "192.0.2.1".parse().unwrap();
     let started = std::time::Instant::now();
     let (status, body) = post(&app, "alice", ip).await;
     eprintln!("fail-closed answer after {:?}", started.elapsed());
     assert_eq!(status, 503);
-    assert_eq!(body["type"], "https://uploadgate.dev/problems/store-unavailable");
+    assert_eq!(
+        body["type"],
+        "https://uploadgate.dev/problems/store-unavailable"
+    );
     assert!(body.get("url").is_none());
     assert!(!body.to_string().contains("X-Amz-Signature"));
     let metric: Value = serde_json::from_str(&lines.0.lock().unwrap()[0]).unwrap();
-    assert_eq!((metric["FailClosed"].as_u64(), metric["Allowed"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(
+        (metric["FailClosed"].as_u64(), metric["Allowed"].as_u64()),
+        (Some(1), Some(0))
+    );
 }
 
 #[tokio::test]
@@ -190,5 +205,8 @@ async fn fail_open_is_an_explicit_opt_in_and_is_counted() {
     assert_eq!(status, 200);
     assert!(body["url"].as_str().unwrap().contains("X-Amz-Signature"));
     let metric: Value = serde_json::from_str(&lines.0.lock().unwrap()[0]).unwrap();
-    assert_eq!((metric["FailOpen"].as_u64(), metric["Allowed"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(
+        (metric["FailOpen"].as_u64(), metric["Allowed"].as_u64()),
+        (Some(1), Some(0))
+    );
 }

@@ -1,15 +1,12 @@
-//! A DynamoDB API on loopback for the tests: `AWS_ENDPOINT_URL_DYNAMODB` if
-//! set (CI's `./scripts/test` starts moto and sets it), otherwise moto's
-//! server started through `scripts/moto.sh` (idempotent; it stays up for
-//! the next run, `scripts/moto.sh stop` ends it).
+//! A DynamoDB API on loopback for the tests (see
+//! `uploadgate_dynamodb::test_util::endpoint`): one table per test process,
+//! and stores with their own client and cache, optionally counting calls.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
 
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_credential_types::Credentials;
 use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -17,44 +14,8 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterce
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use tokio::sync::OnceCell;
+pub use uploadgate_dynamodb::test_util::{endpoint, sdk_config_for};
 use uploadgate_dynamodb::{DynamoStore, client_config, create_table};
-
-/// The endpoint, starting moto if nothing is configured.
-pub fn endpoint() -> String {
-    static ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ENDPOINT
-        .get_or_init(|| {
-            if let Ok(e) = std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
-                return e;
-            }
-            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/moto.sh");
-            let out = std::process::Command::new("bash")
-                .args([script, "start"])
-                .output()
-                .expect("run scripts/moto.sh");
-            assert!(
-                out.status.success(),
-                "scripts/moto.sh start failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .find_map(|l| l.strip_prefix("export AWS_ENDPOINT_URL_DYNAMODB="))
-                .expect("moto.sh prints the endpoint")
-                .to_owned()
-        })
-        .clone()
-}
-
-/// SDK configuration for the emulator at `endpoint`.
-pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region("us-east-1")
-        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
-        .endpoint_url(endpoint)
-        .load()
-        .await
-}
 
 /// One table per test process, created on first use.
 pub async fn table() -> &'static str {

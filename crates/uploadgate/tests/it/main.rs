@@ -193,3 +193,63 @@ async fn quota_show_and_reset_work_on_the_file_store() {
     let s = serve(dir.path(), &env);
     assert_eq!(upload(&s, "lena", 1).await.0, 200);
 }
+
+/// `uploadgate table create`, then two servers on one DynamoDB table (moto):
+/// they share the quota, which is how users scale out without Lambda.
+#[tokio::test]
+async fn servers_sharing_a_dynamodb_table_share_the_quota() {
+    let endpoint = uploadgate_dynamodb::test_util::endpoint();
+    let table = format!("uploadgate-bin-{}", std::process::id());
+    let aws = [
+        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("UPLOADGATE_STORE", "dynamodb"),
+        ("UPLOADGATE_TABLE", table.as_str()),
+    ];
+    let out = Command::new(BIN)
+        .args(["table", "create"])
+        .envs(aws)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("table {table}: created (on-demand, pk, TTL on expireAt)")
+    );
+
+    let mut env = aws.to_vec();
+    env.push(("UPLOADGATE_LIMITS", "uploads=user:5/3h"));
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = serve(dir_a.path(), &env);
+    let b = serve(dir_b.path(), &env);
+    let mut statuses = vec![];
+    for i in 0..8 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        statuses.push(upload(s, "nina", 10).await.0);
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
+
+    // A reset through the CLI is seen by both (each re-reads a cached
+    // denial once it is older than UPLOADGATE_DENIAL_TTL; 0s here).
+    drop((a, b));
+    env.push(("UPLOADGATE_DENIAL_TTL", "0s"));
+    let a = serve(dir_a.path(), &env);
+    assert_eq!(upload(&a, "nina", 10).await.0, 429);
+    let out = Command::new(BIN)
+        .args(["quota", "reset", "nina"])
+        .envs(aws)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(upload(&a, "nina", 10).await.0, 200);
+}
