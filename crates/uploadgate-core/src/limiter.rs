@@ -284,6 +284,66 @@ mod tests {
         }
     }
 
+    /// A store whose cache is a frozen snapshot, as a remote store's can be
+    /// after a reset elsewhere; `vouch` says whether it trusts it to deny.
+    struct Snapshot {
+        truth: MemoryStore,
+        cached: Vec<Option<Versioned>>,
+        vouch: bool,
+    }
+
+    impl Store for Snapshot {
+        async fn load(&self, k: &[StateKey]) -> Result<Vec<Option<Versioned>>, StoreError> {
+            self.truth.load(k).await
+        }
+        async fn load_cached(&self, _: &[StateKey]) -> Result<Vec<Option<Versioned>>, StoreError> {
+            Ok(self.cached.clone())
+        }
+        async fn refresh_for_denial(
+            &self,
+            k: &[StateKey],
+        ) -> Result<Option<Vec<Option<Versioned>>>, StoreError> {
+            if self.vouch {
+                Ok(None)
+            } else {
+                self.truth.load(k).await.map(Some)
+            }
+        }
+        async fn compare_and_swap(&self, w: Vec<Write>) -> Result<CasOutcome, StoreError> {
+            self.truth.compare_and_swap(w).await
+        }
+        async fn delete(&self, k: &StateKey) -> Result<bool, StoreError> {
+            self.truth.delete(k).await
+        }
+        async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+            self.truth.purge_expired(now).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cached_denial_is_rechecked_unless_the_store_vouches_for_it() {
+        let (l, clock) = limiter("uploads=user:1/1h");
+        let alice = who("alice", "192.0.2.1");
+        assert!(l.consume(&alice, 1).await.unwrap().allowed);
+        let key = StateKey::user(&alice.user);
+        let full = l.store().load(std::slice::from_ref(&key)).await.unwrap();
+        // A reset the cache has not seen.
+        l.reset(&key).await.unwrap();
+        for (vouch, allowed) in [(true, false), (false, true)] {
+            let truth = MemoryStore::new();
+            let l = Limiter::new(
+                Arc::new(l.policy().clone()),
+                Snapshot {
+                    truth,
+                    cached: full.clone(),
+                    vouch,
+                },
+                clock.clone(),
+            );
+            assert_eq!(l.consume(&alice, 1).await.unwrap().allowed, allowed);
+        }
+    }
+
     #[tokio::test]
     async fn denial_by_ip_does_not_eat_the_user_quota() {
         let (l, _) = limiter("uploads=user:5/1h;burst=ip:2/1h");
