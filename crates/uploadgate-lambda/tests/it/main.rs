@@ -7,6 +7,7 @@
 // Test helpers panic on purpose: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod binary;
 mod events;
 
 use std::net::IpAddr;

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# End-to-end test of the Lambda function: the real `uploadgate-lambda`
+# binary under `cargo lambda watch` (which emulates the Lambda runtime API
+# and function URLs), on DynamoDB (moto) and S3 (LocalStack, which verifies
+# presigned signatures, expiry and conditional writes).
+#
+#   e2e/lambda/run.sh                          # debug build (reuses cargo test's)
+#   UG_LAMBDA_PROFILE=release e2e/lambda/run.sh  # release build (for the memory figure)
+#
+# It starts everything it needs and stops what it started: its own moto and
+# LocalStack (state under $UPLOADGATE_CACHE/lambda-e2e, so a run never stops
+# another suite's instances), and cargo lambda watch on 127.0.0.1. The checks
+# are e2e/lambda/check.py; the last line is "N passed, N failed". It also
+# prints the function process's peak RSS (VmHWM) and the run's duration.
+#
+# Installs on first use: cargo-lambda + Zig (PyPI, e2e/lambda/cargo-lambda.sh),
+# moto (scripts/moto.sh), LocalStack (e2e/scripts/localstack.sh).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+start=$(date +%s)
+
+if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+  # shellcheck disable=SC1091
+  . "$HOME/.cargo/env"
+fi
+
+export UPLOADGATE_CACHE="${UPLOADGATE_CACHE:-$HOME/.cache/uploadgate}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$UPLOADGATE_CACHE/target}"
+STATE="$UPLOADGATE_CACHE/lambda-e2e"
+PROFILE="${UG_LAMBDA_PROFILE:-dev}"
+URL_TTL_SECONDS=4
+RUN="$(mktemp -d "${TMPDIR:-/tmp}/uploadgate-lambda-e2e.XXXXXX")"
+mkdir -p "$STATE"
+
+say() { echo "lambda-e2e: $*" >&2; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+WATCH_PID=""
+MOTO_STARTED_HERE=0
+LOCALSTACK_STARTED_HERE=0
+ok=0
+cleanup() {
+  set +e
+  if [ -n "$WATCH_PID" ] && [ -d "/proc/$WATCH_PID" ]; then
+    # cargo lambda watch, cargo run and the function share its process group.
+    kill -TERM -- "-$WATCH_PID" 2>/dev/null
+    for _ in $(seq 1 40); do [ -d "/proc/$WATCH_PID" ] || break; sleep 0.25; done
+    kill -KILL -- "-$WATCH_PID" 2>/dev/null
+  fi
+  if [ "$MOTO_STARTED_HERE" = 1 ]; then
+    MOTO_STATE_DIR="$STATE/moto" bash scripts/moto.sh stop
+  fi
+  if [ "$LOCALSTACK_STARTED_HERE" = 1 ]; then
+    LOCALSTACK_STATE_DIR="$STATE/localstack" bash e2e/scripts/localstack.sh stop
+  fi
+  if [ "$ok" = 1 ] && [ -z "${KEEP_LOGS:-}" ]; then
+    rm -rf "$RUN"
+  else
+    say "logs kept in $RUN"
+  fi
+}
+trap cleanup EXIT
+
+bin="$(bash e2e/lambda/cargo-lambda.sh --bin-dir)"
+
+eval "$(MOTO_STATE_DIR="$STATE/moto" bash scripts/moto.sh start)"
+eval "$(LOCALSTACK_STATE_DIR="$STATE/localstack" LOCALSTACK_PORT="${LOCALSTACK_PORT:-$(free_port)}" \
+  bash e2e/scripts/localstack.sh start)"
+
+# Credentials shaped like a Lambda role's (a session token included), so
+# the log check can look for them. LocalStack verifies signatures with the
+# secret key "test"; moto takes anything.
+export AWS_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=ASIAE2ELAMBDA0000001
+export AWS_SECRET_ACCESS_KEY=test
+export AWS_SESSION_TOKEN="E2eLambdaSessionToken$(date +%s)NotForLogs"
+export AWS_EC2_METADATA_DISABLED=true
+unset AWS_PROFILE AWS_DEFAULT_PROFILE
+export AWS_ENDPOINT_URL_S3="$LOCALSTACK_ENDPOINT"
+
+suffix="$(date +%s)-$$"
+TABLE="uploadgate-lambda-e2e-$suffix"
+BUCKET="ug-lambda-e2e-$suffix"
+"$LOCALSTACK_PYTHON" e2e/scripts/s3admin.py "$LOCALSTACK_ENDPOINT" create-bucket "$BUCKET"
+UPLOADGATE_STORE=dynamodb UPLOADGATE_TABLE="$TABLE" \
+  cargo run --locked -q -p uploadgate -- table create >&2
+
+PORT="$(free_port)"
+release_flag=()
+[ "$PROFILE" = release ] && release_flag=(--release)
+say "cargo lambda watch on 127.0.0.1:$PORT ($PROFILE build; logs in $RUN)"
+env UPLOADGATE_STORE=dynamodb UPLOADGATE_TABLE="$TABLE" UPLOADGATE_TARGET=s3 \
+  UPLOADGATE_BUCKET="$BUCKET" UPLOADGATE_URL_TTL="${URL_TTL_SECONDS}s" \
+  UPLOADGATE_LIMITS='uploads=user:5/3h;burst=ip:100/1m' UPLOADGATE_CLIENT_IP=cloudfront \
+  PATH="$bin:$PATH" \
+  setsid "$bin/cargo-lambda" lambda watch -A 127.0.0.1 -P "$PORT" --ignore-changes \
+  --disable-cors -p uploadgate-lambda "${release_flag[@]}" \
+  </dev/null >"$RUN/watch.out" 2>"$RUN/watch.err" &
+WATCH_PID=$!
+
+BASE="http://127.0.0.1:$PORT/lambda-url/uploadgate-lambda"
+# The first invocation waits for the build and the function's start.
+ready=0
+for _ in $(seq 1 180); do
+  [ -d "/proc/$WATCH_PID" ] || break
+  if [ "$(curl -s -m 600 -o /dev/null -w '%{http_code}' "$BASE/healthz" 2>/dev/null)" = 200 ]; then
+    ready=1
+    break
+  fi
+  sleep 1
+done
+if [ "$ready" != 1 ]; then
+  say "the function never answered /healthz"
+  tail -n 40 "$RUN/watch.err" >&2
+  exit 1
+fi
+
+status=0
+LAMBDA_BASE="$BASE" BUCKET="$BUCKET" URL_TTL_SECONDS="$URL_TTL_SECONDS" \
+  WATCH_OUT="$RUN/watch.out" WATCH_ERR="$RUN/watch.err" \
+  "$LOCALSTACK_PYTHON" e2e/lambda/check.py || status=$?
+
+# The function process: a descendant of cargo lambda watch running the
+# binary that cargo built.
+exe_dir=debug
+[ "$PROFILE" = release ] && exe_dir=release
+descends_from_watch() {
+  local p="$1"
+  while [ -n "$p" ] && [ "$p" -gt 1 ]; do
+    [ "$p" = "$WATCH_PID" ] && return 0
+    p="$(awk '/^PPid:/ { print $2 }' "/proc/$p/status" 2>/dev/null)"
+  done
+  return 1
+}
+for p in /proc/[0-9]*; do
+  pid="${p#/proc/}"
+  [ "$(readlink "$p/exe" 2>/dev/null)" = "$CARGO_TARGET_DIR/$exe_dir/uploadgate-lambda" ] || continue
+  descends_from_watch "$pid" || continue
+  say "function process $pid ($PROFILE): $(grep -E '^(VmHWM|VmRSS)' "$p/status" | tr -s ' \t' ' ' | paste -sd ',' -)"
+done
+say "finished in $(( $(date +%s) - start ))s"
+[ "$status" = 0 ] && ok=1
+exit "$status"
