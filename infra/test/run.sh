@@ -4,8 +4,9 @@
 #   2. terraform init -backend=false + validate, module and example, against
 #      the AWS provider in a local filesystem mirror (found, not hard-coded)
 #   3. checkov --skip-download: no failed check, every skip inline with a reason
-#   4. pytest: test_agreement.py (code <-> infra) and test_apply.py (apply the
-#      example to moto's server on 127.0.0.1, read it back, destroy)
+#   4. pytest: test_agreement.py (code <-> infra), test_apply.py (apply the
+#      example to moto's server on 127.0.0.1, read it back, destroy) and
+#      test_docs.py (README tables; the provider schema vs the module)
 #
 # Python tools come from .ci/requirements-infra.txt, in a venv cached under
 # ${UPLOADGATE_CACHE:-$HOME/.cache/uploadgate}. Terraform itself must be on
@@ -116,6 +117,9 @@ provider "aws" {
 EOF
 tf_quiet -chdir="$WORK/module/uploadgate" init -backend=false -input=false
 terraform -chdir="$WORK/module/uploadgate" validate -no-color
+# test_docs.py checks the provider's arguments against the module.
+terraform -chdir="$WORK/module/uploadgate" providers schema -json >"$WORK/provider-schema.json"
+export UPLOADGATE_TF_PROVIDER_SCHEMA="$WORK/provider-schema.json"
 
 step "terraform validate infra/examples/complete"
 tf_quiet -chdir="$WORK/tf/examples/complete" init -backend=false -input=false
@@ -132,7 +136,7 @@ $bad"
   --compact --quiet --output cli
 
 # ---------------------------------------------------------------------------
-step "pytest infra/test (agreement, then apply/destroy on moto)"
+step "pytest infra/test (agreement, apply/destroy on moto, docs)"
 "$VENV/bin/python" -m pytest infra/test -p no:cacheprovider -ra
 
 step "infra checks passed"

@@ -34,6 +34,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from test_agreement import required_actions
+
 REPO = Path(__file__).resolve().parents[2]
 # cargo lambda writes under the cargo target dir (CI moves it with CARGO_TARGET_DIR).
 ZIP_CANDIDATES = [
@@ -64,6 +66,10 @@ EXPECTED_ENV = {
     "UPLOADGATE_IDENTITY_HEADER": "x-user-id",
     "UPLOADGATE_CORS_ORIGINS": "http://localhost:3000",
     "UPLOADGATE_FAIL_OPEN": "false",
+    "UPLOADGATE_DENIAL_TTL": "5s",
+    "UPLOADGATE_LOG": "info",
+    "UPLOADGATE_LOG_FORMAT": "json",
+    "UPLOADGATE_METRICS": "emf",
 }
 
 
@@ -328,10 +334,11 @@ def test_function(stack):
     assert cfg["TracingConfig"]["Mode"] == "PassThrough"
 
     env = cfg["Environment"]["Variables"]
-    for key, value in EXPECTED_ENV.items():
-        assert env.get(key) == value, key
-    assert env["UPLOADGATE_TABLE"] == stack.outputs["table_name"]
-    assert env["UPLOADGATE_BUCKET"] == stack.outputs["bucket_name"]
+    assert env == {
+        **EXPECTED_ENV,
+        "UPLOADGATE_TABLE": stack.outputs["table_name"],
+        "UPLOADGATE_BUCKET": stack.outputs["bucket_name"],
+    }
     assert env == stack.outputs["function_environment"]
 
     concurrency = lam.get_function_concurrency(FunctionName=name)
@@ -404,6 +411,13 @@ def test_role_policy_is_least_privilege(stack):
     table_arn = f"arn:aws:dynamodb:{REGION}:123456789012:table/{NAME}"
     bucket = stack.outputs["bucket_name"]
 
+    # The deployed grants are the actions the Lambda's code performs, as
+    # test_agreement.py derives them from the Rust sources.
+    needed, _ = required_actions()
+    assert sorted(_as_list(stmts["LimitsTableItems"]["Action"])) == sorted(
+        a for a in needed if a.startswith("dynamodb:"))
+    assert sorted(_as_list(stmts["PresignUploads"]["Action"])) == sorted(
+        a for a in needed if a.startswith("s3:"))
     assert sorted(_as_list(stmts["LimitsTableItems"]["Action"])) == [
         "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem"]
     assert _as_list(stmts["LimitsTableItems"]["Resource"]) == [table_arn]

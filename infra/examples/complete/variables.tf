@@ -38,7 +38,7 @@ variable "cors_allowed_origins" {
 }
 
 variable "identity" {
-  description = "Where the gate reads the user identity from: header, body or jwt."
+  description = "Where the gate reads the user identity from: header (x-user-id) or body (userId in the JSON body)."
   type        = string
   default     = "header"
 }

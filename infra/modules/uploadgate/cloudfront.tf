@@ -134,12 +134,18 @@ resource "aws_lambda_permission" "cloudfront_invoke_function_url" {
   function_url_auth_type = "AWS_IAM"
 }
 
-# AWS asks for invoked_via_function_url = true on this statement (condition
-# lambda:InvokedViaFunctionUrl). The AWS provider only has that argument
-# from 6.29.0; this module targets 5.100.x, so the statement is scoped by
-# principal and source ARN alone. CloudFront invokes a function only through
-# its URL, so the effective access is the same. Add the argument when the
-# module moves to provider 6.x.
+# AWS recommends invoked_via_function_url = true on this statement (the
+# condition lambda:InvokedViaFunctionUrl = true: the grant then covers
+# invocations through the function URL only). The hashicorp/aws 5.x provider
+# this module supports has no such argument (5.100.0's schema lacks it; it
+# came with the 6.x series, hashicorp/terraform-provider-aws#44858), and
+# Terraform cannot set an argument the provider does not know, so the
+# statement is scoped by principal and source ARN only: it lets this
+# distribution call lambda:InvokeFunction. CloudFront only ever calls a
+# function through its URL (Lambda@Edge is deployed differently), so nobody
+# else gains anything. On a provider that has the argument, widen
+# versions.tf and add it here; infra/test/test_docs.py fails as soon as the
+# provider in use offers it and this resource does not set it.
 resource "aws_lambda_permission" "cloudfront_invoke_function" {
   statement_id  = "AllowCloudFrontInvokeFunction"
   action        = "lambda:InvokeFunction"

@@ -25,10 +25,23 @@ resource "aws_iam_role" "lambda" {
 }
 
 data "aws_iam_policy_document" "lambda" {
-  # Exactly the calls the DynamoDB store makes. TransactWriteItems has no
-  # action of its own: each Put inside a transaction is authorised as
-  # dynamodb:PutItem (ConditionCheck as dynamodb:ConditionCheckItem, which
-  # the store does not use). No Scan, Query or UpdateItem.
+  # Exactly the item calls compiled into the function (infra/test/
+  # test_agreement.py derives them from the uploadgate-lambda crate and its
+  # workspace dependencies and fails on any difference):
+  #   GetItem    consistent read for GET /v1/quota and to re-check a cached
+  #              denial older than denial_ttl;
+  #   PutItem    the one conditional write per decision, and each Put inside
+  #              TransactWriteItems (user and ip keys together): a
+  #              transaction has no action of its own, each item is
+  #              authorised as its single-item action;
+  #   DeleteItem Store::delete (quota reset). No HTTP route calls it today
+  #              (`uploadgate quota reset` does, with the operator's own
+  #              credentials), but the store the function links implements
+  #              it, and the test counts what is compiled in.
+  # Table administration (CreateTable, DescribeTable, *TimeToLive) lives
+  # behind the dynamodb crate's `admin` feature, which only the CLI enables:
+  # the table is this module's job. No Scan, Query, UpdateItem or
+  # ConditionCheckItem.
   statement {
     sid = "LimitsTableItems"
     actions = [

@@ -1,11 +1,17 @@
 locals {
-  # Every setting the gate reads in Lambda. Fixed values are the ones this
+  # Every setting the gate reads in Lambda (infra/test/test_agreement.py
+  # checks this map against the code). Fixed values are the ones this
   # topology implies: DynamoDB store, S3 target, client IP from the
   # CloudFront-Viewer-Address header (requestContext.http.sourceIp is a
-  # CloudFront edge address behind the distribution).
+  # CloudFront edge address behind the distribution), JSON log lines and
+  # CloudWatch Embedded Metric Format lines on stdout (CloudWatch Logs turns
+  # those into metrics; no cloudwatch:PutMetricData is needed). The last two
+  # are the Lambda's own defaults too; setting them makes the environment
+  # say what the function does.
   environment = {
     UPLOADGATE_STORE            = "dynamodb"
     UPLOADGATE_TABLE            = aws_dynamodb_table.limits.name
+    UPLOADGATE_DENIAL_TTL       = var.denial_ttl
     UPLOADGATE_BUCKET           = aws_s3_bucket.uploads.id
     UPLOADGATE_TARGET           = "s3"
     UPLOADGATE_CLIENT_IP        = "cloudfront"
@@ -19,6 +25,8 @@ locals {
     UPLOADGATE_CORS_ORIGINS     = join(",", var.cors_allowed_origins)
     UPLOADGATE_FAIL_OPEN        = tostring(var.fail_open)
     UPLOADGATE_LOG              = var.log_filter
+    UPLOADGATE_LOG_FORMAT       = "json"
+    UPLOADGATE_METRICS          = "emf"
   }
 
   # Objects the gate may presign a PUT for; everything that is scoped to the

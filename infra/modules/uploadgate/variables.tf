@@ -146,24 +146,24 @@ variable "key_prefix" {
 }
 
 variable "identity" {
-  description = "UPLOADGATE_IDENTITY: where the gate reads the user's identity from: \"header\", \"body\" or \"jwt\"."
+  description = "UPLOADGATE_IDENTITY: where the gate reads the user's identity from: \"header\" (identity_header, which something in front of the gate must set and vouch for) or \"body\" (userId in the JSON body, the original design's model: any caller can claim any id)."
   type        = string
   default     = "header"
 
   validation {
-    condition     = contains(["header", "body", "jwt"], var.identity)
-    error_message = "identity must be one of header, body, jwt."
+    condition     = contains(["header", "body"], var.identity)
+    error_message = "identity must be header or body."
   }
 }
 
 variable "identity_header" {
-  description = "UPLOADGATE_IDENTITY_HEADER: request header carrying the user id (identity = header) or the bearer token (identity = jwt). Behind CloudFront OAC the Authorization header is overwritten with CloudFront's own signature, so it cannot be used."
+  description = "UPLOADGATE_IDENTITY_HEADER: request header carrying the user id (identity = header). Behind CloudFront OAC the Authorization header is overwritten with CloudFront's own signature, so it cannot be used."
   type        = string
   default     = "x-user-id"
 
   validation {
-    condition     = can(regex("^[a-z0-9][a-z0-9-]*$", var.identity_header)) && !contains(["authorization", "host", "x-amz-content-sha256", "x-amz-date", "x-amz-security-token"], var.identity_header)
-    error_message = "identity_header must be a lower-case header name, and not one that origin access control overwrites (authorization, host, x-amz-*)."
+    condition     = can(regex("^[a-z0-9][a-z0-9-]*$", var.identity_header)) && !contains(["authorization", "host"], var.identity_header) && !startswith(var.identity_header, "x-amz-")
+    error_message = "identity_header must be a lower-case header name, and not one that origin access control sets or overwrites (authorization, host, x-amz-*)."
   }
 }
 
@@ -181,6 +181,21 @@ variable "fail_open" {
   description = "UPLOADGATE_FAIL_OPEN: when true the gate allows uploads if DynamoDB is unreachable; when false (default) it refuses them."
   type        = bool
   default     = false
+}
+
+variable "denial_ttl" {
+  description = "UPLOADGATE_DENIAL_TTL: how long a function instance denies a key from its in-memory cache without asking DynamoDB, 0s to 5m (e.g. \"5s\", \"2m\"). It is also how late an instance sees a quota reset made elsewhere (uploadgate quota reset); \"0s\" makes resets exact at the cost of one consistent GetItem per denial."
+  type        = string
+  default     = "5s"
+
+  validation {
+    # What the gate accepts: 0s (or 0), or a positive number of s or m up to 5m.
+    condition = var.denial_ttl == "0" || var.denial_ttl == "0s" || (can(regex("^[1-9][0-9]*(s|m)$", var.denial_ttl)) && try(
+      tonumber(regex("^[0-9]+", var.denial_ttl)) * lookup({ s = 1, m = 60 }, regex("[sm]$", var.denial_ttl)) <= 300,
+      false
+    ))
+    error_message = "denial_ttl must be a duration from 0s to 5m written as a number and s or m, e.g. 0s, 5s or 2m."
+  }
 }
 
 variable "log_filter" {
