@@ -12,7 +12,7 @@ use uploadgate_core::{
 };
 use uploadgate_dynamodb::{DEFAULT_DENIAL_TTL, DynamoStore};
 
-use crate::support::{Calls, counted_store, endpoint, sdk_config_for, table};
+use crate::support::{Calls, counted_store, endpoint, sdk_config_for, table, unreachable_store};
 
 const T0: Timestamp = Timestamp(1_800_000_000_000);
 
@@ -199,14 +199,7 @@ async fn items_carry_version_state_and_ttl_in_epoch_seconds() {
 
 #[tokio::test]
 async fn an_unreachable_endpoint_is_a_transient_store_error() {
-    // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let sdk = sdk_config_for(&format!("http://127.0.0.1:{port}")).await;
-    let store = DynamoStore::new(uploadgate_dynamodb::sdk_client(&sdk), "nowhere");
+    let store = unreachable_store().await;
     let lim = Limiter::new(
         Arc::new("uploads=user:5/1h".parse::<Policy>().unwrap()),
         store,

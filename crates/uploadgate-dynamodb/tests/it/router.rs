@@ -16,7 +16,7 @@ use uploadgate_dynamodb::DynamoStore;
 use uploadgate_http::{AppState, ClientAddr, MetricsSink, RawConfig, router};
 use uploadgate_s3::{LocalCredentials, Presigner};
 
-use crate::support::{sdk_config_for, store};
+use crate::support::{store, unreachable_store};
 
 fn app(limits: &str, store: DynamoStore, env: &[(&str, &str)], sink: Option<Arc<Lines>>) -> Router {
     let cfg = RawConfig::default()
@@ -153,16 +153,6 @@ impl MetricsSink for Lines {
     fn emit(&self, line: String) {
         self.0.lock().unwrap().push(line);
     }
-}
-
-async fn unreachable_store() -> DynamoStore {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let sdk = sdk_config_for(&format!("http://127.0.0.1:{port}")).await;
-    DynamoStore::new(uploadgate_dynamodb::sdk_client(&sdk), "nowhere")
 }
 
 #[tokio::test]

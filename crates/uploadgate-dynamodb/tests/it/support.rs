@@ -93,3 +93,15 @@ impl Intercept for Calls {
         Ok(())
     }
 }
+
+/// A store on a loopback port nothing listens on, with the production
+/// client settings (fail fast).
+pub async fn unreachable_store() -> DynamoStore {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sdk = sdk_config_for(&format!("http://127.0.0.1:{port}")).await;
+    DynamoStore::new(uploadgate_dynamodb::sdk_client(&sdk), "nowhere")
+}

@@ -194,6 +194,18 @@ async fn quota_show_and_reset_work_on_the_file_store() {
     assert_eq!(upload(&s, "lena", 1).await.0, 200);
 }
 
+/// Runs a command to success; its trimmed stdout.
+fn run_ok(args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "uploadgate {args:?}: {stderr}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// `uploadgate table create`, then two servers on one DynamoDB table (moto):
 /// they share the quota, which is how users scale out without Lambda.
 #[tokio::test]
@@ -208,18 +220,8 @@ async fn servers_sharing_a_dynamodb_table_share_the_quota() {
         ("UPLOADGATE_STORE", "dynamodb"),
         ("UPLOADGATE_TABLE", table.as_str()),
     ];
-    let out = Command::new(BIN)
-        .args(["table", "create"])
-        .envs(aws)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        run_ok(&["table", "create"], &aws),
         format!("table {table}: created (on-demand, pk, TTL on expireAt)")
     );
 
@@ -241,15 +243,6 @@ async fn servers_sharing_a_dynamodb_table_share_the_quota() {
     env.push(("UPLOADGATE_DENIAL_TTL", "0s"));
     let a = serve(dir_a.path(), &env);
     assert_eq!(upload(&a, "nina", 10).await.0, 429);
-    let out = Command::new(BIN)
-        .args(["quota", "reset", "nina"])
-        .envs(aws)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(run_ok(&["quota", "reset", "nina"], &aws).starts_with("reset: nina"));
     assert_eq!(upload(&a, "nina", 10).await.0, 200);
 }
