@@ -1,23 +1,28 @@
-//! Cost of signing one upload URL: `Presigner::presign_put` as
-//! `POST /v1/uploads` calls it (local target, fixed credentials).
+//! Cost of signing one upload URL, side by side: `Presigner::presign_put`
+//! (aws-sigv4 directly, as `POST /v1/uploads` calls it) and
+//! `presign_put_via_sdk` (aws-sdk-s3's `presigned()`, the oracle), both on
+//! the local target with fixed credentials.
 //!
 //! Run: `cargo bench -p uploadgate-s3 --bench presign`. Criterion's `time:`
-//! line is the cost per presign; `thrpt:` is presigns per second.
+//! line is the cost per presign; `thrpt:` is presigns per second. A last
+//! line, `ratio`, times both paths in interleaved batches and prints µs per
+//! presign for each and how many times slower the SDK is.
 //!
-//! - `fixed_key`: the same key, content type and size every time.
-//! - `fresh_key`: a new UUID and object key per call, as the handler does
-//!   (the UUID and key building are included).
-//! - `start_now`: fresh key and `SystemTime::now()` as the start time.
+//! - `{direct,sdk}/fixed_key`: the same key, content type and size every time.
+//! - `{direct,sdk}/fresh_key`: a new UUID and object key per call, as the
+//!   handler does (the UUID and key building are included).
+//! - `{direct,sdk}/start_now`: fresh key and `SystemTime::now()` as the start
+//!   time.
 //! - `parts/*`: the UUID and object key alone, for scale.
 
 #![allow(missing_docs)]
 
 use std::hint::black_box;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use uploadgate_core::{ObjectKey, UserId};
-use uploadgate_s3::{LocalCredentials, Presigner};
+use uploadgate_s3::{LocalCredentials, PresignedUpload, Presigner};
 
 fn presigner() -> Presigner {
     let creds = LocalCredentials {
@@ -32,68 +37,113 @@ fn presigner() -> Presigner {
     )
 }
 
-fn bench_presign(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("tokio runtime");
+        .expect("tokio runtime")
+}
+
+fn fixed_key(user: &UserId) -> ObjectKey {
+    ObjectKey::for_upload(
+        "uploads/",
+        user,
+        "0b7e2a43-6f0c-4d7e-9a55-2b1f3f0c9d11",
+        "report.pdf",
+    )
+}
+
+fn fresh_key(user: &UserId) -> ObjectKey {
+    ObjectKey::for_upload(
+        "uploads/",
+        user,
+        &uuid::Uuid::new_v4().to_string(),
+        "report.pdf",
+    )
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Path {
+    Direct,
+    Sdk,
+}
+
+impl Path {
+    const ALL: [Path; 2] = [Path::Direct, Path::Sdk];
+
+    fn name(self) -> &'static str {
+        match self {
+            Path::Direct => "direct",
+            Path::Sdk => "sdk",
+        }
+    }
+
+    async fn sign(
+        self,
+        p: &Presigner,
+        key: &ObjectKey,
+        ctype: &str,
+        size: u64,
+        now: SystemTime,
+    ) -> PresignedUpload {
+        match self {
+            Path::Direct => p.presign_put(key, ctype, size, now).await,
+            Path::Sdk => p.presign_put_via_sdk(key, ctype, size, now).await,
+        }
+        .expect("presign")
+    }
+}
+
+fn bench_presign(c: &mut Criterion) {
+    let rt = runtime();
     let p = presigner();
     let user = UserId::parse("user-4242").expect("valid user id");
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-    let key = ObjectKey::for_upload(
-        "uploads/",
-        &user,
-        "0b7e2a43-6f0c-4d7e-9a55-2b1f3f0c9d11",
-        "report.pdf",
-    );
+    let key = fixed_key(&user);
 
-    // Sanity: the URL is the one the handler would hand out.
-    let up = rt
-        .block_on(p.presign_put(&key, "application/pdf", 12_345, now))
-        .expect("presign");
-    assert!(up.url.contains("X-Amz-Signature="), "{}", up.url);
+    // Sanity: both paths hand out the same URL, the one the handler would.
+    let direct = rt.block_on(Path::Direct.sign(&p, &key, "application/pdf", 12_345, now));
+    let sdk = rt.block_on(Path::Sdk.sign(&p, &key, "application/pdf", 12_345, now));
+    assert!(direct.url.contains("X-Amz-Signature="), "{}", direct.url);
+    assert_eq!(direct, sdk);
 
     let mut g = c.benchmark_group("presign_put");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("fixed_key", |b| {
-        b.to_async(&rt).iter(|| async {
-            black_box(
-                p.presign_put(black_box(&key), "application/pdf", black_box(12_345), now)
-                    .await
-                    .expect("presign"),
-            )
-        })
-    });
-    g.bench_function("fresh_key", |b| {
-        b.to_async(&rt).iter(|| async {
-            let key = ObjectKey::for_upload(
-                "uploads/",
-                &user,
-                &uuid::Uuid::new_v4().to_string(),
-                "report.pdf",
-            );
-            black_box(
-                p.presign_put(&key, "application/pdf", 12_345, now)
-                    .await
-                    .expect("presign"),
-            )
-        })
-    });
-    g.bench_function("start_now", |b| {
-        b.to_async(&rt).iter(|| async {
-            let key = ObjectKey::for_upload(
-                "uploads/",
-                &user,
-                &uuid::Uuid::new_v4().to_string(),
-                "report.pdf",
-            );
-            black_box(
-                p.presign_put(&key, "application/pdf", 12_345, SystemTime::now())
-                    .await
-                    .expect("presign"),
-            )
-        })
-    });
+    for path in Path::ALL {
+        g.bench_function(format!("{}/fixed_key", path.name()), |b| {
+            b.to_async(&rt).iter(|| async {
+                black_box(
+                    path.sign(
+                        &p,
+                        black_box(&key),
+                        "application/pdf",
+                        black_box(12_345),
+                        now,
+                    )
+                    .await,
+                )
+            })
+        });
+    }
+    for path in Path::ALL {
+        g.bench_function(format!("{}/fresh_key", path.name()), |b| {
+            b.to_async(&rt).iter(|| async {
+                let key = fresh_key(&user);
+                black_box(path.sign(&p, &key, "application/pdf", 12_345, now).await)
+            })
+        });
+    }
+    for path in Path::ALL {
+        g.bench_function(format!("{}/start_now", path.name()), |b| {
+            b.to_async(&rt).iter(|| async {
+                let key = fresh_key(&user);
+                black_box(
+                    path.sign(&p, &key, "application/pdf", 12_345, SystemTime::now())
+                        .await,
+                )
+            })
+        });
+    }
     g.finish();
     let mut g = c.benchmark_group("parts");
     g.bench_function("uuid_v4_string", |b| {
@@ -112,5 +162,54 @@ fn bench_presign(c: &mut Criterion) {
     g.finish();
 }
 
+/// µs per presign on each path (fresh key, `SystemTime::now()`), measured
+/// in alternating batches so both see the same machine load; medians.
+fn ratio(full: bool) {
+    let rt = runtime();
+    let p = presigner();
+    let user = UserId::parse("user-4242").expect("valid user id");
+    let (rounds, batch) = if full {
+        (7, Duration::from_millis(300))
+    } else {
+        (1, Duration::from_millis(20))
+    };
+    let mut us: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..rounds {
+        for (i, path) in Path::ALL.into_iter().enumerate() {
+            let start = Instant::now();
+            let mut n = 0u32;
+            while start.elapsed() < batch {
+                let key = fresh_key(&user);
+                black_box(rt.block_on(path.sign(
+                    &p,
+                    &key,
+                    "application/pdf",
+                    12_345,
+                    SystemTime::now(),
+                )));
+                n += 1;
+            }
+            us[i].push(start.elapsed().as_secs_f64() * 1e6 / f64::from(n));
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let direct = median(&mut us[0]);
+    let sdk = median(&mut us[1]);
+    println!(
+        "ratio: presign_put direct {direct:.2} µs, via SDK {sdk:.2} µs per URL (fresh key, now); \
+         the SDK takes x{:.1} the time ({rounds} alternating batches of {} ms, medians)",
+        sdk / direct,
+        batch.as_millis()
+    );
+}
+
 criterion_group!(benches, bench_presign);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    ratio(std::env::args().any(|a| a == "--bench"));
+}

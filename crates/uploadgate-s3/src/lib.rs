@@ -1,10 +1,14 @@
 //! The S3 side of uploadgate.
 //!
-//! * [`Presigner`] turns an admitted upload into an S3 presigned `PUT` URL
-//!   with aws-sdk-s3. The URL signs `Content-Length` (the exact declared
-//!   size), `Content-Type` and `If-None-Match: *`, so it cannot carry another
-//!   size or type and creates the object at most once. The same code signs
-//!   for real S3 (standard AWS configuration) and for the local target.
+//! * [`Presigner`] turns an admitted upload into an S3 presigned `PUT` URL.
+//!   The URL signs `Content-Length` (the exact declared size), `Content-Type`
+//!   and `If-None-Match: *`, so it cannot carry another size or type and
+//!   creates the object at most once. It signs with `aws-sigv4` directly
+//!   (the SDK's own signer, S3's settings): aws-sdk-s3's `presigned()` costs
+//!   several times more per URL. Where the bucket lives is learnt from
+//!   aws-sdk-s3 itself, and tests hold both to the identical URL. The same
+//!   code signs for real S3 (standard AWS configuration) and for the local
+//!   target.
 //! * [`LocalBucket`] is an S3-compatible bucket on loopback for
 //!   `uploadgate serve`, built on [s3s], which verifies SigV4 (presigned
 //!   query signatures, expiry, every signed header) exactly as S3 does; this

@@ -11,13 +11,17 @@
 //! - `file`:    `POST /v1/uploads` on the file store;
 //! - `check` (only when listed in `UG_BENCH_PHASES`): `POST /upload-check`
 //!   with `{}` on the memory store: the upload path without the presign.
+//! - `sdk` (only when listed in `UG_BENCH_PHASES`): `POST /v1/uploads` on a
+//!   third server, memory store, whose presigner signs through aws-sdk-s3's
+//!   `presigned()` (the former path) instead of aws-sigv4 directly.
 //!
 //! Phases are interleaved (healthz, memory, file, healthz, ...) for a few
 //! rounds; the summary reports medians. Every response must be 200: a phase
 //! with any other answer prints what it got and the run aborts.
 //!
 //! Before the load, a breakdown runs in-process, one call at a time: the
-//! router without TCP (`healthz`, uploads on each store), then
+//! router without TCP (`healthz`, uploads on each store, `upload-check`
+//! with `{}`, uploads presigned through the SDK), then
 //! `Limiter::consume` and `Presigner::presign_put` alone, and a scaling
 //! check: `presign_put` on one thread versus all cores, sharing one
 //! `Presigner` or one each, next to a pure-CPU control loop.
@@ -30,16 +34,25 @@
 //! `UG_BENCH_ROUNDS` (3), `UG_BENCH_CONC` (64), `UG_BENCH_USERS` (10000),
 //! `UG_BENCH_MAX_REQS` per phase (2000000), `UG_BENCH_SERVER_THREADS`
 //! (cores), `UG_BENCH_CLIENT_THREADS` (1), `UG_BENCH_LIMITS`
-//! (`uploads=user:1000000000/1h`), `UG_BENCH_LOG` (unset: no tracing
+//! (`uploads=user:2000/1h`: sliding, the default algorithm, with about the
+//! largest count the configuration's state-size check admits; a run charges
+//! each of 10000 users a few dozen uploads at most), `UG_BENCH_LOG` (unset: no tracing
 //! subscriber; e.g. `info`: the `serve` command's subscriber and filter,
 //! writing to a sink, to measure logging cost), `UG_BENCH_PHASES`
 //! (`healthz,memory,file`), `UG_BENCH_BREAKDOWN_SECS` (1; 0 skips the
 //! in-process breakdown printed first).
 //!
+//! The bench process uses the binary's global allocator (mimalloc), so the
+//! figures are those of `uploadgate serve`.
+//!
 //! Run: `cargo bench -p uploadgate --bench http`. Without `--bench` (as
 //! `cargo test --benches` runs it) it does a short smoke run instead.
 
 #![allow(missing_docs)]
+
+/// As in `src/main.rs`.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -110,7 +123,7 @@ impl Settings {
             max_reqs: env_or("UG_BENCH_MAX_REQS", 2_000_000),
             server_threads: env_or("UG_BENCH_SERVER_THREADS", cores),
             client_threads: env_or("UG_BENCH_CLIENT_THREADS", 1),
-            limits: env_or("UG_BENCH_LIMITS", "uploads=user:1000000000/1h".to_owned()),
+            limits: env_or("UG_BENCH_LIMITS", "uploads=user:2000/1h".to_owned()),
             log: std::env::var("UG_BENCH_LOG").ok().filter(|s| !s.is_empty()),
             phases: env_or("UG_BENCH_PHASES", "healthz,memory,file".to_owned())
                 .split(',')
@@ -132,12 +145,21 @@ fn presigner(bucket: String, ttl: Duration) -> Presigner {
 
 /// The state `serve` would build for this policy, on `store`.
 fn build_state<S: Store>(settings: &Settings, store: S) -> AppState<S> {
+    build_state_with(settings, store, |p| p)
+}
+
+/// [`build_state`], with the presigner passed through `adapt`.
+fn build_state_with<S: Store>(
+    settings: &Settings,
+    store: S,
+    adapt: impl FnOnce(Presigner) -> Presigner,
+) -> AppState<S> {
     let limits = settings.limits.clone();
     let config = RawConfig::default()
         .overlay_env(move |k| (k == "UPLOADGATE_LIMITS").then(|| limits.clone()))
         .validate()
         .expect("bench configuration is valid");
-    let presigner = presigner(config.bucket.clone(), config.url_ttl);
+    let presigner = adapt(presigner(config.bucket.clone(), config.url_ttl));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     AppState::new(config.gate, store, clock, presigner)
 }
@@ -524,6 +546,11 @@ fn breakdown(s: &Settings, dir: &std::path::Path) {
         );
         let svc_mem = hyper_util::service::TowerToHyperService::new(router(mem.clone()));
         let svc_file = hyper_util::service::TowerToHyperService::new(router(file.clone()));
+        let svc_sdk = hyper_util::service::TowerToHyperService::new(router(build_state_with(
+            s,
+            MemoryStore::new(),
+            Presigner::always_via_sdk,
+        )));
         let call = |svc: &hyper_util::service::TowerToHyperService<axum::Router>,
                     req: hyper::Request<Full<Bytes>>| {
             let fut = svc.call(req);
@@ -545,6 +572,13 @@ fn breakdown(s: &Settings, dir: &std::path::Path) {
                 .body(Full::new(Bytes::from_static(UPLOAD_BODY.as_bytes())))
                 .expect("request")
         };
+        let check = |n| {
+            hyper::Request::post("/upload-check")
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .header("x-user-id", user(n))
+                .body(Full::new(Bytes::from_static(b"{}")))
+                .expect("request")
+        };
         let subjects = |n| uploadgate_core::Subjects {
             user: uploadgate_core::UserId::parse(&user(n)).expect("user id"),
             ip: None,
@@ -560,6 +594,14 @@ fn breakdown(s: &Settings, dir: &std::path::Path) {
         rows.push((
             "router: POST /v1/uploads (memory)",
             per_call(budget, 1_000_000, |n| call(&svc_mem, upload(n))).await,
+        ));
+        rows.push((
+            "router: POST /upload-check {}",
+            per_call(budget, 1_000_000, |n| call(&svc_mem, check(n))).await,
+        ));
+        rows.push((
+            "router: POST /v1/uploads (SDK presign)",
+            per_call(budget, 1_000_000, |n| call(&svc_sdk, upload(n))).await,
         ));
         rows.push((
             "router: POST /v1/uploads (file)",
@@ -758,14 +800,20 @@ fn main() {
         .prefix("uploadgate-bench-")
         .tempdir_in(option_env!("CARGO_TARGET_TMPDIR").map_or_else(std::env::temp_dir, Into::into))
         .expect("temp dir");
-    let (mem_addr, file_addr) = server_rt.block_on(async {
+    let (mem_addr, file_addr, sdk_addr) = server_rt.block_on(async {
         let mem = start(build_state(&s, MemoryStore::new())).await;
         let file = start(build_state(
             &s,
             FileStore::open(&dir.path().join("serve")).expect("file store"),
         ))
         .await;
-        (mem, file)
+        let sdk = start(build_state_with(
+            &s,
+            MemoryStore::new(),
+            Presigner::always_via_sdk,
+        ))
+        .await;
+        (mem, file, sdk)
     });
     let all = [
         Target {
@@ -788,6 +836,11 @@ fn main() {
             addr: mem_addr,
             kind: Kind::Check,
         },
+        Target {
+            name: "sdk",
+            addr: sdk_addr,
+            kind: Kind::Upload,
+        },
     ];
     let targets: Vec<Target> = s
         .phases
@@ -795,7 +848,9 @@ fn main() {
         .map(|p| {
             all.iter()
                 .find(|t| t.name == p)
-                .unwrap_or_else(|| panic!("unknown phase {p:?} (healthz, memory, file, check)"))
+                .unwrap_or_else(|| {
+                    panic!("unknown phase {p:?} (healthz, memory, file, check, sdk)")
+                })
                 .clone()
         })
         .collect();
