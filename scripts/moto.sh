@@ -30,21 +30,8 @@ PYTHON="${PYTHON:-python3}"
 
 say() { echo "moto: $*" >&2; }
 
-ensure_venv() {
-  local key venv
-  key="$({ cat "$REQS"; "$PYTHON" -V; } | sha256sum | cut -c1-12)"
-  venv="$CACHE/moto-venv-$key"
-  if [ ! -f "$venv/.complete" ]; then
-    say "creating venv $venv (first run takes a minute)"
-    rm -rf "$venv"
-    mkdir -p "$CACHE"
-    "$PYTHON" -m venv "$venv"
-    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install --quiet \
-      --cache-dir "$CACHE/pip" -r "$REQS" >&2
-    touch "$venv/.complete"
-  fi
-  echo "$venv"
-}
+# shellcheck source=lib/venv.sh
+. "$ROOT/scripts/lib/venv.sh"
 
 running_pid() {
   [ -f "$PIDFILE" ] || return 1
@@ -69,7 +56,7 @@ healthy() { # endpoint pid
 cmd_start() {
   mkdir -p "$STATE"
   local venv pid port endpoint
-  venv="$(ensure_venv)"
+  venv="$(ensure_venv moto "$REQS" "$PYTHON")"
   if pid="$(running_pid)" && [ -f "$ENVFILE" ]; then
     endpoint="$(sed -n 's/^export MOTO_ENDPOINT=//p' "$ENVFILE")"
     if healthy "$endpoint" "$pid" 2>/dev/null; then

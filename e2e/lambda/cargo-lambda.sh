@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # cargo-lambda and Zig from PyPI, in a venv cached under
-# ${UPLOADGATE_CACHE:-~/.cache/uploadgate}/lambda-venv-<hash of the pins>.
+# ${UPLOADGATE_CACHE:-~/.cache/uploadgate}/venv-lambda-<hash of the pins and Python>.
 #
 #   e2e/lambda/cargo-lambda.sh build --release --arm64 ...   # runs `cargo lambda build ...`
 #   e2e/lambda/cargo-lambda.sh --bin-dir                    # installs if needed, prints the venv's bin/
@@ -11,29 +11,15 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-CACHE="${UPLOADGATE_CACHE:-$HOME/.cache/uploadgate}"
 REQS="$ROOT/.ci/requirements-lambda.txt"
 PYTHON="${PYTHON:-python3}"
 
 say() { echo "cargo-lambda: $*" >&2; }
 
-ensure_venv() {
-  local key venv
-  key="$(sha256sum "$REQS" | cut -c1-12)"
-  venv="$CACHE/lambda-venv-$key"
-  if [ ! -f "$venv/.complete" ]; then
-    say "creating venv $venv (first run downloads cargo-lambda and Zig, ~100 MB)"
-    rm -rf "$venv"
-    mkdir -p "$CACHE"
-    "$PYTHON" -m venv "$venv"
-    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install --quiet \
-      --cache-dir "$CACHE/pip" -r "$REQS" >&2
-    touch "$venv/.complete"
-  fi
-  echo "$venv/bin"
-}
+# shellcheck source=../../scripts/lib/venv.sh
+. "$ROOT/scripts/lib/venv.sh"
 
-bin="$(ensure_venv)"
+bin="$(ensure_venv lambda "$REQS" "$PYTHON")/bin"
 if [ "${1:-}" = "--bin-dir" ]; then
   echo "$bin"
   exit 0

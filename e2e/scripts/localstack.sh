@@ -44,22 +44,8 @@ find_python313() {
   return 1
 }
 
-ensure_venv() {
-  local hash venv py
-  hash="$(sha256sum "$REQS" | cut -c1-12)"
-  venv="$CACHE/localstack-venv-$hash"
-  if [ ! -f "$venv/.complete" ]; then
-    py="$(find_python313)"
-    say "creating venv $venv with $py (first run takes a few minutes)"
-    rm -rf "$venv"
-    mkdir -p "$CACHE"
-    "$py" -m venv "$venv"
-    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install --quiet \
-      --cache-dir "$CACHE/pip" -r "$REQS" >&2
-    touch "$venv/.complete"
-  fi
-  echo "$venv/bin/python"
-}
+# shellcheck source=../../scripts/lib/venv.sh
+. "$ROOT/scripts/lib/venv.sh"
 
 # PID from the pidfile if it is still our LocalStack process.
 running_pid() {
@@ -128,7 +114,7 @@ print_env() {
 cmd_start() {
   mkdir -p "$STATE"
   local py pid port endpoint
-  py="$(ensure_venv)"
+  py="$(ensure_venv localstack "$REQS" "$(find_python313)")/bin/python"
   if pid="$(running_pid)" && [ -f "$ENVFILE" ]; then
     # shellcheck disable=SC1090
     endpoint="$(. "$ENVFILE" && echo "$LOCALSTACK_ENDPOINT")"

@@ -16,7 +16,6 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
-CACHE=${UPLOADGATE_CACHE:-$HOME/.cache/uploadgate}
 REQUIREMENTS=.ci/requirements-infra.txt
 START=$SECONDS
 
@@ -71,19 +70,11 @@ EOF
 terraform version | sed -n 1p
 
 # Prefer 3.11 (checkov's pins are tested there); the venv is keyed by the
-# requirements and the interpreter version.
+# requirements and the interpreter version (scripts/lib/venv.sh).
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
-PYVER=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-KEY=$({ cat "$REQUIREMENTS"; echo "python $PYVER"; } | sha256sum | cut -c1-16)
-VENV="$CACHE/venv-infra-$KEY"
-if [ ! -f "$VENV/.complete" ]; then
-  echo "creating $VENV (python $PYVER)"
-  rm -rf "$VENV"
-  mkdir -p "$CACHE"
-  "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
-  touch "$VENV/.complete"
-fi
+# shellcheck source=../../scripts/lib/venv.sh
+. "$ROOT/scripts/lib/venv.sh"
+VENV=$(ensure_venv infra "$REQUIREMENTS" "$PYTHON")
 echo "python tools: $VENV"
 
 # ---------------------------------------------------------------------------
