@@ -32,6 +32,8 @@ say() { echo "moto: $*" >&2; }
 
 # shellcheck source=lib/venv.sh
 . "$ROOT/scripts/lib/venv.sh"
+# shellcheck source=lib/proc.sh
+. "$ROOT/scripts/lib/proc.sh"
 
 running_pid() {
   [ -f "$PIDFILE" ] || return 1
@@ -98,12 +100,7 @@ cmd_stop() {
     return 0
   fi
   say "stopping pid $pid"
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 40); do
-    [ -d "/proc/$pid" ] || break
-    sleep 0.25
-  done
-  [ -d "/proc/$pid" ] && { kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; }
+  stop_group "$pid" 10
   rm -f "$PIDFILE" "$ENVFILE"
 }
 

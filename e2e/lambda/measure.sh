@@ -19,6 +19,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
+# shellcheck source=../../scripts/lib/proc.sh
+. "$ROOT/scripts/lib/proc.sh"
 ZIP=0
 if [ "${1:-}" = "--zip" ]; then
   ZIP=1
@@ -46,11 +48,7 @@ MOTO_STARTED_HERE=0
 LOCALSTACK_STARTED_HERE=0
 cleanup() {
   set +e
-  if [ -n "$WATCH_PID" ] && [ -d "/proc/$WATCH_PID" ]; then
-    kill -TERM -- "-$WATCH_PID" 2>/dev/null
-    for _ in $(seq 1 40); do [ -d "/proc/$WATCH_PID" ] || break; sleep 0.25; done
-    kill -KILL -- "-$WATCH_PID" 2>/dev/null
-  fi
+  stop_group "$WATCH_PID" 10
   [ -n "$unpacked" ] && rm -rf "$unpacked"
   [ "$MOTO_STARTED_HERE" = 1 ] && MOTO_STATE_DIR="$STATE/moto" bash scripts/moto.sh stop
   [ "$LOCALSTACK_STARTED_HERE" = 1 ] && LOCALSTACK_STATE_DIR="$STATE/localstack" bash e2e/scripts/localstack.sh stop

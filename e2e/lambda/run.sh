@@ -18,6 +18,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
+# shellcheck source=../../scripts/lib/proc.sh
+. "$ROOT/scripts/lib/proc.sh"
 start=$(date +%s)
 
 if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
@@ -45,12 +47,8 @@ LOCALSTACK_STARTED_HERE=0
 ok=0
 cleanup() {
   set +e
-  if [ -n "$WATCH_PID" ] && [ -d "/proc/$WATCH_PID" ]; then
-    # cargo lambda watch, cargo run and the function share its process group.
-    kill -TERM -- "-$WATCH_PID" 2>/dev/null
-    for _ in $(seq 1 40); do [ -d "/proc/$WATCH_PID" ] || break; sleep 0.25; done
-    kill -KILL -- "-$WATCH_PID" 2>/dev/null
-  fi
+  # cargo lambda watch, cargo run and the function share its process group.
+  stop_group "$WATCH_PID" 10
   if [ "$MOTO_STARTED_HERE" = 1 ]; then
     MOTO_STATE_DIR="$STATE/moto" bash scripts/moto.sh stop
   fi

@@ -46,6 +46,8 @@ find_python313() {
 
 # shellcheck source=../../scripts/lib/venv.sh
 . "$ROOT/scripts/lib/venv.sh"
+# shellcheck source=../../scripts/lib/proc.sh
+. "$ROOT/scripts/lib/proc.sh"
 
 # PID from the pidfile if it is still our LocalStack process.
 running_pid() {
@@ -160,21 +162,14 @@ cmd_start() {
 }
 
 cmd_stop() {
-  local pid i
+  local pid
   if ! pid="$(running_pid)"; then
     rm -f "$PIDFILE" "$ENVFILE"
     say "not running"
     return 0
   fi
   say "stopping pid $pid"
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 1 60); do
-    [ -d "/proc/$pid" ] || break
-    sleep 0.25
-  done
-  if [ -d "/proc/$pid" ]; then
-    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-  fi
+  stop_group "$pid" 15
   rm -f "$PIDFILE" "$ENVFILE"
 }
 
