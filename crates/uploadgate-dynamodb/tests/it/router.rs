@@ -117,7 +117,7 @@ fn trials() -> usize {
     std::env::var("UG_CONTENTION_TRIALS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
+        .unwrap_or(5)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
