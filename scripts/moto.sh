@@ -35,15 +35,6 @@ say() { echo "moto: $*" >&2; }
 # shellcheck source=lib/proc.sh
 . "$ROOT/scripts/lib/proc.sh"
 
-running_pid() {
-  [ -f "$PIDFILE" ] || return 1
-  local pid
-  pid="$(cat "$PIDFILE" 2>/dev/null || true)"
-  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "moto_server.py" || return 1
-  echo "$pid"
-}
-
 healthy() { # endpoint pid
   local i
   for i in $(seq 1 120); do
@@ -59,7 +50,7 @@ cmd_start() {
   mkdir -p "$STATE"
   local venv pid port endpoint
   venv="$(ensure_venv moto "$REQS" "$PYTHON")"
-  if pid="$(running_pid)" && [ -f "$ENVFILE" ]; then
+  if pid="$(running_pid "$PIDFILE" moto_server.py)" && [ -f "$ENVFILE" ]; then
     endpoint="$(sed -n 's/^export MOTO_ENDPOINT=//p' "$ENVFILE")"
     if healthy "$endpoint" "$pid" 2>/dev/null; then
       say "already running (pid $pid) at $endpoint"
@@ -94,7 +85,7 @@ cmd_start() {
 
 cmd_stop() {
   local pid
-  if ! pid="$(running_pid)"; then
+  if ! pid="$(running_pid "$PIDFILE" moto_server.py)"; then
     rm -f "$PIDFILE" "$ENVFILE"
     say "not running"
     return 0
@@ -108,9 +99,9 @@ case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
   status)
-    if pid="$(running_pid)"; then say "running (pid $pid)"; cat "$ENVFILE"; else say "not running"; exit 1; fi
+    if pid="$(running_pid "$PIDFILE" moto_server.py)"; then say "running (pid $pid)"; cat "$ENVFILE"; else say "not running"; exit 1; fi
     ;;
-  env) running_pid >/dev/null && cat "$ENVFILE" ;;
+  env) running_pid "$PIDFILE" moto_server.py >/dev/null && cat "$ENVFILE" ;;
   *)
     echo "usage: $0 start|stop|status|env" >&2
     exit 2

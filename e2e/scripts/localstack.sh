@@ -49,16 +49,6 @@ find_python313() {
 # shellcheck source=../../scripts/lib/proc.sh
 . "$ROOT/scripts/lib/proc.sh"
 
-# PID from the pidfile if it is still our LocalStack process.
-running_pid() {
-  [ -f "$PIDFILE" ] || return 1
-  local pid
-  pid="$(cat "$PIDFILE" 2>/dev/null || true)"
-  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "localstack.runtime.main" || return 1
-  echo "$pid"
-}
-
 port_free() {
   "$1" - "$2" <<'PY'
 import socket, sys
@@ -117,7 +107,7 @@ cmd_start() {
   mkdir -p "$STATE"
   local py pid port endpoint
   py="$(ensure_venv localstack "$REQS" "$(find_python313)")/bin/python"
-  if pid="$(running_pid)" && [ -f "$ENVFILE" ]; then
+  if pid="$(running_pid "$PIDFILE" localstack.runtime.main)" && [ -f "$ENVFILE" ]; then
     # shellcheck disable=SC1090
     endpoint="$(. "$ENVFILE" && echo "$LOCALSTACK_ENDPOINT")"
     if wait_healthy "$py" "$endpoint" "$pid" 2>/dev/null; then
@@ -163,7 +153,7 @@ cmd_start() {
 
 cmd_stop() {
   local pid
-  if ! pid="$(running_pid)"; then
+  if ! pid="$(running_pid "$PIDFILE" localstack.runtime.main)"; then
     rm -f "$PIDFILE" "$ENVFILE"
     say "not running"
     return 0
@@ -177,9 +167,9 @@ case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
   status)
-    if pid="$(running_pid)"; then say "running (pid $pid)"; print_env; else say "not running"; exit 1; fi
+    if pid="$(running_pid "$PIDFILE" localstack.runtime.main)"; then say "running (pid $pid)"; print_env; else say "not running"; exit 1; fi
     ;;
-  env) running_pid >/dev/null && print_env ;;
+  env) running_pid "$PIDFILE" localstack.runtime.main >/dev/null && print_env ;;
   *)
     echo "usage: $0 start|stop|status|env" >&2
     exit 2

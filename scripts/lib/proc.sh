@@ -14,3 +14,17 @@ stop_group() {
   done
   kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
 }
+
+# running_pid PIDFILE PATTERN
+#
+# Prints the PID recorded in PIDFILE if that process is still alive and its
+# command line contains PATTERN (so a recycled PID is never mistaken for
+# ours); fails otherwise.
+running_pid() {
+  local pidfile="$1" pattern="$2" pid
+  [ -f "$pidfile" ] || return 1
+  pid="$(cat "$pidfile" 2>/dev/null || true)"
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$pattern" || return 1
+  echo "$pid"
+}
