@@ -31,6 +31,7 @@ async fn run() -> Result<()> {
     uploadgate_http::telemetry::init(&config)?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let presigner = Presigner::from_sdk_config(&sdk, config.bucket.clone(), config.url_ttl);
+    presigner.warm_up().await;
     match config.store.clone() {
         StoreKind::Dynamodb { table, denial_ttl } => {
             tracing::info!(table = %table, bucket = %config.bucket, "store dynamodb");

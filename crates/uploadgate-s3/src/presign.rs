@@ -204,6 +204,26 @@ impl Presigner {
         }
     }
 
+    /// Does the one-time work of the first [`presign_put`](Self::presign_put)
+    /// now (resolve credentials, learn the URL shape from one SDK presign),
+    /// so it lands in start-up (Lambda's init phase), not in a request. A
+    /// failure is only logged: the first request retries it and answers
+    /// with the error if it persists.
+    pub async fn warm_up(&self) {
+        let now = SystemTime::now();
+        let ready = async {
+            let identity = self.shared.credentials.identity(now).await?;
+            self.shared
+                .route
+                .get_or_try_init(|| self.probe(&identity, now))
+                .await
+                .map(|_| ())
+        };
+        if let Err(e) = ready.await {
+            tracing::warn!(error = %e, bucket = %self.bucket, "presigner not ready at start-up; retrying on first use");
+        }
+    }
+
     /// This presigner, but its [`presign_put`](Self::presign_put) always
     /// goes through aws-sdk-s3's `presigned()`, as it did before the direct
     /// signer: for benchmarks that compare both in one run.

@@ -527,6 +527,16 @@ where
     t0.elapsed().as_secs_f64() * 1e6 / n as f64
 }
 
+/// One admitted `consume` (the breakdown's limiter rows).
+async fn consume_allowed<S: Store>(state: AppState<S>, who: uploadgate_core::Subjects) {
+    let d = state
+        .limiter()
+        .consume(&who, 123_456)
+        .await
+        .expect("consume");
+    assert!(d.allowed);
+}
+
 /// The router called in-process (no TCP, no HTTP codec), then its parts, one
 /// request at a time on one thread: where a request's server time goes.
 fn breakdown(s: &Settings, dir: &std::path::Path) {
@@ -610,34 +620,14 @@ fn breakdown(s: &Settings, dir: &std::path::Path) {
         rows.push((
             "limiter.consume (memory)",
             per_call(budget, 1_000_000, |n| {
-                let who = subjects(n);
-                let mem = mem.clone();
-                async move {
-                    assert!(
-                        mem.limiter()
-                            .consume(&who, 123_456)
-                            .await
-                            .expect("consume")
-                            .allowed
-                    );
-                }
+                consume_allowed(mem.clone(), subjects(n))
             })
             .await,
         ));
         rows.push((
             "limiter.consume (file)",
             per_call(budget, 20_000, |n| {
-                let who = subjects(n);
-                let file = file.clone();
-                async move {
-                    assert!(
-                        file.limiter()
-                            .consume(&who, 123_456)
-                            .await
-                            .expect("consume")
-                            .allowed
-                    );
-                }
+                consume_allowed(file.clone(), subjects(n))
             })
             .await,
         ));

@@ -132,6 +132,7 @@ async fn serve(config: Config) -> Result<()> {
             Presigner::from_sdk_config(&sdk, config.bucket.clone(), config.url_ttl)
         }
     };
+    presigner.warm_up().await;
     match config.store {
         StoreKind::Memory => {
             println!("uploadgate: store memory (state is lost on exit)");
