@@ -172,6 +172,11 @@ impl ObjectKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The key as an owned string.
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 impl fmt::Display for ObjectKey {

@@ -9,6 +9,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value, json};
 use uploadgate_core::{
     Decision, LimitStatus, LimiterError, ObjectKey, Store, Subjects, Unit, UserId,
@@ -23,25 +24,86 @@ use crate::ratelimit::{RATELIMIT, ratelimit_header, secs};
 /// Largest request body the API reads.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// The limits of a decision as response JSON.
+/// The limits of a decision as response JSON (serialized straight from the
+/// decision; the hot path never builds a `serde_json::Value`).
+struct LimitsJson<'a>(&'a [LimitStatus]);
+
+impl Serialize for LimitsJson<'_> {
+    fn serialize<Ser: Serializer>(&self, ser: Ser) -> Result<Ser::Ok, Ser::Error> {
+        ser.collect_seq(self.0.iter().map(|l| LimitJson {
+            name: l.limit.name.as_str(),
+            subject: l.limit.subject.as_str(),
+            unit: l.limit.amount.unit.as_str(),
+            limit: l.limit.amount.value.get(),
+            remaining: l.remaining,
+            reset_seconds: secs(l.reset_after),
+            window_seconds: l.limit.window.nominal_ms() / 1000,
+        }))
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LimitJson<'a> {
+    name: &'a str,
+    subject: &'a str,
+    unit: &'a str,
+    limit: u64,
+    remaining: u64,
+    reset_seconds: i64,
+    window_seconds: u64,
+}
+
+/// The limits of a decision as a JSON value (for the 429 problem body).
 pub fn limits_json(decision: &Decision) -> Value {
-    Value::Array(
-        decision
-            .limits
-            .iter()
-            .map(|l| {
-                json!({
-                    "name": l.limit.name.as_str(),
-                    "subject": l.limit.subject.as_str(),
-                    "unit": l.limit.amount.unit.as_str(),
-                    "limit": l.limit.amount.value.get(),
-                    "remaining": l.remaining,
-                    "resetSeconds": secs(l.reset_after),
-                    "windowSeconds": l.limit.window.nominal_ms() / 1000,
-                })
-            })
-            .collect(),
-    )
+    serde_json::to_value(LimitsJson(&decision.limits)).unwrap_or_else(|_| json!([]))
+}
+
+/// The upload object of a 200 answer.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UploadJson {
+    url: String,
+    method: &'static str,
+    #[serde(serialize_with = "pairs_as_map")]
+    headers: Vec<(String, String)>,
+    key: String,
+    expires_at: String,
+}
+
+fn pairs_as_map<Ser: Serializer>(
+    pairs: &[(String, String)],
+    ser: Ser,
+) -> Result<Ser::Ok, Ser::Error> {
+    ser.collect_map(pairs.iter().map(|(k, v)| (k, v)))
+}
+
+/// `POST /v1/uploads` 200 body.
+#[derive(Serialize)]
+struct UploadAnswer<'a> {
+    #[serde(flatten)]
+    upload: UploadJson,
+    limits: LimitsJson<'a>,
+}
+
+/// `POST /upload-check` 200 body.
+#[derive(Serialize)]
+struct CheckAnswer<'a> {
+    allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upload: Option<UploadJson>,
+    limits: LimitsJson<'a>,
+}
+
+/// `GET /v1/quota` body.
+#[derive(Serialize)]
+struct QuotaAnswer<'a> {
+    user: &'a str,
+    limits: LimitsJson<'a>,
+}
+
+fn decision_limits(decision: Option<&Decision>) -> LimitsJson<'_> {
+    LimitsJson(decision.map_or(&[], |d| &d.limits))
 }
 
 async fn read_json(body: Body, required: bool) -> Result<Option<Map<String, Value>>, ApiError> {
@@ -193,13 +255,22 @@ async fn decide<S: Store>(
     let started = std::time::Instant::now();
     let result = st.inner.limiter.consume(who, size).await;
     let latency = started.elapsed();
-    let (outcome, limits, retries) = match &result {
-        Ok(d) if d.allowed => (Outcome::Allowed, names(d.limits.iter()), d.attempts),
-        Ok(d) => (Outcome::Denied, names(d.violated()), d.attempts),
-        Err(_) if st.inner.gate.fail_open => (Outcome::FailOpen, String::new(), 0),
-        Err(_) => (Outcome::FailClosed, String::new(), 0),
+    // The limits a log line or metric names: all of them when admitted, the
+    // violated ones when denied. Formatted only if something records them.
+    let limits = |d: &Decision| {
+        if d.allowed {
+            names(d.limits.iter())
+        } else {
+            names(d.violated())
+        }
     };
     if let Some(sink) = &st.inner.metrics {
+        let (outcome, limits, retries) = match &result {
+            Ok(d) if d.allowed => (Outcome::Allowed, limits(d), d.attempts),
+            Ok(d) => (Outcome::Denied, limits(d), d.attempts),
+            Err(_) if st.inner.gate.fail_open => (Outcome::FailOpen, String::new(), 0),
+            Err(_) => (Outcome::FailClosed, String::new(), 0),
+        };
         sink.emit(
             metrics::Record {
                 timestamp_ms: st.inner.limiter.clock().now().as_millis(),
@@ -218,11 +289,15 @@ async fn decide<S: Store>(
     }
     match result {
         Ok(d) if d.allowed => {
-            tracing::info!(decision = "allowed", %limits, attempts = d.attempts, "upload admitted");
+            if tracing::enabled!(tracing::Level::INFO) {
+                tracing::info!(decision = "allowed", limits = %limits(&d), attempts = d.attempts, "upload admitted");
+            }
             Ok(Some(d))
         }
         Ok(d) => {
-            tracing::info!(decision = "denied", %limits, attempts = d.attempts, "upload denied");
+            if tracing::enabled!(tracing::Level::INFO) {
+                tracing::info!(decision = "denied", limits = %limits(&d), attempts = d.attempts, "upload denied");
+            }
             Err(ApiError::QuotaExceeded(Box::new(d)))
         }
         Err(LimiterError::MissingSubject(s)) => Err(missing_subject(s)),
@@ -254,15 +329,6 @@ async fn read_post<S: Store>(
     Ok((parts, body, user))
 }
 
-/// The shared end of the POST handlers: add the limits, answer 200.
-fn answer(decision: Option<&Decision>, mut out: Map<String, Value>) -> Response {
-    out.insert(
-        "limits".into(),
-        decision.map(limits_json).unwrap_or(json!([])),
-    );
-    ok_json(decision, Value::Object(out))
-}
-
 fn names<'a>(limits: impl Iterator<Item = &'a LimitStatus>) -> String {
     limits
         .map(|l| l.limit.name.as_str())
@@ -274,11 +340,14 @@ async fn presign<S: Store>(
     st: &AppState<S>,
     user: &UserId,
     spec: &UploadSpec,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<UploadJson, ApiError> {
+    let unique = uuid::Uuid::new_v4();
     let key = ObjectKey::for_upload(
         &st.inner.gate.key_prefix,
         user,
-        &uuid::Uuid::new_v4().to_string(),
+        unique
+            .hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer()),
         &spec.filename,
     );
     let now =
@@ -290,39 +359,37 @@ async fn presign<S: Store>(
         .await
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
     let expires: time::OffsetDateTime = signed.expires_at.into();
-    let expires = expires
+    let expires_at = expires
         .format(&time::format_description::well_known::Rfc3339)
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
-    let headers: Map<String, Value> = signed
-        .headers
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
-    let mut out = Map::new();
-    out.insert("url".into(), json!(signed.url));
-    out.insert("method".into(), json!("PUT"));
-    out.insert("headers".into(), Value::Object(headers));
-    out.insert("key".into(), json!(key.as_str()));
-    out.insert("expiresAt".into(), json!(expires));
-    Ok(out)
+    Ok(UploadJson {
+        url: signed.url,
+        method: "PUT",
+        headers: signed.headers,
+        key: key.into_string(),
+        expires_at,
+    })
 }
 
-fn ok_json(decision: Option<&Decision>, body: Value) -> Response {
+/// A 200 `application/json` answer with the decision's `RateLimit` field.
+fn ok_json(decision: Option<&Decision>, body: &impl Serialize) -> Result<Response, ApiError> {
+    let body = serde_json::to_vec(body).map_err(|e| ApiError::Internal(Box::new(e)))?;
     let mut res = (
         StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body.to_string(),
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
     )
         .into_response();
     if let Some(v) = decision.and_then(ratelimit_header) {
         res.headers_mut().insert(RATELIMIT, v);
     }
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    Ok(res)
 }
 
 /// `POST /v1/uploads`: charge the quotas, then sign a single-use URL.
@@ -334,8 +401,14 @@ pub async fn create_upload<S: Store>(
     let spec = upload_spec(&st, &body)?;
     let who = subjects(&st, &parts, user);
     let decision = decide(&st, "uploads", &parts, &who, spec.size).await?;
-    let out = presign(&st, &who.user, &spec).await?;
-    Ok(answer(decision.as_ref(), out))
+    let upload = presign(&st, &who.user, &spec).await?;
+    ok_json(
+        decision.as_ref(),
+        &UploadAnswer {
+            upload,
+            limits: decision_limits(decision.as_ref()),
+        },
+    )
 }
 
 /// `POST /upload-check`: the original design's route. Same decision; the
@@ -362,15 +435,18 @@ pub async fn upload_check<S: Store>(
         spec.as_ref().map_or(0, |s| s.size),
     )
     .await?;
-    let mut out = Map::new();
-    out.insert("allowed".into(), json!(true));
-    if let Some(spec) = &spec {
-        out.insert(
-            "upload".into(),
-            Value::Object(presign(&st, &who.user, spec).await?),
-        );
-    }
-    Ok(answer(decision.as_ref(), out))
+    let upload = match &spec {
+        Some(spec) => Some(presign(&st, &who.user, spec).await?),
+        None => None,
+    };
+    ok_json(
+        decision.as_ref(),
+        &CheckAnswer {
+            allowed: true,
+            upload,
+            limits: decision_limits(decision.as_ref()),
+        },
+    )
 }
 
 /// `GET /v1/quota`: what is left, consuming nothing.
@@ -386,10 +462,13 @@ pub async fn quota<S: Store>(
         Err(LimiterError::MissingSubject(s)) => return Err(missing_subject(s)),
         Err(e) => return Err(ApiError::Unavailable(e)),
     };
-    Ok(ok_json(
+    ok_json(
         Some(&decision),
-        json!({ "user": who.user.as_str(), "limits": limits_json(&decision) }),
-    ))
+        &QuotaAnswer {
+            user: who.user.as_str(),
+            limits: LimitsJson(&decision.limits),
+        },
+    )
 }
 
 /// `GET /healthz`.
