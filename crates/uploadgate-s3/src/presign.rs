@@ -185,10 +185,13 @@ impl Presigner {
     ) -> Result<PresignedUpload, PresignError> {
         let expires_in = self.presigning_config(now)?.expires();
         let identity = self.shared.credentials.identity(now).await?;
+        // The probe and the SDK route run the SDK's presigning orchestrator,
+        // whose future is several KiB; boxed, so that the hot path's future
+        // (and every request future that awaits it) stays small.
         let route = self
             .shared
             .route
-            .get_or_try_init(|| self.probe(&identity, now))
+            .get_or_try_init(|| Box::pin(self.probe(&identity, now)))
             .await?;
         match route {
             Route::Direct(endpoint) => sign_put(
@@ -200,7 +203,7 @@ impl Presigner {
                 now,
                 expires_in,
             ),
-            Route::Sdk => self.presign_put_via_sdk(key, content_type, size, now).await,
+            Route::Sdk => Box::pin(self.presign_put_via_sdk(key, content_type, size, now)).await,
         }
     }
 
