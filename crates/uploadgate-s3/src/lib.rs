@@ -13,10 +13,13 @@
 //!   `uploadgate serve`, built on [s3s], which verifies SigV4 (presigned
 //!   query signatures, expiry, every signed header) exactly as S3 does; this
 //!   crate only stores and serves the bytes, creating each object atomically
-//!   so `If-None-Match: *` holds even under concurrent PUTs.
+//!   so `If-None-Match: *` holds even under concurrent PUTs. Behind the
+//!   default feature `local`; the Lambda function builds without it.
 
+#[cfg(feature = "local")]
 mod local;
 mod presign;
 
+#[cfg(feature = "local")]
 pub use local::{LocalBucket, LocalCredentials, LocalServeError};
 pub use presign::{PresignError, PresignedUpload, Presigner};

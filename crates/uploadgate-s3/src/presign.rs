@@ -24,7 +24,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation};
+use aws_sdk_s3::config::{Credentials, RequestChecksumCalculation};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sigv4::http_request::{
     PayloadChecksumKind, PercentEncodingMode, SessionTokenMode, SignableBody, SignableRequest,
@@ -35,6 +35,7 @@ use aws_smithy_http::label::EncodingStrategy;
 use aws_smithy_runtime_api::client::identity::Identity;
 use uploadgate_core::ObjectKey;
 
+#[cfg(feature = "local")]
 use crate::LocalCredentials;
 
 /// Why a URL could not be signed.
@@ -116,6 +117,7 @@ impl Presigner {
     }
 
     /// Signs for the embedded local bucket at `endpoint` (path-style).
+    #[cfg(feature = "local")]
     pub fn for_local(
         endpoint: &str,
         creds: &LocalCredentials,
@@ -131,7 +133,7 @@ impl Presigner {
         ));
         let conf = aws_sdk_s3::config::Builder::new()
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(Region::new(LocalCredentials::REGION))
+            .region(aws_sdk_s3::config::Region::new(LocalCredentials::REGION))
             .endpoint_url(endpoint)
             .force_path_style(true)
             .credentials_provider(provider.clone());
@@ -561,8 +563,10 @@ impl CredentialsCache {
 }
 
 #[cfg(test)]
+#[cfg(feature = "local")]
 mod tests {
     use super::*;
+    use aws_sdk_s3::config::Region;
 
     #[tokio::test]
     async fn signs_length_type_and_if_none_match() {
