@@ -436,6 +436,16 @@ mod tests {
         assert_eq!(got[0], Some(Versioned { version, state: st }));
     }
 
+    /// Writes a record too short to decode under `key`.
+    fn plant_corrupt_record(store: &FileStore, key: &str) {
+        let tx = store.db.begin_write().unwrap();
+        tx.open_table(STATE)
+            .unwrap()
+            .insert(key, b"short".as_slice())
+            .unwrap();
+        tx.commit().unwrap();
+    }
+
     fn state(n: u64) -> KeyState {
         KeyState {
             limits: BTreeMap::from([("uploads".into(), LimitState::Sliding(vec![(n, 1)]))]),
@@ -459,14 +469,7 @@ mod tests {
     async fn a_group_runs_its_jobs_in_order_and_isolates_failures() {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::open(dir.path()).unwrap();
-        {
-            let tx = store.db.begin_write().unwrap();
-            tx.open_table(STATE)
-                .unwrap()
-                .insert("user#bad", b"short".as_slice())
-                .unwrap();
-            tx.commit().unwrap();
-        }
+        plant_corrupt_record(&store, "user#bad");
         let key = |u: &str| StateKey::user(&UserId::parse(u).unwrap());
         let write = |k: &StateKey, expected, n| Write {
             key: k.clone(),
@@ -593,14 +596,7 @@ mod tests {
     async fn corrupt_records_are_reported_not_misread() {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::open(dir.path()).unwrap();
-        {
-            let tx = store.db.begin_write().unwrap();
-            tx.open_table(STATE)
-                .unwrap()
-                .insert("user#x", b"short".as_slice())
-                .unwrap();
-            tx.commit().unwrap();
-        }
+        plant_corrupt_record(&store, "user#x");
         let key = StateKey::user(&UserId::parse("x").unwrap());
         let err = store.load(&[key]).await.unwrap_err();
         assert!(
