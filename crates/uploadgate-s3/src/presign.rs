@@ -186,15 +186,7 @@ impl Presigner {
         now: SystemTime,
     ) -> Result<PresignedUpload, PresignError> {
         let expires_in = self.presigning_config(now)?.expires();
-        let identity = self.shared.credentials.identity(now).await?;
-        // The probe and the SDK route run the SDK's presigning orchestrator,
-        // whose future is several KiB; boxed, so that the hot path's future
-        // (and every request future that awaits it) stays small.
-        let route = self
-            .shared
-            .route
-            .get_or_try_init(|| Box::pin(self.probe(&identity, now)))
-            .await?;
+        let (identity, route) = self.ready(now).await?;
         match route {
             Route::Direct(endpoint) => sign_put(
                 endpoint,
@@ -205,8 +197,24 @@ impl Presigner {
                 now,
                 expires_in,
             ),
+            // Boxed like the probe: the SDK's future is several KiB.
             Route::Sdk => Box::pin(self.presign_put_via_sdk(key, content_type, size, now)).await,
         }
+    }
+
+    /// The credentials for signing at `now`, and the route (learnt by the
+    /// one-time probe on first use).
+    async fn ready(&self, now: SystemTime) -> Result<(Identity, &Route), PresignError> {
+        let identity = self.shared.credentials.identity(now).await?;
+        // The probe runs the SDK's presigning orchestrator, whose future is
+        // several KiB; boxed, so that the hot path's future (and every
+        // request future that awaits it) stays small.
+        let route = self
+            .shared
+            .route
+            .get_or_try_init(|| Box::pin(self.probe(&identity, now)))
+            .await?;
+        Ok((identity, route))
     }
 
     /// Does the one-time work of the first [`presign_put`](Self::presign_put)
@@ -215,16 +223,7 @@ impl Presigner {
     /// failure is only logged: the first request retries it and answers
     /// with the error if it persists.
     pub async fn warm_up(&self) {
-        let now = SystemTime::now();
-        let ready = async {
-            let identity = self.shared.credentials.identity(now).await?;
-            self.shared
-                .route
-                .get_or_try_init(|| self.probe(&identity, now))
-                .await
-                .map(|_| ())
-        };
-        if let Err(e) = ready.await {
+        if let Err(e) = self.ready(SystemTime::now()).await {
             tracing::warn!(error = %e, bucket = %self.bucket, "presigner not ready at start-up; retrying on first use");
         }
     }
