@@ -289,15 +289,13 @@ async fn decide<S: Store>(
     }
     match result {
         Ok(d) if d.allowed => {
-            if tracing::enabled!(tracing::Level::INFO) {
-                tracing::info!(decision = "allowed", limits = %limits(&d), attempts = d.attempts, "upload admitted");
-            }
+            // Field values are only evaluated when the event is enabled.
+            tracing::info!(decision = "allowed", limits = %limits(&d), attempts = d.attempts, "upload admitted");
             Ok(Some(d))
         }
         Ok(d) => {
-            if tracing::enabled!(tracing::Level::INFO) {
-                tracing::info!(decision = "denied", limits = %limits(&d), attempts = d.attempts, "upload denied");
-            }
+            // Field values are only evaluated when the event is enabled.
+            tracing::info!(decision = "denied", limits = %limits(&d), attempts = d.attempts, "upload denied");
             Err(ApiError::QuotaExceeded(Box::new(d)))
         }
         Err(LimiterError::MissingSubject(s)) => Err(missing_subject(s)),
