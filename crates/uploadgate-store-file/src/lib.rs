@@ -53,6 +53,9 @@ pub enum OpenError {
         /// The database file.
         path: PathBuf,
     },
+    /// The writer thread could not be started.
+    #[error("cannot start the file store's writer thread")]
+    Writer(#[source] std::io::Error),
     /// redb refused to open the file.
     #[error("cannot open state database {path}")]
     Database {
@@ -143,10 +146,7 @@ impl FileStore {
                 let db = Arc::clone(&db);
                 move || write_loop(&db, &jobs)
             })
-            .map_err(|source| OpenError::Dir {
-                path: data_dir.to_owned(),
-                source,
-            })?;
+            .map_err(OpenError::Writer)?;
         Ok(FileStore {
             db,
             path,
