@@ -175,6 +175,49 @@ pub trait Store: Send + Sync + 'static {
     -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
+/// A shared store is a store: tests and tools keep a handle to the store a
+/// limiter uses.
+impl<S: Store> Store for std::sync::Arc<S> {
+    fn load(
+        &self,
+        keys: &[StateKey],
+    ) -> impl Future<Output = Result<Vec<Option<Versioned>>, StoreError>> + Send {
+        S::load(self, keys)
+    }
+
+    fn load_cached(
+        &self,
+        keys: &[StateKey],
+    ) -> impl Future<Output = Result<Vec<Option<Versioned>>, StoreError>> + Send {
+        S::load_cached(self, keys)
+    }
+
+    fn refresh_for_denial(
+        &self,
+        keys: &[StateKey],
+    ) -> impl Future<Output = Result<Option<Vec<Option<Versioned>>>, StoreError>> + Send {
+        S::refresh_for_denial(self, keys)
+    }
+
+    fn compare_and_swap(
+        &self,
+        writes: Vec<Write>,
+    ) -> impl Future<Output = Result<CasOutcome, StoreError>> + Send {
+        S::compare_and_swap(self, writes)
+    }
+
+    fn delete(&self, key: &StateKey) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        S::delete(self, key)
+    }
+
+    fn purge_expired(
+        &self,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        S::purge_expired(self, now)
+    }
+}
+
 /// A process-local store. Correct under any concurrency within the process;
 /// state is lost on exit.
 #[derive(Debug, Default)]

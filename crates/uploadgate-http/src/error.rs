@@ -6,8 +6,8 @@ use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 use uploadgate_core::{Decision, LimiterError};
 
+use crate::json::limits_json;
 use crate::ratelimit::{RATELIMIT, ratelimit_header, secs};
-use crate::routes::limits_json;
 
 /// The problem type of draft-ietf-httpapi-ratelimit-headers for quota
 /// exhaustion.

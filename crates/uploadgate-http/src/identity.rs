@@ -8,11 +8,12 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ConnectInfo;
 use http::request::Parts;
-use serde_json::{Map, Value};
+use serde::Deserialize;
 use uploadgate_core::UserId;
 
-use crate::config::{ClientIpSource, IdentityMode};
 use crate::error::ApiError;
+use crate::gate::{ClientIpSource, IdentityMode};
+use crate::request::parse;
 
 /// The client address, inserted as a request extension by runners that do
 /// not provide axum's `ConnectInfo` (the Lambda runner, from the event's
@@ -23,12 +24,12 @@ pub struct ClientAddr(pub IpAddr);
 /// The header CloudFront puts the viewer's `ip:port` in.
 pub const CLOUDFRONT_VIEWER_ADDRESS: &str = "cloudfront-viewer-address";
 
-/// The caller's user id. `body` is the request's JSON object, if any; for a
+/// The caller's user id. `body` is the request's JSON body, if any; for a
 /// `GET` in body mode the id comes from the `userId` query parameter.
 pub fn user_id(
     mode: &IdentityMode,
     parts: &Parts,
-    body: Option<&Map<String, Value>>,
+    body: Option<&[u8]>,
 ) -> Result<UserId, ApiError> {
     let raw: String = match mode {
         IdentityMode::Header(name) => {
@@ -45,15 +46,9 @@ pub fn user_id(
                 .to_owned()
         }
         IdentityMode::Body => match body {
-            Some(obj) => match obj.get("userId") {
-                Some(Value::String(s)) => s.clone(),
-                Some(_) => return Err(ApiError::BadRequest("`userId` must be a string".into())),
-                None => {
-                    return Err(ApiError::Unauthenticated(
-                        "send your user id as `userId` in the JSON body".into(),
-                    ));
-                }
-            },
+            Some(bytes) => parse::<BodyIdentity>(bytes)?.user_id.ok_or_else(|| {
+                ApiError::Unauthenticated("send your user id as `userId` in the JSON body".into())
+            })?,
             None => query_param(parts, "userId").ok_or_else(|| {
                 ApiError::Unauthenticated(
                     "send your user id as the `userId` query parameter".into(),
@@ -64,37 +59,17 @@ pub fn user_id(
     UserId::parse(&raw).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
-fn query_param(parts: &Parts, name: &str) -> Option<String> {
-    let q = parts.uri.query()?;
-    q.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| percent_decode(v))
-    })
+/// The identity part of a body in `body` mode.
+#[derive(Deserialize)]
+struct BodyIdentity {
+    #[serde(default, rename = "userId")]
+    user_id: Option<String>,
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let hex = |c: u8| (c as char).to_digit(16);
-                match (hex(b[i + 1]), hex(b[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+fn query_param(parts: &Parts, name: &str) -> Option<String> {
+    form_urlencoded::parse(parts.uri.query()?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// The client's address. Behind CloudFront it is the viewer address from
@@ -152,10 +127,17 @@ mod tests {
     }
 
     #[test]
-    fn query_decoding() {
-        assert_eq!(percent_decode("a%40b.c"), "a@b.c");
-        assert_eq!(percent_decode("50%"), "50%");
-        assert_eq!(percent_decode("%zz"), "%zz");
-        assert_eq!(percent_decode("%é1"), "%é1");
+    fn query_parameters_are_percent_decoded() {
+        let parts = |uri: &str| http::Request::get(uri).body(()).unwrap().into_parts().0;
+        assert_eq!(
+            query_param(&parts("/v1/quota?a=1&userId=a%40b.c"), "userId"),
+            Some("a@b.c".into())
+        );
+        assert_eq!(
+            query_param(&parts("/v1/quota?userId=50%"), "userId"),
+            Some("50%".into())
+        );
+        assert_eq!(query_param(&parts("/v1/quota?user=x"), "userId"), None);
+        assert_eq!(query_param(&parts("/v1/quota"), "userId"), None);
     }
 }

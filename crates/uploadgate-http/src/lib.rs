@@ -7,13 +7,15 @@
 //! sign a URL with the [`Presigner`], and turn every failure into RFC 9457
 //! problem+json through the single [`ApiError`] mapping.
 
-pub mod config;
 mod error;
+mod gate;
 pub mod identity;
+mod json;
+mod meter;
 pub mod metrics;
 pub mod ratelimit;
+mod request;
 mod routes;
-pub mod telemetry;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,11 +31,12 @@ use tower_http::trace::TraceLayer;
 use uploadgate_core::{Clock, Limiter, Store};
 use uploadgate_s3::Presigner;
 
-pub use config::{Config, ConfigError, GateConfig, RawConfig};
 pub use error::{ApiError, QUOTA_EXCEEDED_TYPE};
+pub use gate::{ClientIpSource, CorsOrigins, GateConfig, IdentityMode};
 pub use identity::ClientAddr;
+pub use meter::{BoxFuture, Meter};
 pub use metrics::MetricsSink;
-pub use routes::MAX_BODY_BYTES;
+pub use request::MAX_BODY_BYTES;
 
 /// The request id header. Runners may set it (the Lambda function sets its
 /// invocation's request id); otherwise a UUID is generated. It is echoed on
@@ -44,29 +47,27 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const OPENAPI_YAML: &str = include_str!("../../../docs/openapi.yaml");
 
 /// Everything the handlers share. Cheap to clone.
-pub struct AppState<S> {
-    inner: Arc<Inner<S>>,
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
 }
 
-impl<S> Clone for AppState<S> {
-    fn clone(&self) -> Self {
-        AppState {
-            inner: Arc::clone(&self.inner),
-        }
-    }
-}
-
-struct Inner<S> {
+struct Inner {
     gate: GateConfig,
-    limiter: Limiter<S, Arc<dyn Clock>>,
+    meter: Box<dyn Meter>,
     presigner: Presigner,
     metrics: Option<Arc<dyn MetricsSink>>,
 }
 
-impl<S: Store> AppState<S> {
-    /// Builds the state once, at start-up. Metrics go to stdout when the
-    /// configuration asks for EMF.
-    pub fn new(gate: GateConfig, store: S, clock: Arc<dyn Clock>, presigner: Presigner) -> Self {
+impl AppState {
+    /// Builds the state once, at start-up: a limiter for the gate's policy
+    /// on `store`. Metrics go to stdout when the configuration asks for EMF.
+    pub fn new<S: Store>(
+        gate: GateConfig,
+        store: S,
+        clock: Arc<dyn Clock>,
+        presigner: Presigner,
+    ) -> Self {
         let sink = gate
             .emf_metrics
             .then(|| Arc::new(metrics::Stdout) as Arc<dyn MetricsSink>);
@@ -74,7 +75,7 @@ impl<S: Store> AppState<S> {
     }
 
     /// Like [`AppState::new`], with metrics going to `sink` (or nowhere).
-    pub fn with_metrics_sink(
+    pub fn with_metrics_sink<S: Store>(
         gate: GateConfig,
         store: S,
         clock: Arc<dyn Clock>,
@@ -85,30 +86,31 @@ impl<S: Store> AppState<S> {
         AppState {
             inner: Arc::new(Inner {
                 gate,
-                limiter,
+                meter: Box::new(limiter),
                 presigner,
                 metrics: sink,
             }),
         }
     }
 
-    /// The limiter (for the CLI's quota commands and the purge task).
-    pub fn limiter(&self) -> &Limiter<S, Arc<dyn Clock>> {
-        &self.inner.limiter
+    /// The limiter, as the handlers see it (the purge task of `serve` and
+    /// benchmarks use it too).
+    pub fn meter(&self) -> &dyn Meter {
+        self.inner.meter.as_ref()
     }
 }
 
 fn cors(gate: &GateConfig) -> Option<CorsLayer> {
     let origins = match &gate.cors {
-        config::CorsOrigins::None => return None,
-        config::CorsOrigins::Any => AllowOrigin::any(),
-        config::CorsOrigins::List(l) => AllowOrigin::list(l.clone()),
+        CorsOrigins::None => return None,
+        CorsOrigins::Any => AllowOrigin::any(),
+        CorsOrigins::List(l) => AllowOrigin::list(l.clone()),
     };
     let mut allow_headers = vec![
         header::CONTENT_TYPE,
         HeaderName::from_static("x-amz-content-sha256"),
     ];
-    if let config::IdentityMode::Header(h) = &gate.identity {
+    if let IdentityMode::Header(h) = &gate.identity {
         allow_headers.push(h.clone());
     }
     Some(
@@ -139,12 +141,12 @@ fn asset(content_type: &'static str, body: &'static str) -> axum::response::Resp
 
 /// The API: `POST /v1/uploads`, `GET /v1/quota`, `POST /upload-check`,
 /// `GET /healthz`, the demo page at `/` and the OpenAPI document.
-pub fn router<S: Store>(state: AppState<S>) -> Router {
+pub fn router(state: AppState) -> Router {
     let policy = ratelimit::policy_header(&state.inner.gate.policy);
     let api = Router::new()
-        .route("/v1/uploads", post(routes::create_upload::<S>))
-        .route("/v1/quota", get(routes::quota::<S>))
-        .route("/upload-check", post(routes::upload_check::<S>))
+        .route("/v1/uploads", post(routes::create_upload))
+        .route("/v1/quota", get(routes::quota))
+        .route("/upload-check", post(routes::upload_check))
         .layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static(ratelimit::RATELIMIT_POLICY),
             move |_: &axum::response::Response| policy.clone(),

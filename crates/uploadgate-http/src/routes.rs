@@ -4,149 +4,23 @@
 
 use std::time::{Duration, SystemTime};
 
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
-use serde::{Serialize, Serializer};
-use serde_json::{Map, Value, json};
-use uploadgate_core::{
-    Decision, LimitStatus, LimiterError, ObjectKey, Store, Subjects, Unit, UserId,
-};
+use serde::Serialize;
+use uploadgate_core::{Decision, LimitStatus, LimiterError, ObjectKey, Subjects, Unit, UserId};
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::identity::{client_ip, user_id};
+use crate::json::{
+    CheckAnswer, LimitsJson, QuotaAnswer, UploadAnswer, UploadJson, decision_limits,
+};
 use crate::metrics::{self, Outcome};
-use crate::ratelimit::{RATELIMIT, ratelimit_header, secs};
-
-/// Largest request body the API reads.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
-
-/// The limits of a decision as response JSON (serialized straight from the
-/// decision; the hot path never builds a `serde_json::Value`).
-struct LimitsJson<'a>(&'a [LimitStatus]);
-
-impl Serialize for LimitsJson<'_> {
-    fn serialize<Ser: Serializer>(&self, ser: Ser) -> Result<Ser::Ok, Ser::Error> {
-        ser.collect_seq(self.0.iter().map(|l| LimitJson {
-            name: l.limit.name.as_str(),
-            subject: l.limit.subject.as_str(),
-            unit: l.limit.amount.unit.as_str(),
-            limit: l.limit.amount.value.get(),
-            remaining: l.remaining,
-            reset_seconds: secs(l.reset_after),
-            window_seconds: l.limit.window.nominal_ms() / 1000,
-        }))
-    }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct LimitJson<'a> {
-    name: &'a str,
-    subject: &'a str,
-    unit: &'a str,
-    limit: u64,
-    remaining: u64,
-    reset_seconds: i64,
-    window_seconds: u64,
-}
-
-/// The limits of a decision as a JSON value (for the 429 problem body).
-pub fn limits_json(decision: &Decision) -> Value {
-    serde_json::to_value(LimitsJson(&decision.limits)).unwrap_or_else(|_| json!([]))
-}
-
-/// The upload object of a 200 answer.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct UploadJson {
-    url: String,
-    method: &'static str,
-    #[serde(serialize_with = "pairs_as_map")]
-    headers: Vec<(String, String)>,
-    key: String,
-    expires_at: String,
-}
-
-fn pairs_as_map<Ser: Serializer>(
-    pairs: &[(String, String)],
-    ser: Ser,
-) -> Result<Ser::Ok, Ser::Error> {
-    ser.collect_map(pairs.iter().map(|(k, v)| (k, v)))
-}
-
-/// `POST /v1/uploads` 200 body.
-#[derive(Serialize)]
-struct UploadAnswer<'a> {
-    #[serde(flatten)]
-    upload: UploadJson,
-    limits: LimitsJson<'a>,
-}
-
-/// `POST /upload-check` 200 body.
-#[derive(Serialize)]
-struct CheckAnswer<'a> {
-    allowed: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    upload: Option<UploadJson>,
-    limits: LimitsJson<'a>,
-}
-
-/// `GET /v1/quota` body.
-#[derive(Serialize)]
-struct QuotaAnswer<'a> {
-    user: &'a str,
-    limits: LimitsJson<'a>,
-}
-
-fn decision_limits(decision: Option<&Decision>) -> LimitsJson<'_> {
-    LimitsJson(decision.map_or(&[], |d| &d.limits))
-}
-
-async fn read_json(body: Body, required: bool) -> Result<Option<Map<String, Value>>, ApiError> {
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| ApiError::BodyTooLarge {
-            max: MAX_BODY_BYTES,
-        })?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return if required {
-            Err(ApiError::BadRequest(
-                "the request body must be a JSON object".into(),
-            ))
-        } else {
-            Ok(None)
-        };
-    }
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(m)) => Ok(Some(m)),
-        Ok(_) => Err(ApiError::BadRequest(
-            "the request body must be a JSON object".into(),
-        )),
-        Err(e) => Err(ApiError::BadRequest(format!(
-            "the request body is not valid JSON: {e}"
-        ))),
-    }
-}
-
-fn check_declared_length(parts: &Parts) -> Result<(), ApiError> {
-    let too_big = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n > MAX_BODY_BYTES as u64);
-    if too_big {
-        Err(ApiError::BodyTooLarge {
-            max: MAX_BODY_BYTES,
-        })
-    } else {
-        Ok(())
-    }
-}
+use crate::ratelimit::{RATELIMIT, ratelimit_header};
+use crate::request::{UploadRequest, parse, read_body};
 
 /// A validated upload request.
 struct UploadSpec {
@@ -155,56 +29,22 @@ struct UploadSpec {
     size: u64,
 }
 
-fn upload_spec<S: Store>(
-    st: &AppState<S>,
-    body: &Map<String, Value>,
-) -> Result<UploadSpec, ApiError> {
+fn upload_spec(st: &AppState, req: &UploadRequest) -> Result<UploadSpec, ApiError> {
     let gate = &st.inner.gate;
-    let filename = match body.get("filename") {
-        None | Some(Value::Null) => "file".to_owned(),
-        Some(Value::String(s)) if s.len() <= 1024 => s.clone(),
-        Some(Value::String(_)) => {
-            return Err(ApiError::BadRequest(
-                "`filename` is longer than 1024 bytes".into(),
-            ));
-        }
-        Some(_) => return Err(ApiError::BadRequest("`filename` must be a string".into())),
-    };
-    let content_type = match body.get("contentType") {
-        Some(Value::String(s)) => s.trim().to_ascii_lowercase(),
-        None | Some(Value::Null) => {
-            return Err(ApiError::BadRequest("`contentType` is required".into()));
-        }
-        Some(_) => {
-            return Err(ApiError::BadRequest(
-                "`contentType` must be a string".into(),
-            ));
-        }
-    };
-    let size = match body.get("size") {
-        Some(Value::Number(n)) => match n.as_u64() {
-            Some(0) => {
-                return Err(ApiError::BadRequest(
-                    "`size` must be at least 1 byte".into(),
-                ));
-            }
-            Some(s) => s,
-            None if n.as_i64().is_some() || n.as_f64().is_some_and(|f| f < 0.0) => {
-                return Err(ApiError::BadRequest("`size` must be positive".into()));
-            }
-            None => {
-                return Err(ApiError::BadRequest(
-                    "`size` must be a whole number of bytes".into(),
-                ));
-            }
-        },
-        None | Some(Value::Null) => return Err(ApiError::BadRequest("`size` is required".into())),
-        Some(_) => {
-            return Err(ApiError::BadRequest(
-                "`size` must be a number of bytes".into(),
-            ));
-        }
-    };
+    let filename = req
+        .filename
+        .as_ref()
+        .map_or_else(|| "file".to_owned(), |f| f.0.clone());
+    let content_type = req
+        .content_type
+        .as_ref()
+        .ok_or_else(|| ApiError::BadRequest("`contentType` is required".into()))?
+        .0
+        .clone();
+    let size = req
+        .size
+        .ok_or_else(|| ApiError::BadRequest("`size` is required".into()))?
+        .0;
     if !gate.content_types.contains(&content_type) {
         return Err(ApiError::UnsupportedType {
             got: content_type,
@@ -235,7 +75,7 @@ fn upload_spec<S: Store>(
     })
 }
 
-fn subjects<S: Store>(st: &AppState<S>, parts: &Parts, user: UserId) -> Subjects {
+fn subjects(st: &AppState, parts: &Parts, user: UserId) -> Subjects {
     Subjects {
         user,
         ip: client_ip(st.inner.gate.client_ip, parts),
@@ -245,15 +85,15 @@ fn subjects<S: Store>(st: &AppState<S>, parts: &Parts, user: UserId) -> Subjects
 /// Runs the limiter; maps failures per the fail-open setting. `Ok(None)`
 /// means the store failed and the gate is configured to fail open. Logs the
 /// decision and records its metrics.
-async fn decide<S: Store>(
-    st: &AppState<S>,
+async fn decide(
+    st: &AppState,
     route: &'static str,
     parts: &Parts,
     who: &Subjects,
     size: u64,
 ) -> Result<Option<Decision>, ApiError> {
     let started = std::time::Instant::now();
-    let result = st.inner.limiter.consume(who, size).await;
+    let result = st.inner.meter.consume(who, size).await;
     let latency = started.elapsed();
     // The limits a log line or metric names: all of them when admitted, the
     // violated ones when denied. Formatted only if something records them.
@@ -273,7 +113,7 @@ async fn decide<S: Store>(
         };
         sink.emit(
             metrics::Record {
-                timestamp_ms: st.inner.limiter.clock().now().as_millis(),
+                timestamp_ms: st.inner.meter.now().as_millis(),
                 route,
                 outcome,
                 store_latency: latency,
@@ -315,16 +155,16 @@ fn missing_subject(s: uploadgate_core::Subject) -> ApiError {
     )
 }
 
-/// The shared start of the POST handlers: size check, JSON body, identity.
-async fn read_post<S: Store>(
-    st: &AppState<S>,
+/// The shared start of the POST handlers: the JSON body and the identity.
+async fn read_post(
+    st: &AppState,
     req: Request,
-) -> Result<(Parts, Map<String, Value>, UserId), ApiError> {
+) -> Result<(Parts, UploadRequest, UserId), ApiError> {
     let (parts, body) = req.into_parts();
-    check_declared_length(&parts)?;
-    let body = read_json(body, true).await?.unwrap_or_default();
-    let user = user_id(&st.inner.gate.identity, &parts, Some(&body))?;
-    Ok((parts, body, user))
+    let bytes: Bytes = read_body(&parts, body).await?;
+    let upload: UploadRequest = parse(&bytes)?;
+    let user = user_id(&st.inner.gate.identity, &parts, Some(&bytes))?;
+    Ok((parts, upload, user))
 }
 
 fn names<'a>(limits: impl Iterator<Item = &'a LimitStatus>) -> String {
@@ -334,11 +174,7 @@ fn names<'a>(limits: impl Iterator<Item = &'a LimitStatus>) -> String {
         .join(",")
 }
 
-async fn presign<S: Store>(
-    st: &AppState<S>,
-    user: &UserId,
-    spec: &UploadSpec,
-) -> Result<UploadJson, ApiError> {
+async fn presign(st: &AppState, user: &UserId, spec: &UploadSpec) -> Result<UploadJson, ApiError> {
     let unique = uuid::Uuid::new_v4();
     let key = ObjectKey::for_upload(
         &st.inner.gate.key_prefix,
@@ -348,8 +184,7 @@ async fn presign<S: Store>(
             .encode_lower(&mut uuid::Uuid::encode_buffer()),
         &spec.filename,
     );
-    let now =
-        SystemTime::UNIX_EPOCH + Duration::from_millis(st.inner.limiter.clock().now().as_millis());
+    let now = SystemTime::UNIX_EPOCH + Duration::from_millis(st.inner.meter.now().as_millis());
     let signed = st
         .inner
         .presigner
@@ -391,10 +226,7 @@ fn ok_json(decision: Option<&Decision>, body: &impl Serialize) -> Result<Respons
 }
 
 /// `POST /v1/uploads`: charge the quotas, then sign a single-use URL.
-pub async fn create_upload<S: Store>(
-    State(st): State<AppState<S>>,
-    req: Request,
-) -> Result<Response, ApiError> {
+pub async fn create_upload(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (parts, body, user) = read_post(&st, req).await?;
     let spec = upload_spec(&st, &body)?;
     let who = subjects(&st, &parts, user);
@@ -412,12 +244,9 @@ pub async fn create_upload<S: Store>(
 /// `POST /upload-check`: the original design's route. Same decision; the
 /// upload object is included when the body declares `contentType` and
 /// `size`.
-pub async fn upload_check<S: Store>(
-    State(st): State<AppState<S>>,
-    req: Request,
-) -> Result<Response, ApiError> {
+pub async fn upload_check(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (parts, body, user) = read_post(&st, req).await?;
-    let declares_upload = body.contains_key("contentType") || body.contains_key("size");
+    let declares_upload = body.content_type.is_some() || body.size.is_some();
     let spec = if declares_upload {
         Some(upload_spec(&st, &body)?)
     } else {
@@ -448,14 +277,11 @@ pub async fn upload_check<S: Store>(
 }
 
 /// `GET /v1/quota`: what is left, consuming nothing.
-pub async fn quota<S: Store>(
-    State(st): State<AppState<S>>,
-    req: Request,
-) -> Result<Response, ApiError> {
+pub async fn quota(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (parts, _) = req.into_parts();
     let user = user_id(&st.inner.gate.identity, &parts, None)?;
     let who = subjects(&st, &parts, user);
-    let decision = match st.inner.limiter.peek(&who).await {
+    let decision = match st.inner.meter.peek(&who).await {
         Ok(d) => d,
         Err(LimiterError::MissingSubject(s)) => return Err(missing_subject(s)),
         Err(e) => return Err(ApiError::Unavailable(e)),

@@ -35,9 +35,9 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 use tower::ServiceExt;
 use tower::util::MapRequest;
-use uploadgate_http::config::{StoreKind, TargetKind};
+use uploadgate_app::{Config, SettingError, StoreKind, TargetKind};
 use uploadgate_http::identity::CLOUDFRONT_VIEWER_ADDRESS;
-use uploadgate_http::{ClientAddr, Config, ConfigError, REQUEST_ID, RawConfig};
+use uploadgate_http::{ClientAddr, REQUEST_ID};
 
 /// Settings whose default differs in Lambda: CloudWatch Logs wants one
 /// JSON object per line, and EMF lines on stdout become metrics there.
@@ -50,23 +50,19 @@ pub const LAMBDA_DEFAULTS: &[(&str, &str)] = &[
 /// function) with the Lambda defaults, and refuses what cannot work in
 /// Lambda: the file store (a container's disk is neither shared nor kept)
 /// and the embedded local bucket.
-pub fn load_config(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let mut raw = RawConfig::default();
-    for (name, value) in LAMBDA_DEFAULTS {
-        raw.set(name, *value);
-    }
-    let config = raw.overlay_env(lookup).validate()?;
+pub fn load_config(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, SettingError> {
+    let config = Config::from_lookup(LAMBDA_DEFAULTS, lookup)?;
     if config.store == StoreKind::File {
-        return Err(ConfigError {
-            setting: "UPLOADGATE_STORE",
-            message: "the file store cannot run in Lambda; use dynamodb".into(),
-        });
+        return Err(SettingError::new(
+            "UPLOADGATE_STORE",
+            "the file store cannot run in Lambda; use dynamodb",
+        ));
     }
     if config.target == TargetKind::Local {
-        return Err(ConfigError {
-            setting: "UPLOADGATE_TARGET",
-            message: "the local bucket cannot run in Lambda; use s3".into(),
-        });
+        return Err(SettingError::new(
+            "UPLOADGATE_TARGET",
+            "the local bucket cannot run in Lambda; use s3",
+        ));
     }
     Ok(config)
 }
@@ -201,7 +197,7 @@ mod tests {
             ("UPLOADGATE_TARGET", "s3"),
         ]))
         .unwrap();
-        assert_eq!(c.log_format, uploadgate_http::config::LogFormat::Json);
+        assert_eq!(c.log_format, uploadgate_app::LogFormat::Json);
         assert!(c.gate.emf_metrics);
         let c = load_config(env(&[
             ("UPLOADGATE_STORE", "memory"),
@@ -210,7 +206,7 @@ mod tests {
             ("UPLOADGATE_METRICS", "off"),
         ]))
         .unwrap();
-        assert_eq!(c.log_format, uploadgate_http::config::LogFormat::Text);
+        assert_eq!(c.log_format, uploadgate_app::LogFormat::Text);
         assert!(!c.gate.emf_metrics);
     }
 

@@ -66,8 +66,9 @@ use hyper::body::Bytes;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
+use uploadgate_app::Config;
 use uploadgate_core::{Clock, MemoryStore, Store, SystemClock};
-use uploadgate_http::{AppState, RawConfig, router};
+use uploadgate_http::{AppState, router};
 use uploadgate_s3::{LocalCredentials, Presigner};
 use uploadgate_store_file::FileStore;
 
@@ -144,7 +145,7 @@ fn presigner(bucket: String, ttl: Duration) -> Presigner {
 }
 
 /// The state `serve` would build for this policy, on `store`.
-fn build_state<S: Store>(settings: &Settings, store: S) -> AppState<S> {
+fn build_state<S: Store>(settings: &Settings, store: S) -> AppState {
     build_state_with(settings, store, |p| p)
 }
 
@@ -153,12 +154,12 @@ fn build_state_with<S: Store>(
     settings: &Settings,
     store: S,
     adapt: impl FnOnce(Presigner) -> Presigner,
-) -> AppState<S> {
+) -> AppState {
     let limits = settings.limits.clone();
-    let config = RawConfig::default()
-        .overlay_env(move |k| (k == "UPLOADGATE_LIMITS").then(|| limits.clone()))
-        .validate()
-        .expect("bench configuration is valid");
+    let config = Config::from_lookup(&[], move |k| {
+        (k == "UPLOADGATE_LIMITS").then(|| limits.clone())
+    })
+    .expect("bench configuration is valid");
     let presigner = adapt(presigner(config.bucket.clone(), config.url_ttl));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     AppState::new(config.gate, store, clock, presigner)
@@ -166,7 +167,7 @@ fn build_state_with<S: Store>(
 
 /// Starts the router on 127.0.0.1:0 exactly as `serve` does; returns its
 /// address. Runs on the current (server) runtime.
-async fn start<S: Store>(state: AppState<S>) -> SocketAddr {
+async fn start(state: AppState) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
@@ -528,12 +529,8 @@ where
 }
 
 /// One admitted `consume` (the breakdown's limiter rows).
-async fn consume_allowed<S: Store>(state: AppState<S>, who: uploadgate_core::Subjects) {
-    let d = state
-        .limiter()
-        .consume(&who, 123_456)
-        .await
-        .expect("consume");
+async fn consume_allowed(state: AppState, who: uploadgate_core::Subjects) {
+    let d = state.meter().consume(&who, 123_456).await.expect("consume");
     assert!(d.allowed);
 }
 

@@ -1,10 +1,13 @@
-//! The command line. Flags map onto the `UPLOADGATE_*` settings; see the
-//! README's configuration table.
+//! The command line: the commands, and every setting as a global flag
+//! (`uploadgate_app::Settings`, also read from its `UPLOADGATE_*` variable
+//! and from the `--config` file; see the README's configuration table).
 
-use std::net::SocketAddr;
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use uploadgate_app::settings::{self, SettingError};
+use uploadgate_app::{Config, Settings};
 
 /// A metered gate for direct-to-S3 uploads.
 ///
@@ -14,9 +17,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "uploadgate", version, about, long_about)]
 pub struct Cli {
-    /// Configuration shared by every command.
+    /// Options every command takes.
     #[command(flatten)]
     pub global: Global,
+    /// Every setting.
+    #[command(flatten)]
+    pub settings: Settings,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -29,25 +35,6 @@ pub struct Global {
     /// case). The environment overrides it; flags override both.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Directory of the file store and the local bucket [UPLOADGATE_DATA_DIR;
-    /// default ./data].
-    #[arg(long, global = true, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Where quota state lives [UPLOADGATE_STORE; default file].
-    #[arg(long, global = true, value_enum)]
-    pub store: Option<StoreArg>,
-}
-
-/// State stores selectable by flag.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum StoreArg {
-    /// Embedded and durable, in the data directory.
-    File,
-    /// In memory; lost on exit.
-    Memory,
-    /// The DynamoDB table UPLOADGATE_TABLE, through the standard AWS
-    /// configuration; shared by any number of servers.
-    Dynamodb,
 }
 
 /// The commands.
@@ -55,7 +42,7 @@ pub enum StoreArg {
 pub enum Command {
     /// Run the gate: the API, and (target `local`) an S3-compatible bucket
     /// on loopback that the URLs point at.
-    Serve(ServeArgs),
+    Serve,
     /// Inspect or reset a user's quota in the configured store.
     #[command(subcommand)]
     Quota(QuotaCommand),
@@ -76,19 +63,6 @@ pub enum TableCommand {
     /// local use; in AWS, Terraform owns the table. Does nothing if it
     /// exists, except turning TTL on.
     Create,
-}
-
-/// `serve` options.
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Address of the API [UPLOADGATE_LISTEN; default 127.0.0.1:8080]. Port 0
-    /// picks a free port; the chosen address is printed.
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
-    /// Address of the local bucket [UPLOADGATE_S3_LISTEN; default
-    /// 127.0.0.1:9000].
-    #[arg(long, value_name = "ADDR")]
-    pub s3_listen: Option<SocketAddr>,
 }
 
 /// `quota` subcommands.
@@ -112,4 +86,39 @@ pub enum ConfigCommand {
     /// Validate the configuration and print the effective values. Exits
     /// non-zero with one line naming the bad setting.
     Check,
+}
+
+/// A parsed command line: the command, the checked configuration, and
+/// every setting's effective value with its source (for `config check`).
+pub struct Invocation {
+    /// The command.
+    pub command: Command,
+    /// The configuration.
+    pub config: Config,
+    /// (name, value, source) per setting.
+    pub effective: Vec<(String, String, &'static str)>,
+}
+
+/// Parses `args` over the environment and the `--config` file. A bad
+/// setting is one line naming it; usage errors and `--help` are clap's own
+/// (printed, then the process exits).
+pub fn parse(args: Vec<OsString>) -> Result<Invocation, SettingError> {
+    let file = match settings::config_flag(args.get(1..).unwrap_or_default()) {
+        Some(path) => settings::read_file(&path)?,
+        None => Vec::new(),
+    };
+    let mut cmd = settings::with_defaults(Cli::command(), &file);
+    let matches = match cmd.try_get_matches_from_mut(args) {
+        Ok(m) => m,
+        Err(e) => match settings::one_line(&cmd, &e) {
+            Some(bad) => return Err(bad),
+            None => e.exit(),
+        },
+    };
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    Ok(Invocation {
+        command: cli.command,
+        config: cli.settings.try_into()?,
+        effective: settings::effective(&matches, &file),
+    })
 }

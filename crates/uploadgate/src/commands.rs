@@ -6,61 +6,32 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
-use uploadgate_core::{Clock, Limiter, Policy, StateKey, Store, Subject, SystemClock, UserId};
-use uploadgate_http::config::{StoreKind, TargetKind};
-use uploadgate_http::{AppState, Config, RawConfig, router};
-use uploadgate_s3::{LocalBucket, LocalCredentials, Presigner};
-use uploadgate_store_file::FileStore;
+use uploadgate_app::{Aws, Config, StoreKind, open_presigner, open_store, telemetry};
+use uploadgate_core::{Clock, Limiter, Policy, StateKey, Subject, Subjects, SystemClock, UserId};
+use uploadgate_dynamodb::Created;
+use uploadgate_http::{AppState, router};
 
-use uploadgate_dynamodb::{Created, DynamoStore};
-
-use crate::cli::{Cli, Command, ConfigCommand, QuotaCommand, StoreArg, TableCommand};
+use crate::cli::{Command, ConfigCommand, Invocation, QuotaCommand, TableCommand};
 
 /// How often idle quota state is swept from the local stores.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
-fn load_config(cli: &Cli) -> Result<Config> {
-    let mut raw = match &cli.global.config {
-        Some(path) => RawConfig::from_toml_file(path)?,
-        None => RawConfig::default(),
-    }
-    .overlay_env(|k| std::env::var(k).ok());
-    if let Some(d) = &cli.global.data_dir {
-        raw.set("UPLOADGATE_DATA_DIR", d.to_string_lossy());
-    }
-    if let Some(s) = cli.global.store {
-        raw.set(
-            "UPLOADGATE_STORE",
-            match s {
-                StoreArg::File => "file",
-                StoreArg::Memory => "memory",
-                StoreArg::Dynamodb => "dynamodb",
-            },
-        );
-    }
-    if let Command::Serve(args) = &cli.command {
-        if let Some(a) = args.listen {
-            raw.set("UPLOADGATE_LISTEN", a.to_string());
-        }
-        if let Some(a) = args.s3_listen {
-            raw.set("UPLOADGATE_S3_LISTEN", a.to_string());
-        }
-    }
-    Ok(raw.validate()?)
-}
-
 /// Runs one command.
-pub async fn run(cli: Cli) -> Result<()> {
-    let config = load_config(&cli)?;
-    match cli.command {
-        Command::Serve(_) => serve(config).await,
-        Command::Quota(q) => quota(config, q).await,
+pub async fn run(inv: Invocation) -> Result<()> {
+    match inv.command {
+        Command::Serve => serve(inv.config).await,
+        Command::Quota(q) => quota(inv.config, q).await,
         Command::Config(ConfigCommand::Check) => {
-            print_config(&config);
+            for (name, value, source) in &inv.effective {
+                println!("{name:<28} {value:<40} ({source})");
+            }
+            for l in inv.config.gate.policy.limits() {
+                println!("limit      {l}");
+            }
             println!("configuration ok");
             Ok(())
         }
-        Command::Table(TableCommand::Create) => table_create(config).await,
+        Command::Table(TableCommand::Create) => table_create(inv.config).await,
     }
 }
 
@@ -70,8 +41,7 @@ async fn table_create(config: Config) -> Result<()> {
             "`table create` is for the dynamodb store: set UPLOADGATE_STORE=dynamodb and UPLOADGATE_TABLE"
         );
     };
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let client = uploadgate_dynamodb::sdk_client(&sdk);
+    let client = Aws::new().dynamodb().await;
     match uploadgate_dynamodb::create_table(&client, table).await? {
         Created::New => println!("table {table}: created (on-demand, pk, TTL on expireAt)"),
         Created::Existing => println!("table {table}: exists (TTL on expireAt)"),
@@ -79,87 +49,25 @@ async fn table_create(config: Config) -> Result<()> {
     Ok(())
 }
 
-async fn dynamo_store(table: &str, denial_ttl: Duration) -> DynamoStore {
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    DynamoStore::new(uploadgate_dynamodb::sdk_client(&sdk), table).with_denial_ttl(denial_ttl)
-}
-
-fn print_config(c: &Config) {
-    for l in c.gate.policy.limits() {
-        println!("limit      {l}");
-    }
-    println!("max size   {} bytes", c.gate.max_object_bytes);
-    println!("types      {}", c.gate.content_types.join(", "));
-    println!("url ttl    {}s", c.url_ttl.as_secs());
-    println!("bucket     {} (prefix {:?})", c.bucket, c.gate.key_prefix);
-    println!("identity   {:?}", c.gate.identity);
-    match &c.store {
-        StoreKind::Dynamodb { table, denial_ttl } => println!(
-            "store      dynamodb table {table} (cached denials trusted {}s)",
-            denial_ttl.as_secs_f64()
-        ),
-        other => println!("store      {other:?} in {}", c.data_dir.display()),
-    }
-    println!("target     {:?}", c.target);
-}
-
 async fn serve(config: Config) -> Result<()> {
-    uploadgate_http::telemetry::init(&config)?;
+    telemetry::init(&config)?;
+    let aws = Aws::new();
     let api = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {} (UPLOADGATE_LISTEN)", config.listen))?;
-    let presigner = match config.target {
-        TargetKind::Local => {
-            let s3 = TcpListener::bind(config.s3_listen).await.with_context(|| {
-                format!(
-                    "cannot listen on {} (UPLOADGATE_S3_LISTEN)",
-                    config.s3_listen
-                )
-            })?;
-            let endpoint = format!("http://{}", s3.local_addr()?);
-            let creds = LocalCredentials::generate();
-            let bucket = LocalBucket::open(&config.data_dir, &config.bucket)?;
-            tokio::spawn(bucket.serve(s3, creds.clone(), shutdown_signal()));
+    let (presigner, local) = open_presigner(&config, &aws).await?;
+    match local {
+        Some(bucket) => {
             println!(
-                "uploadgate: local bucket \"{}\" at {endpoint}",
-                config.bucket
+                "uploadgate: local bucket \"{}\" at {}",
+                config.bucket, bucket.endpoint
             );
-            Presigner::for_local(&endpoint, &creds, config.bucket.clone(), config.url_ttl)
+            tokio::spawn(bucket.serve(shutdown_signal()));
         }
-        TargetKind::S3 => {
-            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-            println!("uploadgate: signing for S3 bucket \"{}\"", config.bucket);
-            Presigner::from_sdk_config(&sdk, config.bucket.clone(), config.url_ttl)
-        }
-    };
-    presigner.warm_up().await;
-    match config.store {
-        StoreKind::Memory => {
-            println!("uploadgate: store memory (state is lost on exit)");
-            serve_with(config, uploadgate_core::MemoryStore::new(), presigner, api).await
-        }
-        StoreKind::File => {
-            let store = FileStore::open(&config.data_dir)?;
-            println!("uploadgate: store file at {}", store.path().display());
-            serve_with(config, store, presigner, api).await
-        }
-        StoreKind::Dynamodb {
-            ref table,
-            denial_ttl,
-        } => {
-            let store = dynamo_store(table, denial_ttl).await;
-            println!("uploadgate: store dynamodb table {table}");
-            serve_with(config, store, presigner, api).await
-        }
+        None => println!("uploadgate: signing for S3 bucket \"{}\"", config.bucket),
     }
-}
-
-async fn serve_with<S: Store>(
-    config: Config,
-    store: S,
-    presigner: Presigner,
-    api: TcpListener,
-) -> Result<()> {
+    let store = open_store(&config, &aws).await?;
+    println!("uploadgate: store {}", store.describe());
     for l in config.gate.policy.limits() {
         println!("uploadgate: limit {l}");
     }
@@ -170,8 +78,7 @@ async fn serve_with<S: Store>(
         let mut tick = tokio::time::interval(PURGE_EVERY);
         loop {
             tick.tick().await;
-            let limiter = sweeper.limiter();
-            match limiter.store().purge_expired(limiter.clock().now()).await {
+            match sweeper.meter().purge_expired().await {
                 Ok(n) if n > 0 => tracing::debug!(keys = n, "purged idle quota state"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "purging idle quota state failed"),
@@ -208,6 +115,9 @@ async fn shutdown_signal() {
 }
 
 async fn quota(config: Config, cmd: QuotaCommand) -> Result<()> {
+    if config.store == StoreKind::Memory {
+        anyhow::bail!("the memory store lives inside a running server; use --store file");
+    }
     // Only user limits are keyed by user; ip limits are not shown here.
     let user_limits = config
         .gate
@@ -218,30 +128,17 @@ async fn quota(config: Config, cmd: QuotaCommand) -> Result<()> {
         .cloned()
         .collect();
     let policy = Arc::new(Policy::new(user_limits).context("the policy has no user limits")?);
-    match config.store {
-        StoreKind::Memory => {
-            anyhow::bail!("the memory store lives inside a running server; use --store file")
-        }
-        StoreKind::File => {
-            let store = FileStore::open(&config.data_dir)?;
-            quota_on(Limiter::new(policy, store, SystemClock), cmd).await
-        }
-        StoreKind::Dynamodb { table, denial_ttl } => {
-            let store = dynamo_store(&table, denial_ttl).await;
-            quota_on(Limiter::new(policy, store, SystemClock), cmd).await
-        }
-    }
-}
-
-async fn quota_on<S: Store>(limiter: Limiter<S, SystemClock>, cmd: QuotaCommand) -> Result<()> {
+    let store = open_store(&config, &Aws::new()).await?;
+    let limiter = Limiter::new(policy, store, SystemClock);
     match cmd {
         QuotaCommand::Show { user } => {
             let user = UserId::parse(&user).context("invalid user id")?;
-            let subjects = uploadgate_core::Subjects {
-                user: user.clone(),
-                ip: None,
-            };
-            let d = limiter.peek(&subjects).await?;
+            let d = limiter
+                .peek(&Subjects {
+                    user: user.clone(),
+                    ip: None,
+                })
+                .await?;
             println!("{user}");
             for l in &d.limits {
                 println!(

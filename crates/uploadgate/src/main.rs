@@ -7,8 +7,6 @@ mod commands;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// mimalloc instead of glibc malloc: the server allocates small, short-lived
 /// buffers on every worker thread, and glibc's arena locks showed up in
 /// profiles of `POST /v1/uploads` under load.
@@ -16,7 +14,13 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let invocation = match cli::parse(std::env::args_os().collect()) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("uploadgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -24,7 +28,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    match runtime.block_on(commands::run(invocation)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line: the error and its causes.

@@ -13,24 +13,22 @@ use serde_json::Value;
 use tower::ServiceExt;
 use uploadgate_core::{Clock, SystemClock};
 use uploadgate_dynamodb::DynamoStore;
-use uploadgate_http::{AppState, ClientAddr, MetricsSink, RawConfig, router};
+use uploadgate_http::{AppState, ClientAddr, MetricsSink, router};
 use uploadgate_s3::{LocalCredentials, Presigner};
 
 use crate::support::{store, unreachable_store};
 
 fn app(limits: &str, store: DynamoStore, env: &[(&str, &str)], sink: Option<Arc<Lines>>) -> Router {
-    let cfg = RawConfig::default()
-        .overlay_env(|k| {
-            (k == "UPLOADGATE_LIMITS")
-                .then(|| limits.to_owned())
-                .or_else(|| {
-                    env.iter()
-                        .find(|(n, _)| *n == k)
-                        .map(|(_, v)| (*v).to_owned())
-                })
-        })
-        .validate()
-        .unwrap();
+    let cfg = uploadgate_app::Config::from_lookup(&[], |k| {
+        (k == "UPLOADGATE_LIMITS")
+            .then(|| limits.to_owned())
+            .or_else(|| {
+                env.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+    })
+    .unwrap();
     let creds = LocalCredentials {
         access_key: "AKIDTEST".into(),
         secret_key: "test-secret".into(),

@@ -17,25 +17,24 @@ use http::{Request, Response};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
+use uploadgate_app::Config;
 use uploadgate_core::{Clock, FakeClock, MemoryStore, Store, Timestamp};
-use uploadgate_http::{AppState, RawConfig, router};
+use uploadgate_http::{AppState, router};
 use uploadgate_s3::{LocalCredentials, Presigner};
 
 /// 2027-01-15T08:00:00Z: a fixed "now" so windows are exact.
 pub(crate) const T0: Timestamp = Timestamp(1_800_000_000_000);
 
-pub(crate) fn config(env: &[(&str, &str)]) -> uploadgate_http::Config {
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    RawConfig::default()
-        .overlay_env(|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
-        .validate()
-        .expect("valid test config")
+pub(crate) fn config(env: &[(&str, &str)]) -> Config {
+    Config::from_lookup(&[], |k| {
+        env.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .expect("valid test config")
 }
 
-pub(crate) fn presigner(cfg: &uploadgate_http::Config) -> Presigner {
+pub(crate) fn presigner(cfg: &Config) -> Presigner {
     let creds = LocalCredentials {
         access_key: "AKIDTEST".into(),
         secret_key: "test-secret".into(),

@@ -48,7 +48,7 @@ impl MetricsSink for Lines {
 /// inspection and its metric lines.
 pub(crate) struct Function {
     service: uploadgate_lambda::LambdaService,
-    pub(crate) state: AppState<MemoryStore>,
+    store: Arc<MemoryStore>,
     pub(crate) metrics: Arc<Lines>,
 }
 
@@ -78,16 +78,17 @@ pub(crate) fn function(env: &[(&'static str, &'static str)]) -> Function {
     let clock: Arc<dyn Clock> = Arc::new(FakeClock::new(T0));
     let metrics = Arc::new(Lines::default());
     let sink: Arc<dyn MetricsSink> = metrics.clone();
+    let store = Arc::new(MemoryStore::new());
     let state = AppState::with_metrics_sink(
         config.gate,
-        MemoryStore::new(),
+        Arc::clone(&store),
         clock,
         presigner,
         Some(sink),
     );
     Function {
-        service: uploadgate_lambda::service(router(state.clone())),
-        state,
+        service: uploadgate_lambda::service(router(state)),
+        store,
         metrics,
     }
 }
@@ -150,7 +151,7 @@ impl Function {
     pub(crate) async fn has_ip_state(&self, addr: &str) -> bool {
         let ip: IpAddr = addr.parse().unwrap();
         let key = StateKey::ip(ip);
-        self.state.limiter().store().load(&[key]).await.unwrap()[0].is_some()
+        self.store.load(&[key]).await.unwrap()[0].is_some()
     }
 }
 

@@ -9,15 +9,14 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Config, ConfigError, LogFormat};
+use crate::config::Config;
+use crate::settings::{LogFormat, SettingError};
 
-/// Installs the global subscriber. Fails on a bad filter, naming the
-/// setting; a second call in one process is ignored.
-pub fn init(config: &Config) -> Result<(), ConfigError> {
-    let filter = EnvFilter::try_new(&config.log).map_err(|e| ConfigError {
-        setting: "UPLOADGATE_LOG",
-        message: e.to_string(),
-    })?;
+/// Installs the global subscriber. A second call in one process is ignored.
+pub fn init(config: &Config) -> Result<(), SettingError> {
+    // The filter was checked when the setting was parsed.
+    let filter =
+        EnvFilter::try_new(&config.log).map_err(|e| SettingError::new("UPLOADGATE_LOG", e))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -1,0 +1,248 @@
+//! The second phase of configuration: [`Settings`] (each value parsed on its
+//! own) become one [`Config`], checked as a whole, that is passed down. Rules
+//! that tie settings together (the `dynamodb` store needs a table) live here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use uploadgate_http::{ClientIpSource, GateConfig, IdentityMode};
+
+use crate::settings::{
+    ClientIp, IdentitySource, LogFormat, MetricsFormat, SettingError, Settings, StoreChoice,
+    TargetChoice,
+};
+
+/// Which state store to open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    /// In process memory.
+    Memory,
+    /// The embedded durable file store, in the data directory.
+    File,
+    /// A DynamoDB table.
+    Dynamodb {
+        /// The table name.
+        table: String,
+        /// How long a cached denial is trusted.
+        denial_ttl: Duration,
+    },
+}
+
+/// Where uploads go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    /// The embedded local bucket.
+    Local,
+    /// S3 through the standard AWS configuration.
+    S3,
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// What the router needs.
+    pub gate: GateConfig,
+    /// URL lifetime.
+    pub url_ttl: Duration,
+    /// Bucket name.
+    pub bucket: String,
+    /// State store.
+    pub store: StoreKind,
+    /// Upload target.
+    pub target: TargetKind,
+    /// Data directory (file store, local bucket).
+    pub data_dir: PathBuf,
+    /// API address.
+    pub listen: SocketAddr,
+    /// Local bucket address.
+    pub s3_listen: SocketAddr,
+    /// Log filter.
+    pub log: String,
+    /// Log line format.
+    pub log_format: LogFormat,
+}
+
+impl TryFrom<Settings> for Config {
+    type Error = SettingError;
+
+    fn try_from(s: Settings) -> Result<Self, SettingError> {
+        let store = match s.store {
+            StoreChoice::Memory => StoreKind::Memory,
+            StoreChoice::File => StoreKind::File,
+            StoreChoice::Dynamodb => StoreKind::Dynamodb {
+                table: s
+                    .table
+                    .ok_or_else(|| {
+                        SettingError::new(
+                            "UPLOADGATE_TABLE",
+                            "the dynamodb store needs a table name (create one with `uploadgate table create`)",
+                        )
+                    })?
+                    .0,
+                denial_ttl: s.denial_ttl,
+            },
+        };
+        let identity = match s.identity {
+            IdentitySource::Header => IdentityMode::Header(s.identity_header),
+            IdentitySource::Body => IdentityMode::Body,
+        };
+        let client_ip = match s.client_ip {
+            ClientIp::Peer => ClientIpSource::Peer,
+            ClientIp::Cloudfront => ClientIpSource::CloudFront,
+        };
+        Ok(Config {
+            gate: GateConfig {
+                policy: s.limits.0,
+                max_object_bytes: s.max_object_bytes.0,
+                content_types: s.content_types.0,
+                key_prefix: s.key_prefix.0,
+                identity,
+                client_ip,
+                cors: s.cors_origins,
+                fail_open: s.fail_open,
+                emf_metrics: s.metrics == MetricsFormat::Emf,
+            },
+            url_ttl: s.url_ttl,
+            bucket: s.bucket.0,
+            store,
+            target: match s.target {
+                TargetChoice::Local => TargetKind::Local,
+                TargetChoice::S3 => TargetKind::S3,
+            },
+            data_dir: s.data_dir,
+            listen: s.listen,
+            s3_listen: s.s3_listen,
+            log: s.log,
+            log_format: s.log_format,
+        })
+    }
+}
+
+impl Config {
+    /// The configuration from `lookup` (setting names to values) over
+    /// `defaults`, as [`Settings::from_lookup`] reads it.
+    pub fn from_lookup(
+        defaults: &[(&str, &str)],
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, SettingError> {
+        Settings::from_lookup(defaults, lookup)?.try_into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderName;
+    use uploadgate_http::CorsOrigins;
+
+    fn env(pairs: &[(&str, &str)]) -> Result<Config, SettingError> {
+        Config::from_lookup(&[], |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = env(&[]).unwrap();
+        assert_eq!(c.gate.policy.to_string(), "uploads=user:5/3h:sliding");
+        assert_eq!(c.gate.max_object_bytes, 50 << 20);
+        assert_eq!(
+            c.gate.content_types,
+            ["application/pdf", "image/png", "image/jpeg", "image/tiff"]
+        );
+        assert_eq!(c.url_ttl, Duration::from_secs(300));
+        assert_eq!(
+            c.gate.identity,
+            IdentityMode::Header(HeaderName::from_static("x-user-id"))
+        );
+        assert_eq!(c.store, StoreKind::File);
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.gate.cors, CorsOrigins::None);
+    }
+
+    #[test]
+    fn each_bad_value_names_its_setting() {
+        let cases = [
+            ("UPLOADGATE_LIMITS", "uploads=user:five/3h"),
+            ("UPLOADGATE_MAX_OBJECT_BYTES", "lots"),
+            ("UPLOADGATE_MAX_OBJECT_BYTES", "0"),
+            ("UPLOADGATE_MAX_OBJECT_BYTES", "6GiB"),
+            ("UPLOADGATE_CONTENT_TYPES", "pdf"),
+            ("UPLOADGATE_URL_TTL", "8d"),
+            ("UPLOADGATE_URL_TTL", "soon"),
+            ("UPLOADGATE_BUCKET", "My_Bucket"),
+            ("UPLOADGATE_KEY_PREFIX", "../up/"),
+            ("UPLOADGATE_KEY_PREFIX", "uploads"),
+            ("UPLOADGATE_IDENTITY", "cookie"),
+            ("UPLOADGATE_IDENTITY_HEADER", "Authorization"),
+            ("UPLOADGATE_CORS_ORIGINS", "https://a.example.com/path"),
+            ("UPLOADGATE_CLIENT_IP", "xff"),
+            ("UPLOADGATE_STORE", "redis"),
+            ("UPLOADGATE_FAIL_OPEN", "maybe"),
+            ("UPLOADGATE_TARGET", "gcs"),
+            ("UPLOADGATE_LISTEN", "8080"),
+            ("UPLOADGATE_LIMITS", "volume=user:50MiB/24h"),
+            ("UPLOADGATE_LIMITS", "uploads=user:5000/30d"),
+            ("UPLOADGATE_LOG_FORMAT", "xml"),
+            ("UPLOADGATE_LOG", "[[["),
+            ("UPLOADGATE_METRICS", "statsd"),
+            ("UPLOADGATE_DATA_DIR", ""),
+            ("UPLOADGATE_TABLE", ""),
+        ];
+        for (name, value) in cases {
+            // The table is only read by the dynamodb store.
+            let store = if name == "UPLOADGATE_TABLE" {
+                "dynamodb"
+            } else {
+                "file"
+            };
+            let e = env(&[(name, value), ("UPLOADGATE_STORE", store)]).unwrap_err();
+            assert_eq!(e.setting, name, "{value}: {e}");
+            let line = e.to_string();
+            assert!(line.starts_with(&format!("invalid {name}: ")), "{line}");
+            assert!(!line.contains('\n'), "one line: {line}");
+        }
+    }
+
+    #[test]
+    fn the_dynamodb_store_takes_a_table_and_a_denial_ttl() {
+        let c = env(&[
+            ("UPLOADGATE_STORE", "dynamodb"),
+            ("UPLOADGATE_TABLE", "uploadgate-quota"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.store,
+            StoreKind::Dynamodb {
+                table: "uploadgate-quota".into(),
+                denial_ttl: Duration::from_secs(5)
+            }
+        );
+        let c = env(&[
+            ("UPLOADGATE_STORE", "dynamodb"),
+            ("UPLOADGATE_TABLE", "t_1.x-y"),
+            ("UPLOADGATE_DENIAL_TTL", "0s"),
+        ])
+        .unwrap();
+        assert!(matches!(c.store, StoreKind::Dynamodb { denial_ttl, .. } if denial_ttl.is_zero()));
+        let e = env(&[("UPLOADGATE_STORE", "dynamodb")]).unwrap_err();
+        assert_eq!(e.setting, "UPLOADGATE_TABLE");
+        for (name, value) in [
+            ("UPLOADGATE_TABLE", "no spaces allowed"),
+            ("UPLOADGATE_DENIAL_TTL", "10m"),
+            ("UPLOADGATE_DENIAL_TTL", "-1s"),
+        ] {
+            // The first pair of a name wins.
+            let pairs = [
+                (name, value),
+                ("UPLOADGATE_STORE", "dynamodb"),
+                ("UPLOADGATE_TABLE", "quota"),
+            ];
+            assert_eq!(env(&pairs).unwrap_err().setting, name, "{value}");
+        }
+    }
+}

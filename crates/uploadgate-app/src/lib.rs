@@ -1,0 +1,25 @@
+//! The uploadgate application layer, shared by `uploadgate` (the CLI and
+//! local server) and the Lambda function.
+//!
+//! Configuration comes in two phases, as ripgrep does it: [`Settings`] reads
+//! every value once into its type (clap layers flags over `UPLOADGATE_*`
+//! environment variables over an optional TOML file over the defaults), then
+//! [`Config`] checks them as a whole. The wiring that turns a `Config` into
+//! running parts is written once: [`open_store`] picks the state store
+//! (behind the one type [`AnyStore`]) and [`open_presigner`] the upload
+//! target, loading the AWS configuration at most once ([`Aws`]).
+//!
+//! The HTTP crate knows none of this: it takes a
+//! [`GateConfig`](uploadgate_http::GateConfig) and a limiter.
+
+mod config;
+pub mod settings;
+pub mod telemetry;
+pub mod values;
+mod wiring;
+
+pub use config::{Config, StoreKind, TargetKind};
+pub use settings::{LogFormat, SettingError, Settings};
+#[cfg(feature = "local")]
+pub use wiring::LocalTarget;
+pub use wiring::{AnyStore, Aws, LocalTargetHandle, OpenError, open_presigner, open_store};

@@ -1,0 +1,639 @@
+//! Every setting, defined once: [`Settings`], a `clap` argument group.
+//!
+//! Each field is one setting with one name (`UPLOADGATE_*`), its flag, its
+//! default and its help, and a type that parses it (see [`crate::values`]).
+//! clap layers the sources: flags beat the environment, which beats the
+//! defaults. The optional TOML file (`--config`, the same names without the
+//! prefix, lower case) sits between the defaults and the environment: its
+//! values become the defaults ([`with_defaults`]). The README's settings
+//! table is checked against this definition.
+//!
+//! Where there is no real environment to read (tests, or a caller with its
+//! own lookup such as the Lambda function's), [`Settings::from_lookup`]
+//! hands the same values to clap as flags instead, so the parsing and the
+//! messages are the same.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, Command, FromArgMatches, ValueEnum};
+use http::HeaderName;
+use uploadgate_http::CorsOrigins;
+
+use crate::values::{self, BucketName, ContentTypes, KeyPrefix, Limits, ObjectBytes, TableName};
+
+/// An invalid setting: one line, naming it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {setting}: {message}")]
+pub struct SettingError {
+    /// The setting's name (`UPLOADGATE_*`), or `--config` for the file.
+    pub setting: String,
+    /// What is wrong, and what is accepted.
+    pub message: String,
+}
+
+impl SettingError {
+    /// An error of `setting`.
+    pub fn new(setting: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        SettingError {
+            setting: setting.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Where the user id comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IdentitySource {
+    /// The identity header, set by a trusted upstream.
+    Header,
+    /// `userId` in the JSON body (the original design; unsafe).
+    Body,
+}
+
+/// Where the `ip` subject comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClientIp {
+    /// The TCP peer.
+    Peer,
+    /// CloudFront's `CloudFront-Viewer-Address` header.
+    Cloudfront,
+}
+
+/// Which state store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreChoice {
+    /// Embedded and durable, in the data directory.
+    File,
+    /// In memory; lost on exit.
+    Memory,
+    /// The DynamoDB table `UPLOADGATE_TABLE`.
+    Dynamodb,
+}
+
+/// Where uploads go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TargetChoice {
+    /// The embedded local bucket of `serve`.
+    Local,
+    /// S3, through the standard AWS configuration.
+    S3,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Which metrics to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MetricsFormat {
+    /// None.
+    Off,
+    /// CloudWatch Embedded Metric Format lines on stdout.
+    Emf,
+}
+
+/// Every setting uploadgate reads, parsed into its type.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Settings (each also read from its UPLOADGATE_* variable)")]
+pub struct Settings {
+    /// Limits, `;`-separated: `name=subject:amount/window[:algorithm]`. subject `user` or `ip`; amount a count or bytes (`50MiB`); window `90s`, `15m`, `3h`, `24h`, `30d`, `1w`, `1mo` (fixed only); algorithm `sliding` (default), `gcra` or `fixed`.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_LIMITS",
+        default_value = "uploads=user:5/3h",
+        value_name = "LIMITS"
+    )]
+    pub limits: Limits,
+
+    /// Largest upload accepted, in bytes (units like `50MiB` allowed).
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_MAX_OBJECT_BYTES",
+        default_value = "52428800",
+        value_name = "BYTES"
+    )]
+    pub max_object_bytes: ObjectBytes,
+
+    /// Comma-separated content types an upload may declare.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_CONTENT_TYPES",
+        default_value = "application/pdf,image/png,image/jpeg,image/tiff",
+        value_name = "TYPES"
+    )]
+    pub content_types: ContentTypes,
+
+    /// Lifetime of a presigned URL, 1s to 12h.
+    #[arg(
+        long,
+        verbatim_doc_comment, global = true, env = "UPLOADGATE_URL_TTL", default_value = "5m", value_name = "DURATION", value_parser = values::url_ttl)]
+    pub url_ttl: Duration,
+
+    /// Bucket the URLs are signed for.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_BUCKET",
+        default_value = "uploads",
+        value_name = "NAME"
+    )]
+    pub bucket: BucketName,
+
+    /// Prefix of every object key: `<prefix><user>/<uuid>/<filename>`. Empty, or ending in `/`.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_KEY_PREFIX",
+        default_value = "uploads/",
+        value_name = "PREFIX"
+    )]
+    pub key_prefix: KeyPrefix,
+
+    /// Where the user id comes from: `header` (the identity header, set by a trusted upstream) or `body` (`userId` in the JSON body, the original design's model: unsafe, any caller can claim any id).
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_IDENTITY",
+        default_value = "header",
+        value_name = "MODE"
+    )]
+    pub identity: IdentitySource,
+
+    /// The identity header (not `authorization`: CloudFront OAC overwrites it).
+    #[arg(
+        long,
+        verbatim_doc_comment, global = true, env = "UPLOADGATE_IDENTITY_HEADER", default_value = "x-user-id", value_name = "HEADER", value_parser = values::identity_header)]
+    pub identity_header: HeaderName,
+
+    /// Comma-separated origins allowed to call the API from a browser, or `*`. Empty: no CORS.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_CORS_ORIGINS",
+        default_value = "",
+        value_name = "ORIGINS"
+    )]
+    pub cors_origins: CorsOrigins,
+
+    /// Where the `ip` subject comes from: `peer` (the TCP peer) or `cloudfront` (`CloudFront-Viewer-Address`).
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_CLIENT_IP",
+        default_value = "peer",
+        value_name = "SOURCE"
+    )]
+    pub client_ip: ClientIp,
+
+    /// State store: `file` (embedded, durable, in the data dir), `memory` (lost on exit) or `dynamodb` (the table `UPLOADGATE_TABLE`, through the standard AWS configuration; any number of servers can share it).
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_STORE",
+        default_value = "file",
+        value_name = "STORE"
+    )]
+    pub store: StoreChoice,
+
+    /// DynamoDB table of the `dynamodb` store (required with it). `uploadgate table create` makes one for local use.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_TABLE",
+        value_name = "TABLE"
+    )]
+    pub table: Option<TableName>,
+
+    /// `dynamodb` store: how long a process denies from its cache without asking DynamoDB, 0s to 5m. It bounds how late a `quota reset` made elsewhere is seen; `0s` makes resets exact at one read per denial.
+    #[arg(
+        long,
+        verbatim_doc_comment, global = true, env = "UPLOADGATE_DENIAL_TTL", default_value = "5s", value_name = "DURATION", value_parser = values::denial_ttl)]
+    pub denial_ttl: Duration,
+
+    /// If the store fails: `false` answers 503; `true` admits the upload anyway.
+    #[arg(
+        long,
+        verbatim_doc_comment, global = true, env = "UPLOADGATE_FAIL_OPEN", default_value = "false", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub fail_open: bool,
+
+    /// Where uploads go: `local` (the embedded bucket of `serve`) or `s3` (S3 through the standard AWS configuration: `AWS_REGION`, credentials chain, `AWS_ENDPOINT_URL_S3`).
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_TARGET",
+        default_value = "local",
+        value_name = "TARGET"
+    )]
+    pub target: TargetChoice,
+
+    /// Directory of the file store and the local bucket.
+    #[arg(
+        long,
+        verbatim_doc_comment, global = true, env = "UPLOADGATE_DATA_DIR", default_value = "./data", value_name = "DIR", value_parser = values::data_dir)]
+    pub data_dir: PathBuf,
+
+    /// Address of the API.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
+    pub listen: SocketAddr,
+
+    /// Address of the local bucket (target `local`).
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_S3_LISTEN",
+        default_value = "127.0.0.1:9000",
+        value_name = "ADDR"
+    )]
+    pub s3_listen: SocketAddr,
+
+    /// Log filter (tracing `EnvFilter` syntax).
+    #[arg(
+        long,
+        verbatim_doc_comment, global = true, env = "UPLOADGATE_LOG", default_value = "info", value_name = "FILTER", value_parser = values::log_filter)]
+    pub log: String,
+
+    /// Log lines: `text` or `json` (one JSON object per line, with the request id). The Lambda function defaults to `json`.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_LOG_FORMAT",
+        default_value = "text",
+        value_name = "FORMAT"
+    )]
+    pub log_format: LogFormat,
+
+    /// Metrics: `off`, or `emf` (one CloudWatch Embedded Metric Format line per decision on stdout: Allowed, Denied, FailOpen, FailClosed, StoreLatency, Retries). The Lambda function defaults to `emf`.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_METRICS",
+        default_value = "off",
+        value_name = "FORMAT"
+    )]
+    pub metrics: MetricsFormat,
+}
+
+/// One setting as documented: its name, default and help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingDoc {
+    /// `UPLOADGATE_*`.
+    pub name: String,
+    /// The default, if any.
+    pub default: Option<String>,
+    /// What it does.
+    pub help: String,
+}
+
+/// The settings' arguments (a bare command holding only them).
+fn settings_command() -> Command {
+    Settings::augment_args(Command::new("uploadgate").no_binary_name(true))
+}
+
+fn env_name(arg: &clap::Arg) -> Option<String> {
+    arg.get_env().map(|e| e.to_string_lossy().into_owned())
+}
+
+impl Settings {
+    /// Every setting, in definition order (for the README and `--help`).
+    pub fn docs() -> Vec<SettingDoc> {
+        settings_command()
+            .get_arguments()
+            .filter_map(|a| {
+                Some(SettingDoc {
+                    name: env_name(a)?,
+                    default: a
+                        .get_default_values()
+                        .first()
+                        .map(|d| d.to_string_lossy().into_owned()),
+                    help: a
+                        .get_help()
+                        .map(|h| {
+                            h.to_string()
+                                .split_whitespace()
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        })
+                        .unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// Parses the settings from `lookup` (names `UPLOADGATE_*`) instead of
+    /// the process environment, over `defaults` (setting names and values,
+    /// like the file's). The values reach clap as flags, so they are parsed
+    /// and reported exactly as environment values are.
+    pub fn from_lookup(
+        defaults: &[(&str, &str)],
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, SettingError> {
+        let mut cmd = settings_command();
+        // Only `lookup` counts: the process environment must not leak in.
+        let ids: Vec<(String, String)> = cmd
+            .get_arguments()
+            .filter_map(|a| Some((a.get_id().to_string(), env_name(a)?)))
+            .collect();
+        for (id, _) in &ids {
+            cmd = cmd.mut_arg(id, |a| a.env(None::<&str>));
+        }
+        let defaults: Vec<(String, String)> = defaults
+            .iter()
+            .map(|(name, v)| (id_of(&ids, name), (*v).to_owned()))
+            .collect();
+        cmd = with_defaults(cmd, &defaults);
+        let args: Vec<OsString> = ids
+            .iter()
+            .filter_map(|(id, env)| {
+                lookup(env).map(|v| format!("--{}={v}", id.replace('_', "-")).into())
+            })
+            .collect();
+        let matches = cmd.try_get_matches_from_mut(args).map_err(|e| {
+            // Named from the unstripped definition, which knows the variables.
+            one_line(&settings_command(), &e)
+                .unwrap_or_else(|| SettingError::new("settings", e.kind()))
+        })?;
+        Settings::from_arg_matches(&matches).map_err(|e| SettingError::new("settings", e))
+    }
+}
+
+/// The argument id of the setting named `name` (`UPLOADGATE_X` or `x`).
+fn id_of(ids: &[(String, String)], name: &str) -> String {
+    ids.iter()
+        .find(|(id, env)| env == name || id == name)
+        .map_or_else(|| name.to_ascii_lowercase(), |(id, _)| id.clone())
+}
+
+/// `cmd` with `values` (argument id, text) as its defaults: the file's
+/// layer, under the environment and the flags.
+pub fn with_defaults(mut cmd: Command, values: &[(String, String)]) -> Command {
+    for (id, value) in values {
+        let value = value.clone();
+        cmd = cmd.mut_arg(id, move |a| a.default_value(value));
+    }
+    cmd
+}
+
+/// Reads the settings file: a TOML table of `name = value` with the names of
+/// the settings without the prefix, in lower case. Returns (id, text) pairs
+/// for [`with_defaults`]; an unknown name is an error.
+pub fn read_file(path: &Path) -> Result<Vec<(String, String)>, SettingError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        SettingError::new("--config", format!("cannot read {}: {e}", path.display()))
+    })?;
+    parse_file(&text).map_err(|m| SettingError::new("--config", format!("{}: {m}", path.display())))
+}
+
+/// The TOML text of a settings file, as (id, text) pairs.
+pub fn parse_file(text: &str) -> Result<Vec<(String, String)>, String> {
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| e.message().to_owned())?;
+    let known: Vec<String> = settings_command()
+        .get_arguments()
+        .filter(|a| a.get_env().is_some())
+        .map(|a| a.get_id().to_string())
+        .collect();
+    table
+        .into_iter()
+        .map(|(k, v)| {
+            if !known.contains(&k) {
+                return Err(format!("unknown setting `{k}`"));
+            }
+            let text = match v {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(format!(
+                        "`{k}` must be a string, a whole number or a boolean, not {}",
+                        other.type_str()
+                    ));
+                }
+            };
+            Ok((k, text))
+        })
+        .collect()
+}
+
+/// The `--config FILE` of an argument list, found before clap parses it
+/// (the file's values become clap's defaults).
+pub fn config_flag(args: &[OsString]) -> Option<PathBuf> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--" {
+            break;
+        }
+        if a == "--config" {
+            return it.next().map(PathBuf::from);
+        }
+        if let Some(v) = a.to_str().and_then(|s| s.strip_prefix("--config=")) {
+            return Some(PathBuf::from(v));
+        }
+    }
+    None
+}
+
+/// A clap error about a setting's value, as one line naming the setting;
+/// `None` for other errors (usage, help), which clap prints itself.
+pub fn one_line(cmd: &Command, e: &clap::Error) -> Option<SettingError> {
+    if !matches!(
+        e.kind(),
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue
+    ) {
+        return None;
+    }
+    let Some(ContextValue::String(shown)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    // Shown as `--long <VALUE>`.
+    let long = shown.strip_prefix("--")?.split([' ', '=']).next()?;
+    let arg = all_arguments(cmd).find(|a| a.get_long() == Some(long))?;
+    let name = env_name(arg).unwrap_or_else(|| format!("--{}", arg.get_id()));
+    let value = match e.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(v)) => v.clone(),
+        _ => String::new(),
+    };
+    let message = match (e.kind(), e.get(ContextKind::ValidValue)) {
+        (ErrorKind::InvalidValue, Some(ContextValue::Strings(valid))) => {
+            format!("unknown value `{value}` (expected {})", or_list(valid))
+        }
+        _ => match std::error::Error::source(e) {
+            Some(source) => source.to_string(),
+            None => format!("`{value}` is not valid"),
+        },
+    };
+    Some(SettingError::new(name, message))
+}
+
+fn all_arguments(cmd: &Command) -> Box<dyn Iterator<Item = &clap::Arg> + '_> {
+    Box::new(
+        cmd.get_arguments()
+            .chain(cmd.get_subcommands().flat_map(all_arguments)),
+    )
+}
+
+fn or_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// The effective value of every setting and where it came from, in
+/// definition order, for `config check`: (name, value, source). `file`
+/// lists the ids the settings file set.
+pub fn effective(
+    matches: &ArgMatches,
+    file: &[(String, String)],
+) -> Vec<(String, String, &'static str)> {
+    settings_command()
+        .get_arguments()
+        .filter_map(|a| {
+            let name = env_name(a)?;
+            let id = a.get_id().as_str();
+            let value = matches
+                .get_raw(id)
+                .map(|vs| {
+                    vs.map(|v| v.to_string_lossy())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            let source = match matches.value_source(id) {
+                Some(ValueSource::CommandLine) => "flag",
+                Some(ValueSource::EnvVariable) => "environment",
+                Some(ValueSource::DefaultValue) if file.iter().any(|(k, _)| k == id) => "file",
+                Some(ValueSource::DefaultValue) => "default",
+                _ => "unset",
+            };
+            Some((name, value, source))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Settings, SettingError> {
+        Settings::from_lookup(&[], |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn the_file_is_a_default_under_the_environment() {
+        let file =
+            parse_file("limits = \"a=user:1/1h\"\nurl_ttl = \"10m\"\nmax_object_bytes = 1000\n")
+                .unwrap();
+        let defaults: Vec<(&str, &str)> =
+            file.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let s = Settings::from_lookup(&defaults, |k| {
+            (k == "UPLOADGATE_URL_TTL").then(|| "2m".to_owned())
+        })
+        .unwrap();
+        assert_eq!(s.limits.0.to_string(), "a=user:1/1h:sliding");
+        assert_eq!(s.url_ttl, Duration::from_secs(120));
+        assert_eq!(s.max_object_bytes, ObjectBytes(1000));
+        assert_eq!(
+            parse_file("limts = \"x\""),
+            Err("unknown setting `limts`".into())
+        );
+        assert!(parse_file("limits = [1]").is_err());
+    }
+
+    #[test]
+    fn enum_errors_list_the_accepted_values() {
+        let e = load(&[("UPLOADGATE_STORE", "redis")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid UPLOADGATE_STORE: unknown value `redis` (expected file, memory or dynamodb)"
+        );
+        let e = load(&[("UPLOADGATE_FAIL_OPEN", "maybe")]).unwrap_err();
+        assert_eq!(e.setting, "UPLOADGATE_FAIL_OPEN");
+    }
+
+    #[test]
+    fn every_setting_is_documented_with_a_name_and_help() {
+        let docs = Settings::docs();
+        assert_eq!(docs.len(), 21);
+        for d in &docs {
+            assert!(d.name.starts_with("UPLOADGATE_"), "{d:?}");
+            assert!(!d.help.is_empty() && !d.help.contains('\n'), "{d:?}");
+        }
+    }
+
+    /// The README's table is this definition: one row per setting, in
+    /// order, with its default and its help.
+    #[test]
+    fn the_readme_table_is_the_definition() {
+        let readme = include_str!("../../../README.md");
+        let rows: Vec<&str> = readme
+            .lines()
+            .filter(|l| l.starts_with("| `UPLOADGATE_"))
+            .collect();
+        let want: Vec<String> = Settings::docs()
+            .iter()
+            .map(|d| {
+                let default = match d.default.as_deref() {
+                    None | Some("") => "(none)".to_owned(),
+                    Some(v) => format!("`{v}`"),
+                };
+                format!("| `{}` | {default} | {} |", d.name, d.help)
+            })
+            .collect();
+        assert_eq!(rows, want, "regenerate the README's configuration table");
+    }
+
+    #[test]
+    fn the_config_flag_is_found_before_parsing() {
+        let args = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            config_flag(&args(&["serve", "--config", "a.toml"])),
+            Some("a.toml".into())
+        );
+        assert_eq!(
+            config_flag(&args(&["--config=b.toml", "serve"])),
+            Some("b.toml".into())
+        );
+        assert_eq!(config_flag(&args(&["serve", "--", "--config", "c"])), None);
+    }
+}

@@ -1,0 +1,342 @@
+//! The value types of the settings, each parsed once from text (a flag, an
+//! environment variable or a TOML value) by its `FromStr`. Their errors are
+//! the second half of the one-line message that names the setting.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use http::HeaderName;
+use uploadgate_core::{Algorithm, Amount, Policy, Unit, codec};
+
+/// A policy whose per-subject state fits one store item.
+///
+/// Refused here rather than at the first request, on every store, so a
+/// policy that works locally also works on DynamoDB: a sliding window
+/// remembers every upload in it, and [`codec::max_encoded_len`] bounds how
+/// large that can get.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits(pub Policy);
+
+impl FromStr for Limits {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let policy: Policy = raw.parse().map_err(|e| format!("{e}"))?;
+        check_state_size(&policy)?;
+        Ok(Limits(policy))
+    }
+}
+
+impl fmt::Display for Limits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Refuses a policy whose state could outgrow [`codec::MAX_STATE_BYTES`].
+pub fn check_state_size(policy: &Policy) -> Result<(), String> {
+    for subject in policy.subjects() {
+        match codec::max_encoded_len(policy, subject) {
+            Some(n) if n <= codec::MAX_STATE_BYTES => {}
+            Some(n) => {
+                return Err(format!(
+                    "the sliding-window state of the `{subject}` limits could reach {n} bytes, over the {}-byte budget of one store item (a sliding limit remembers every upload in its window); lower the amount, or use `:gcra` or `:fixed`, whose state is constant",
+                    codec::MAX_STATE_BYTES
+                ));
+            }
+            None => {
+                let names: Vec<&str> = policy
+                    .limits()
+                    .iter()
+                    .filter(|l| {
+                        l.subject == subject
+                            && l.algorithm == Algorithm::Sliding
+                            && l.amount.unit == Unit::Bytes
+                    })
+                    .map(|l| l.name.as_str())
+                    .collect();
+                return Err(format!(
+                    "sliding limit `{}` counts bytes, and no count limit on `{subject}` bounds how many uploads it must remember; add one (e.g. uploads={subject}:100/24h), or use `:gcra` or `:fixed`",
+                    names.join("`, `")
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A size in bytes: a plain number, or a number with a unit (`50MiB`,
+/// `10MB`), at least 1 byte and at most 5 GiB (the most one S3 `PUT` takes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectBytes(pub u64);
+
+impl ObjectBytes {
+    const MAX: u64 = 5 << 30;
+}
+
+impl FromStr for ObjectBytes {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        let n = match raw.parse::<u64>() {
+            Ok(n) => n,
+            Err(_) => match raw.parse::<Amount>() {
+                Ok(Amount {
+                    unit: Unit::Bytes,
+                    value,
+                }) => value.get(),
+                _ => {
+                    return Err(format!(
+                        "`{raw}` is not a size in bytes (e.g. 52428800 or 50MiB)"
+                    ));
+                }
+            },
+        };
+        match n {
+            0 => Err("must be at least 1 byte".into()),
+            n if n > Self::MAX => Err("a single presigned PUT takes at most 5 GiB".into()),
+            n => Ok(ObjectBytes(n)),
+        }
+    }
+}
+
+impl fmt::Display for ObjectBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Comma-separated media types, stored lower case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentTypes(pub Vec<String>);
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+impl FromStr for ContentTypes {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let mut types = Vec::new();
+        for ct in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let ok = ct
+                .split_once('/')
+                .is_some_and(|(t, s)| is_token(t) && is_token(s));
+            if !ok {
+                return Err(format!("`{ct}` is not a media type like application/pdf"));
+            }
+            types.push(ct.to_ascii_lowercase());
+        }
+        if types.is_empty() {
+            return Err("at least one content type is required".into());
+        }
+        Ok(ContentTypes(types))
+    }
+}
+
+impl fmt::Display for ContentTypes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join(","))
+    }
+}
+
+/// A duration in `humantime` form (`90s`, `5m`, `3h`), within a range.
+fn duration_between(raw: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let range = || {
+        format!(
+            "`{raw}` must be a duration from {} to {}, like 5m",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        )
+    };
+    // `0` alone is a duration of nothing, as `0s` is.
+    let d = if raw == "0" {
+        Duration::ZERO
+    } else {
+        humantime::parse_duration(raw).map_err(|_| range())?
+    };
+    if d < min || d > max {
+        return Err(range());
+    }
+    Ok(d)
+}
+
+/// The lifetime of a presigned URL: 1 s to 12 h. Role credentials sign
+/// them, and a URL dies with its credentials, so keep it short.
+pub fn url_ttl(raw: &str) -> Result<Duration, String> {
+    duration_between(raw, Duration::from_secs(1), Duration::from_secs(12 * 3600))
+}
+
+/// How long a cached denial is trusted: 0 s to 5 min.
+pub fn denial_ttl(raw: &str) -> Result<Duration, String> {
+    duration_between(raw, Duration::ZERO, Duration::from_secs(300))
+}
+
+/// An S3 bucket name (3-63 of a-z, 0-9, `.`, `-`, starting and ending
+/// with a letter or digit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketName(pub String);
+
+impl FromStr for BucketName {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let b = raw.trim();
+        let ok = (3..=63).contains(&b.len())
+            && b.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
+            && b.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && b.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if ok {
+            Ok(BucketName(b.to_owned()))
+        } else {
+            Err(format!(
+                "`{b}` is not a valid S3 bucket name (3-63 of a-z, 0-9, '.', '-')"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for BucketName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The prefix of every object key: empty or ending in `/`, no `.`/`..`
+/// segment, not starting with `/`, of a-z A-Z 0-9 / - _ .
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPrefix(pub String);
+
+impl FromStr for KeyPrefix {
+    type Err = String;
+    fn from_str(p: &str) -> Result<Self, String> {
+        let ok = (p.is_empty() || p.ends_with('/'))
+            && !p.starts_with('/')
+            && p.len() <= 256
+            && p.split('/').all(|s| s != "." && s != "..")
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b));
+        if ok {
+            Ok(KeyPrefix(p.to_owned()))
+        } else {
+            Err(format!(
+                "`{p}` must be empty or end with `/`, use only a-z A-Z 0-9 / - _ ., and not start with `/`"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for KeyPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A DynamoDB table name (3-255 of a-z A-Z 0-9 _ . -).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableName(pub String);
+
+impl FromStr for TableName {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let t = raw.trim();
+        if t.is_empty() {
+            return Err(
+                "the dynamodb store needs a table name (create one with `uploadgate table create`)"
+                    .into(),
+            );
+        }
+        let ok = (3..=255).contains(&t.len())
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        if ok {
+            Ok(TableName(t.to_owned()))
+        } else {
+            Err(format!(
+                "`{t}` is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ . -)"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A request header that carries the caller's identity. Never
+/// `authorization`: CloudFront origin access control overwrites it.
+pub fn identity_header(raw: &str) -> Result<HeaderName, String> {
+    let h = raw.trim().to_ascii_lowercase();
+    let name =
+        HeaderName::from_bytes(h.as_bytes()).map_err(|_| format!("`{h}` is not a header name"))?;
+    if name == http::header::AUTHORIZATION {
+        return Err(
+            "must not be `authorization`: CloudFront origin access control overwrites it".into(),
+        );
+    }
+    Ok(name)
+}
+
+/// A directory path; not empty.
+pub fn data_dir(raw: &str) -> Result<std::path::PathBuf, String> {
+    if raw.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(raw.into())
+}
+
+/// A `tracing` `EnvFilter` directive, checked by parsing it.
+pub fn log_filter(raw: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(raw.trim())
+        .map(|_| raw.trim().to_owned())
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_plain_bytes_or_units_within_one_put() {
+        assert_eq!("52428800".parse(), Ok(ObjectBytes(50 << 20)));
+        assert_eq!("50MiB".parse(), Ok(ObjectBytes(50 << 20)));
+        assert_eq!("10MB".parse(), Ok(ObjectBytes(10_000_000)));
+        assert!("0".parse::<ObjectBytes>().is_err());
+        assert!("6GiB".parse::<ObjectBytes>().is_err());
+        assert!("lots".parse::<ObjectBytes>().is_err());
+        assert!("5".parse::<ObjectBytes>().is_ok());
+    }
+
+    #[test]
+    fn durations_are_humantime_within_their_range() {
+        assert_eq!(url_ttl("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(url_ttl("12h"), Ok(Duration::from_secs(43_200)));
+        assert!(url_ttl("8d").is_err());
+        assert!(url_ttl("0s").is_err());
+        assert!(url_ttl("soon").is_err());
+        assert_eq!(denial_ttl("0s"), Ok(Duration::ZERO));
+        assert_eq!(denial_ttl("0"), Ok(Duration::ZERO));
+        assert!(denial_ttl("10m").is_err());
+        assert!(denial_ttl("-1s").is_err());
+    }
+
+    #[test]
+    fn names_and_prefixes() {
+        assert!("uploads".parse::<BucketName>().is_ok());
+        assert!("My_Bucket".parse::<BucketName>().is_err());
+        assert!("uploads/".parse::<KeyPrefix>().is_ok());
+        assert!("".parse::<KeyPrefix>().is_ok());
+        assert!("../up/".parse::<KeyPrefix>().is_err());
+        assert!("uploads".parse::<KeyPrefix>().is_err());
+        assert!("t_1.x-y".parse::<TableName>().is_ok());
+        assert!("no spaces allowed".parse::<TableName>().is_err());
+        assert!(identity_header("X-User-Id").is_ok());
+        assert!(identity_header("Authorization").is_err());
+        assert!("pdf".parse::<ContentTypes>().is_err());
+    }
+}

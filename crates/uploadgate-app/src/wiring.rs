@@ -1,0 +1,237 @@
+//! The one place that turns a [`Config`] into running parts: the state
+//! store ([`open_store`]) and the presigner with its upload target
+//! ([`open_presigner`]). `serve`, `quota`, `table create` and the Lambda
+//! function all go through here, and the AWS configuration is loaded at most
+//! once per process ([`Aws`]), only if something needs it.
+
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use uploadgate_core::{
+    CasOutcome, MemoryStore, StateKey, Store, StoreError, Timestamp, Versioned, Write,
+};
+use uploadgate_dynamodb::DynamoStore;
+use uploadgate_s3::Presigner;
+
+use crate::config::{Config, StoreKind, TargetKind};
+
+/// The standard AWS configuration (region, credentials chain, endpoints),
+/// loaded on first use and shared.
+#[derive(Debug, Default)]
+pub struct Aws {
+    sdk: tokio::sync::OnceCell<SdkConfig>,
+}
+
+impl Aws {
+    /// Nothing loaded yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The configuration, loading it the first time.
+    pub async fn config(&self) -> &SdkConfig {
+        self.sdk
+            .get_or_init(|| aws_config::load_defaults(aws_config::BehaviorVersion::latest()))
+            .await
+    }
+
+    /// A DynamoDB client with the store's timeouts and retries.
+    pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        uploadgate_dynamodb::sdk_client(self.config().await)
+    }
+}
+
+/// Why a store, target or listener could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The file store could not be opened.
+    #[cfg(feature = "local")]
+    #[error(transparent)]
+    File(#[from] uploadgate_store_file::OpenError),
+    /// The local bucket could not be opened.
+    #[cfg(feature = "local")]
+    #[error(transparent)]
+    LocalBucket(#[from] uploadgate_s3::LocalServeError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr} ({setting})")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The setting that named it.
+        setting: &'static str,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration asks for something this binary was built without.
+    #[error("{0} is not built into this binary (cargo feature `local`)")]
+    NotBuilt(&'static str),
+}
+
+/// Every store, behind one type: the handlers, the CLI and the Lambda
+/// function hold this, so the choice of store is made once, here.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AnyStore {
+    /// In process memory.
+    Memory(MemoryStore),
+    /// The embedded file store.
+    #[cfg(feature = "local")]
+    File(uploadgate_store_file::FileStore),
+    /// DynamoDB.
+    Dynamo(DynamoStore),
+}
+
+/// Runs `$call` on whichever store `$self` holds.
+macro_rules! each {
+    ($self:expr, $s:ident => $call:expr) => {
+        match $self {
+            AnyStore::Memory($s) => $call,
+            #[cfg(feature = "local")]
+            AnyStore::File($s) => $call,
+            AnyStore::Dynamo($s) => $call,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    async fn load(&self, keys: &[StateKey]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        each!(self, s => s.load(keys).await)
+    }
+
+    async fn load_cached(&self, keys: &[StateKey]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        each!(self, s => s.load_cached(keys).await)
+    }
+
+    async fn refresh_for_denial(
+        &self,
+        keys: &[StateKey],
+    ) -> Result<Option<Vec<Option<Versioned>>>, StoreError> {
+        each!(self, s => s.refresh_for_denial(keys).await)
+    }
+
+    async fn compare_and_swap(&self, writes: Vec<Write>) -> Result<CasOutcome, StoreError> {
+        each!(self, s => s.compare_and_swap(writes).await)
+    }
+
+    async fn delete(&self, key: &StateKey) -> Result<bool, StoreError> {
+        each!(self, s => s.delete(key).await)
+    }
+
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        each!(self, s => s.purge_expired(now).await)
+    }
+}
+
+impl AnyStore {
+    /// What it is and where, for start-up lines.
+    pub fn describe(&self) -> String {
+        match self {
+            AnyStore::Memory(_) => "memory (state is lost on exit)".into(),
+            #[cfg(feature = "local")]
+            AnyStore::File(f) => format!("file at {}", f.path().display()),
+            AnyStore::Dynamo(d) => format!("dynamodb table {}", d.table()),
+        }
+    }
+}
+
+/// Opens the configured store.
+pub async fn open_store(config: &Config, aws: &Aws) -> Result<AnyStore, OpenError> {
+    Ok(match &config.store {
+        StoreKind::Memory => AnyStore::Memory(MemoryStore::new()),
+        #[cfg(feature = "local")]
+        StoreKind::File => {
+            AnyStore::File(uploadgate_store_file::FileStore::open(&config.data_dir)?)
+        }
+        #[cfg(not(feature = "local"))]
+        StoreKind::File => return Err(OpenError::NotBuilt("the file store")),
+        StoreKind::Dynamodb { table, denial_ttl } => {
+            AnyStore::Dynamo(dynamo_store(aws, table, *denial_ttl).await)
+        }
+    })
+}
+
+async fn dynamo_store(aws: &Aws, table: &str, denial_ttl: Duration) -> DynamoStore {
+    DynamoStore::new(aws.dynamodb().await, table).with_denial_ttl(denial_ttl)
+}
+
+/// The embedded bucket of `serve`, bound and ready to run.
+#[cfg(feature = "local")]
+#[derive(Debug)]
+pub struct LocalTarget {
+    /// Its URL, `http://ip:port`.
+    pub endpoint: String,
+    bucket: uploadgate_s3::LocalBucket,
+    listener: tokio::net::TcpListener,
+    credentials: uploadgate_s3::LocalCredentials,
+}
+
+#[cfg(feature = "local")]
+impl LocalTarget {
+    /// Serves the bucket until `shutdown` resolves.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send) {
+        self.bucket
+            .serve(self.listener, self.credentials, shutdown)
+            .await;
+    }
+}
+
+/// The presigner, and for target `local` the bucket it signs for (which
+/// the caller runs). The presigner is warmed up: credentials resolved and
+/// the URL shape learnt, so the first request does not pay for it.
+pub async fn open_presigner(
+    config: &Config,
+    aws: &Aws,
+) -> Result<(Presigner, Option<LocalTargetHandle>), OpenError> {
+    let (presigner, local) = match config.target {
+        TargetKind::S3 => (
+            Presigner::from_sdk_config(aws.config().await, config.bucket.clone(), config.url_ttl),
+            None,
+        ),
+        #[cfg(feature = "local")]
+        TargetKind::Local => {
+            let listener = tokio::net::TcpListener::bind(config.s3_listen)
+                .await
+                .map_err(|source| OpenError::Listen {
+                    addr: config.s3_listen,
+                    setting: "UPLOADGATE_S3_LISTEN",
+                    source,
+                })?;
+            let addr = listener.local_addr().map_err(|source| OpenError::Listen {
+                addr: config.s3_listen,
+                setting: "UPLOADGATE_S3_LISTEN",
+                source,
+            })?;
+            let endpoint = format!("http://{addr}");
+            let credentials = uploadgate_s3::LocalCredentials::generate();
+            let bucket = uploadgate_s3::LocalBucket::open(&config.data_dir, &config.bucket)?;
+            let presigner = Presigner::for_local(
+                &endpoint,
+                &credentials,
+                config.bucket.clone(),
+                config.url_ttl,
+            );
+            (
+                presigner,
+                Some(LocalTarget {
+                    endpoint,
+                    bucket,
+                    listener,
+                    credentials,
+                }),
+            )
+        }
+        #[cfg(not(feature = "local"))]
+        TargetKind::Local => return Err(OpenError::NotBuilt("the local bucket")),
+    };
+    presigner.warm_up().await;
+    Ok((presigner, local))
+}
+
+/// [`LocalTarget`] where it is built, and nothing otherwise.
+#[cfg(feature = "local")]
+pub type LocalTargetHandle = LocalTarget;
+/// [`LocalTarget`] where it is built, and nothing otherwise.
+#[cfg(not(feature = "local"))]
+pub type LocalTargetHandle = std::convert::Infallible;

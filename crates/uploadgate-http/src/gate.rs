@@ -1,0 +1,118 @@
+//! What the router needs to know about the gate: [`GateConfig`], already
+//! validated. Reading and checking settings is the application layer's job
+//! (`uploadgate-app`); this crate only takes the result.
+
+use std::str::FromStr;
+
+use http::{HeaderName, HeaderValue};
+use uploadgate_core::Policy;
+
+/// Where the user id comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityMode {
+    /// A header set by a trusted upstream.
+    Header(HeaderName),
+    /// `userId` in the JSON body (the original design; unsafe).
+    Body,
+}
+
+/// Where the `ip` subject comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientIpSource {
+    /// The connection's peer address.
+    Peer,
+    /// The `CloudFront-Viewer-Address` header.
+    CloudFront,
+}
+
+/// Which browser origins may call the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// No CORS headers.
+    None,
+    /// Any origin.
+    Any,
+    /// These origins.
+    List(Vec<HeaderValue>),
+}
+
+impl FromStr for CorsOrigins {
+    type Err = String;
+
+    /// Comma-separated origins (`https://app.example.com`: scheme and host,
+    /// no path), `*` alone for any, or nothing for none.
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let origins: Vec<&str> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if origins.is_empty() {
+            return Ok(CorsOrigins::None);
+        }
+        if origins == ["*"] {
+            return Ok(CorsOrigins::Any);
+        }
+        origins
+            .into_iter()
+            .map(|o| {
+                let valid = (o.starts_with("http://") || o.starts_with("https://"))
+                    && !o.ends_with('/')
+                    && o.parse::<http::Uri>()
+                        .is_ok_and(|u| u.path() == "/" && u.query().is_none());
+                HeaderValue::from_str(o).ok().filter(|_| valid).ok_or_else(|| {
+                    format!("`{o}` is not an origin like https://app.example.com (scheme and host, no path), or `*` alone")
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map(CorsOrigins::List)
+    }
+}
+
+/// The gate's behaviour, as the router needs it.
+#[derive(Debug, Clone)]
+pub struct GateConfig {
+    /// The limits.
+    pub policy: Policy,
+    /// Largest upload, bytes.
+    pub max_object_bytes: u64,
+    /// Allowed content types, lower case.
+    pub content_types: Vec<String>,
+    /// Object key prefix.
+    pub key_prefix: String,
+    /// Identity source.
+    pub identity: IdentityMode,
+    /// Client address source.
+    pub client_ip: ClientIpSource,
+    /// CORS origins.
+    pub cors: CorsOrigins,
+    /// Admit when the store fails.
+    pub fail_open: bool,
+    /// Write EMF metric lines to stdout.
+    pub emf_metrics: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_origins() {
+        assert_eq!("".parse(), Ok(CorsOrigins::None));
+        assert_eq!(" * ".parse(), Ok(CorsOrigins::Any));
+        assert_eq!(
+            "https://a.example.com, http://127.0.0.1:3000".parse(),
+            Ok(CorsOrigins::List(vec![
+                HeaderValue::from_static("https://a.example.com"),
+                HeaderValue::from_static("http://127.0.0.1:3000")
+            ]))
+        );
+        for bad in [
+            "https://a.example.com/path",
+            "a.example.com",
+            "*,https://a.example.com",
+        ] {
+            assert!(bad.parse::<CorsOrigins>().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! The limiter as the handlers see it: [`Meter`], an object-safe view of
+//! [`Limiter`] over any store and clock. The router holds one
+//! `Arc<dyn Meter>`, so no handler, and no signature above them, carries a
+//! store type parameter; the price is one boxed future per decision, next to
+//! a store round trip or an fsync.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use uploadgate_core::{
+    Clock, Decision, Limiter, LimiterError, Store, StoreError, Subjects, Timestamp,
+};
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the handlers ask of the limiter.
+pub trait Meter: Send + Sync + 'static {
+    /// Charges one upload of `size` bytes to every limit, or to none.
+    fn consume<'a>(
+        &'a self,
+        who: &'a Subjects,
+        size: u64,
+    ) -> BoxFuture<'a, Result<Decision, LimiterError>>;
+
+    /// What every limit has left, consuming nothing.
+    fn peek<'a>(&'a self, who: &'a Subjects) -> BoxFuture<'a, Result<Decision, LimiterError>>;
+
+    /// Deletes idle state (stores with their own expiry do nothing).
+    fn purge_expired(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// The limiter's "now".
+    fn now(&self) -> Timestamp;
+}
+
+impl<S: Store, C: Clock> Meter for Limiter<S, C> {
+    fn consume<'a>(
+        &'a self,
+        who: &'a Subjects,
+        size: u64,
+    ) -> BoxFuture<'a, Result<Decision, LimiterError>> {
+        Box::pin(Limiter::consume(self, who, size))
+    }
+
+    fn peek<'a>(&'a self, who: &'a Subjects) -> BoxFuture<'a, Result<Decision, LimiterError>> {
+        Box::pin(Limiter::peek(self, who))
+    }
+
+    fn purge_expired(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.store().purge_expired(self.clock().now()))
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock().now()
+    }
+}

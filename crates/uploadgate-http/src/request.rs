@@ -1,0 +1,203 @@
+//! Request bodies: read with a size bound, deserialized into typed requests.
+//! Field errors name the field by its JSON path (`serde_path_to_error`), so
+//! a client learns exactly what to fix; nothing here matches JSON by hand.
+
+use std::fmt;
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::header;
+use http::request::Parts;
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, Visitor};
+
+use crate::error::ApiError;
+
+/// Largest request body the API reads.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Longest file name a client may declare (it is sanitized and cut to 100
+/// bytes for the key; this only bounds what is read).
+const MAX_FILENAME_BYTES: usize = 1024;
+
+/// Reads a body of at most [`MAX_BODY_BYTES`], refusing a larger declared
+/// `Content-Length` before reading anything.
+pub(crate) async fn read_body(parts: &Parts, body: Body) -> Result<Bytes, ApiError> {
+    let too_big = ApiError::BodyTooLarge {
+        max: MAX_BODY_BYTES,
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_big);
+    }
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| too_big)
+}
+
+/// Deserializes a JSON object body into `T`.
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let not_object = || ApiError::BadRequest("the request body must be a JSON object".into());
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Err(not_object()),
+        // A JSON array would deserialize into a struct by position.
+        Some(b'{') => {}
+        Some(_) => {
+            return match serde_json::from_slice::<IgnoredAny>(bytes) {
+                Ok(_) => Err(not_object()),
+                Err(e) => Err(ApiError::BadRequest(format!(
+                    "the request body is not valid JSON: {e}"
+                ))),
+            };
+        }
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let inner = e.inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::BadRequest(format!("the request body is not valid JSON: {inner}"));
+        }
+        let shown = inner.to_string();
+        let position = format!(" at line {} column {}", inner.line(), inner.column());
+        let message = shown.strip_suffix(&position).unwrap_or(&shown);
+        ApiError::BadRequest(format!("`{}`: {message}", e.path()))
+    })
+}
+
+/// The body of `POST /v1/uploads` and `POST /upload-check`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UploadRequest {
+    /// The file's name; only its sanitized last segment reaches the key.
+    #[serde(default)]
+    pub(crate) filename: Option<Filename>,
+    /// The declared content type, lower case.
+    #[serde(default)]
+    pub(crate) content_type: Option<ContentType>,
+    /// The declared size in bytes.
+    #[serde(default)]
+    pub(crate) size: Option<Size>,
+}
+
+/// A file name of at most [`MAX_FILENAME_BYTES`].
+#[derive(Debug)]
+pub(crate) struct Filename(pub(crate) String);
+
+impl<'de> Deserialize<'de> for Filename {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.len() > MAX_FILENAME_BYTES {
+            return Err(de::Error::custom(format!(
+                "longer than {MAX_FILENAME_BYTES} bytes"
+            )));
+        }
+        Ok(Filename(s))
+    }
+}
+
+/// A content type as declared, trimmed and lower case.
+#[derive(Debug)]
+pub(crate) struct ContentType(pub(crate) String);
+
+impl<'de> Deserialize<'de> for ContentType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(ContentType(
+            String::deserialize(d)?.trim().to_ascii_lowercase(),
+        ))
+    }
+}
+
+/// A size: a whole number of bytes, at least 1.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Size(pub(crate) u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SizeVisitor;
+        impl Visitor<'_> for SizeVisitor {
+            type Value = Size;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a whole number of bytes")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Size, E> {
+                match v {
+                    0 => Err(E::custom("must be at least 1 byte")),
+                    v => Ok(Size(v)),
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::custom("must be positive")),
+                }
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Size, E> {
+                Err(E::custom(if v < 0.0 {
+                    "must be positive"
+                } else {
+                    "must be a whole number of bytes"
+                }))
+            }
+        }
+        d.deserialize_any(SizeVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(body: &str) -> String {
+        match parse::<UploadRequest>(body.as_bytes()) {
+            Err(ApiError::BadRequest(m)) => m,
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn field_errors_name_the_field() {
+        assert_eq!(message(r#"{"size":0}"#), "`size`: must be at least 1 byte");
+        assert_eq!(message(r#"{"size":-3}"#), "`size`: must be positive");
+        assert_eq!(
+            message(r#"{"size":1.5}"#),
+            "`size`: must be a whole number of bytes"
+        );
+        assert_eq!(
+            message(r#"{"size":"12"}"#),
+            "`size`: invalid type: string \"12\", expected a whole number of bytes"
+        );
+        assert_eq!(
+            message(r#"{"contentType":5}"#),
+            "`contentType`: invalid type: integer `5`, expected a string"
+        );
+        let long = format!(r#"{{"filename":"{}"}}"#, "a".repeat(1025));
+        assert_eq!(message(&long), "`filename`: longer than 1024 bytes");
+    }
+
+    #[test]
+    fn bodies_must_be_json_objects() {
+        for body in ["", "  ", "[1,2]", "5", "\"x\""] {
+            assert_eq!(
+                message(body),
+                "the request body must be a JSON object",
+                "{body:?}"
+            );
+        }
+        assert!(message("{\"size\":").starts_with("the request body is not valid JSON"));
+        assert!(message("nope").starts_with("the request body is not valid JSON"));
+    }
+
+    #[test]
+    fn unknown_fields_and_nulls_are_ignored() {
+        let r: UploadRequest =
+            parse(br#"{"filename":null,"contentType":" Application/PDF ","size":7,"x":[1]}"#)
+                .unwrap();
+        assert!(r.filename.is_none());
+        assert_eq!(r.content_type.unwrap().0, "application/pdf");
+        assert_eq!(r.size.unwrap().0, 7);
+    }
+}
