@@ -88,14 +88,13 @@ pub struct Limiter<S, C> {
     policy: Arc<Policy>,
     store: S,
     clock: C,
-    max_attempts: u32,
 }
 
 impl<S: Store, C: Clock> Limiter<S, C> {
-    /// Default number of compare-and-swap attempts before giving up.
+    /// Compare-and-swap attempts before giving up.
     /// Each conflict means another request succeeded, so this bounds how
     /// many concurrent admissions one request waits through.
-    pub const DEFAULT_MAX_ATTEMPTS: u32 = 64;
+    pub const MAX_ATTEMPTS: u32 = 64;
 
     /// A limiter for `policy` on `store`, reading time from `clock`.
     pub fn new(policy: Arc<Policy>, store: S, clock: C) -> Self {
@@ -103,14 +102,7 @@ impl<S: Store, C: Clock> Limiter<S, C> {
             policy,
             store,
             clock,
-            max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
         }
-    }
-
-    /// Sets the attempt bound (at least 1).
-    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts.max(1);
-        self
     }
 
     /// The policy.
@@ -133,7 +125,7 @@ impl<S: Store, C: Clock> Limiter<S, C> {
         let keys = self.keys(subjects)?;
         let mut current = self.store.load_cached(&keys).await?;
         let mut confirmed = false;
-        for attempt in 1..=self.max_attempts {
+        for attempt in 1..=Self::MAX_ATTEMPTS {
             let now = self.clock.now();
             let (mut decision, mut states) = self.evaluate(&keys, &current, now, Some(size));
             decision.attempts = attempt;
@@ -185,7 +177,7 @@ impl<S: Store, C: Clock> Limiter<S, C> {
             }
         }
         Err(LimiterError::Contention {
-            attempts: self.max_attempts,
+            attempts: Self::MAX_ATTEMPTS,
         })
     }
 

@@ -1,7 +1,6 @@
 use std::fmt;
 use std::num::NonZeroU64;
 use std::str::FromStr;
-use std::time::Duration;
 
 use crate::domain::Subject;
 
@@ -171,14 +170,6 @@ pub enum Window {
 
 impl Window {
     const MAX_MS: u64 = 400 * 86_400_000;
-
-    /// A fixed-length window. Panics never; returns `None` for zero.
-    pub fn from_duration(d: Duration) -> Option<Self> {
-        u64::try_from(d.as_millis())
-            .ok()
-            .and_then(NonZeroU64::new)
-            .map(Window::Fixed)
-    }
 
     /// The nominal length in milliseconds (31 days for a calendar month, the
     /// longest it can be; used for header `w=` and TTL bounds).
