@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::algorithm::{Outcome, evaluate, expires_at};
+use crate::algorithm::{Outcome, evaluate};
 use crate::clock::{Clock, Timestamp};
 use crate::domain::{StateKey, Subject, Subjects};
 use crate::policy::{Limit, Policy};
@@ -83,6 +83,43 @@ impl Decision {
 /// per subject in the policy (usually one or two) and commits them in one
 /// compare-and-swap, so concurrent requests can never over-admit and a
 /// denial writes nothing.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use uploadgate_core::{FakeClock, Limiter, MemoryStore, Subjects, Timestamp, UserId};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let clock = FakeClock::new(Timestamp(1_800_000_000_000));
+/// let policy = Arc::new("uploads=user:3/1h".parse()?);
+/// let limiter = Limiter::new(policy, MemoryStore::new(), clock.clone());
+/// let alice = Subjects { user: UserId::parse("alice")?, ip: None };
+///
+/// // Three uploads, five minutes apart, are admitted...
+/// for left in [2, 1, 0] {
+///     let decision = limiter.consume(&alice, 1_000).await?;
+///     assert!(decision.allowed);
+///     assert_eq!(decision.limits[0].remaining, left);
+///     clock.advance(Duration::from_secs(300));
+/// }
+/// // ...the fourth is not, and is told to come back when the first one
+/// // leaves the window: one hour after it, which is 45 minutes from now.
+/// let decision = limiter.consume(&alice, 1_000).await?;
+/// assert!(!decision.allowed);
+/// assert_eq!(decision.retry_after(), Some(Duration::from_secs(45 * 60)));
+/// assert_eq!(decision.violated().next().map(|l| l.limit.name.as_str()), Some("uploads"));
+///
+/// // A second early it is still denied; at that moment it is admitted.
+/// clock.advance(Duration::from_secs(45 * 60 - 1));
+/// assert!(!limiter.consume(&alice, 1_000).await?.allowed);
+/// clock.advance(Duration::from_secs(1));
+/// let decision = limiter.consume(&alice, 1_000).await?;
+/// assert!(decision.allowed);
+/// assert_eq!(decision.limits[0].remaining, 0);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Limiter<S, C> {
     policy: Arc<Policy>,
@@ -230,8 +267,8 @@ impl<S: Store, C: Clock> Limiter<S, C> {
             let cost = size.map_or(0, |s| limit.amount.cost_of(s));
             let (o, state): (Outcome, _) = evaluate(limit, prev, now, cost);
             allowed &= o.allowed;
-            if let Some(state) = state {
-                states[i].1 = states[i].1.max(expires_at(limit, &state));
+            if let Some((state, expires)) = state {
+                states[i].1 = states[i].1.max(expires);
                 states[i]
                     .0
                     .limits

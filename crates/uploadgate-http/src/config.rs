@@ -344,7 +344,7 @@ fn err(setting: &'static str, message: impl std::fmt::Display) -> ConfigError {
 
 fn duration(raw: &str) -> Option<Duration> {
     match raw.parse::<Window>() {
-        Ok(Window::Fixed(ms)) => Some(Duration::from_millis(ms.get())),
+        Ok(Window::Span(span)) => Some(span.as_duration()),
         _ => None,
     }
 }
@@ -371,7 +371,7 @@ fn check_state_size(policy: &Policy) -> Result<(), ConfigError> {
                     .iter()
                     .filter(|l| {
                         l.subject == subject
-                            && l.algorithm == Algorithm::Sliding
+                            && matches!(l.algorithm, Algorithm::Sliding(_))
                             && l.amount.unit == Unit::Bytes
                     })
                     .map(|l| l.name.as_str())

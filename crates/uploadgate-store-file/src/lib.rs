@@ -409,14 +409,19 @@ impl Store for FileStore {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
-    use uploadgate_core::{LimitState, UserId};
+    use uploadgate_core::{LimitState, SlidingState, UserId};
 
     #[tokio::test]
     async fn state_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let key = StateKey::user(&UserId::parse("alice").unwrap());
         let st = KeyState {
-            limits: BTreeMap::from([("uploads".into(), LimitState::Sliding(vec![(5, 1)]))]),
+            limits: BTreeMap::from([(
+                "uploads".into(),
+                LimitState::Sliding(SlidingState {
+                    entries: vec![(5, 1)],
+                }),
+            )]),
         };
         let version = {
             let store = FileStore::open(dir.path()).unwrap();
@@ -448,7 +453,12 @@ mod tests {
 
     fn state(n: u64) -> KeyState {
         KeyState {
-            limits: BTreeMap::from([("uploads".into(), LimitState::Sliding(vec![(n, 1)]))]),
+            limits: BTreeMap::from([(
+                "uploads".into(),
+                LimitState::Sliding(SlidingState {
+                    entries: vec![(n, 1)],
+                }),
+            )]),
         }
     }
 
