@@ -17,25 +17,21 @@ pub type Version = u64;
 
 /// All limit states of one subject, keyed by limit name. Stores keep it in
 /// the compact [`codec`](crate::codec).
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyState {
     /// Limit name -> that limit's state.
-    #[serde(rename = "l")]
     pub limits: BTreeMap<String, LimitState>,
 }
 
 /// The state of one limit, as its algorithm keeps it. A state of another
 /// algorithm than the limit's (after a policy change) is read as empty.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LimitState {
     /// A sliding window's admitted requests.
-    #[serde(rename = "s")]
     Sliding(SlidingState),
     /// A GCRA limit's theoretical arrival time.
-    #[serde(rename = "g")]
     Gcra(GcraState),
     /// A fixed window's usage.
-    #[serde(rename = "f")]
     Fixed(FixedState),
 }
 

@@ -11,7 +11,7 @@ const WEEK_MS: u64 = 7 * DAY_MS;
 const FIRST_MONDAY_MS: u64 = 4 * DAY_MS;
 
 /// The state of a fixed limit: how much the current window has used.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FixedState {
     /// Start of the window the usage belongs to, ms since the epoch.
     pub start: u64,

@@ -7,7 +7,7 @@ const NS_PER_MS: u128 = 1_000_000;
 
 /// The state of a GCRA limit: its theoretical arrival time (TAT), exactly,
 /// as `tat_ns + rem / quota` nanoseconds since the epoch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GcraState {
     /// Whole nanoseconds.
     pub tat_ns: u64,

@@ -4,8 +4,7 @@ use crate::policy::Span;
 use crate::store::LimitState;
 
 /// The state of a sliding limit: what it admitted and still counts.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SlidingState {
     /// Admitted `(time_ms, cost)` pairs still in the window, oldest first;
     /// admissions in the same millisecond are one entry.
