@@ -50,7 +50,7 @@ pub fn check_state_size(policy: &Policy) -> Result<(), String> {
                     .iter()
                     .filter(|l| {
                         l.subject == subject
-                            && l.algorithm == Algorithm::Sliding
+                            && matches!(l.algorithm, Algorithm::Sliding(_))
                             && l.amount.unit == Unit::Bytes
                     })
                     .map(|l| l.name.as_str())

@@ -21,14 +21,6 @@ impl Timestamp {
     pub fn as_secs_ceil(self) -> u64 {
         self.0.div_ceil(1000)
     }
-
-    /// This time plus a duration, saturating.
-    pub fn saturating_add(self, d: Duration) -> Self {
-        Timestamp(
-            self.0
-                .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        )
-    }
 }
 
 /// The source of "now". Injected everywhere so tests control time.
@@ -67,11 +59,6 @@ impl FakeClock {
             u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
             Ordering::SeqCst,
         );
-    }
-
-    /// Sets the time.
-    pub fn set(&self, t: Timestamp) {
-        self.0.store(t.0, Ordering::SeqCst);
     }
 }
 

@@ -16,6 +16,7 @@
 //! tag 2  := fixed:   start used
 //! ```
 
+use crate::algorithm::{FixedState, GcraState, SlidingState};
 use crate::domain::Subject;
 use crate::policy::{Algorithm, Limit, Policy, Unit, Window};
 use crate::store::{KeyState, LimitState};
@@ -62,7 +63,7 @@ pub fn encode(state: &KeyState) -> Vec<u8> {
         put(&mut out, name.len() as u64);
         out.extend_from_slice(name.as_bytes());
         match limit {
-            LimitState::Sliding(entries) => {
+            LimitState::Sliding(SlidingState { entries }) => {
                 out.push(TAG_SLIDING);
                 put(&mut out, entries.len() as u64);
                 let mut prev = 0;
@@ -75,12 +76,12 @@ pub fn encode(state: &KeyState) -> Vec<u8> {
                     prev = prev.max(t);
                 }
             }
-            LimitState::Gcra { tat_ns, rem } => {
+            LimitState::Gcra(GcraState { tat_ns, rem }) => {
                 out.push(TAG_GCRA);
                 put(&mut out, *tat_ns);
                 put(&mut out, *rem);
             }
-            LimitState::Fixed { start, used } => {
+            LimitState::Fixed(FixedState { start, used }) => {
                 out.push(TAG_FIXED);
                 put(&mut out, *start);
                 put(&mut out, *used);
@@ -124,16 +125,16 @@ pub fn decode(bytes: &[u8]) -> Result<KeyState, CodecError> {
                     };
                     entries.push((t, r.varint()?));
                 }
-                LimitState::Sliding(entries)
+                LimitState::Sliding(SlidingState { entries })
             }
-            TAG_GCRA => LimitState::Gcra {
+            TAG_GCRA => LimitState::Gcra(GcraState {
                 tat_ns: r.varint()?,
                 rem: r.varint()?,
-            },
-            TAG_FIXED => LimitState::Fixed {
+            }),
+            TAG_FIXED => LimitState::Fixed(FixedState {
                 start: r.varint()?,
                 used: r.varint()?,
-            },
+            }),
             tag => return Err(CodecError::Tag(tag)),
         };
         state.limits.insert(name, limit);
@@ -164,9 +165,9 @@ pub fn max_encoded_len(policy: &Policy, subject: Subject) -> Option<usize> {
     for l in &limits {
         total += MAX_VARINT + l.name.as_str().len() + 1;
         total += match l.algorithm {
-            Algorithm::Gcra | Algorithm::Fixed => 2 * MAX_VARINT,
-            Algorithm::Sliding => {
-                let window = l.window.nominal_ms();
+            Algorithm::Gcra(_) | Algorithm::Fixed(_) => 2 * MAX_VARINT,
+            Algorithm::Sliding(span) => {
+                let window = span.as_millis();
                 let quota = l.amount.value.get();
                 let uploads = match l.amount.unit {
                     Unit::Uploads => Some(quota),
@@ -192,8 +193,8 @@ pub fn max_encoded_len(policy: &Policy, subject: Subject) -> Option<usize> {
 
 /// How many uploads a count limit admits in any span of `span_ms`.
 fn uploads_bound(count: &Limit, span_ms: u64) -> u64 {
-    let w = match count.window {
-        Window::Fixed(ms) => ms.get(),
+    let w = match count.window() {
+        Window::Span(span) => span.as_millis(),
         // The shortest month bounds how many month windows a span touches.
         Window::CalendarMonth => 28 * 86_400_000,
     };
@@ -280,11 +281,12 @@ mod tests {
         prop_oneof![
             proptest::collection::vec((any::<u64>(), any::<u64>()), 0..40).prop_map(|mut v| {
                 v.sort_by_key(|e| e.0);
-                LimitState::Sliding(v)
+                LimitState::Sliding(SlidingState { entries: v })
             }),
-            (any::<u64>(), any::<u64>()).prop_map(|(tat_ns, rem)| LimitState::Gcra { tat_ns, rem }),
             (any::<u64>(), any::<u64>())
-                .prop_map(|(start, used)| LimitState::Fixed { start, used }),
+                .prop_map(|(tat_ns, rem)| LimitState::Gcra(GcraState { tat_ns, rem })),
+            (any::<u64>(), any::<u64>())
+                .prop_map(|(start, used)| LimitState::Fixed(FixedState { start, used })),
         ]
     }
 
@@ -333,8 +335,8 @@ mod tests {
                     (a, b) = (na, nb);
                 }
                 let st = KeyState { limits: BTreeMap::from([
-                    ("uploads".to_owned(), LimitState::Sliding(a.clone())),
-                    ("volume".to_owned(), LimitState::Sliding(b.clone())),
+                    ("uploads".to_owned(), LimitState::Sliding(SlidingState { entries: a.clone() })),
+                    ("volume".to_owned(), LimitState::Sliding(SlidingState { entries: b.clone() })),
                 ]) };
                 prop_assert!(encode(&st).len() <= bound);
             }
@@ -347,7 +349,10 @@ mod tests {
             .map(|i| (1_800_000_000_000 + i * 10_800, 1))
             .collect();
         let st = KeyState {
-            limits: BTreeMap::from([("uploads".to_owned(), LimitState::Sliding(entries))]),
+            limits: BTreeMap::from([(
+                "uploads".to_owned(),
+                LimitState::Sliding(SlidingState { entries }),
+            )]),
         };
         let len = encode(&st).len();
         assert!((2_000..4_000).contains(&len), "{len}");

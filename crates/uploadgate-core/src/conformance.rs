@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{
-    CasOutcome, KeyState, LimitState, Limiter, Policy, StateKey, Store, Subjects, SystemClock,
-    Timestamp, UserId, Write,
+    CasOutcome, FixedState, GcraState, KeyState, LimitState, Limiter, Policy, SlidingState,
+    StateKey, Store, Subjects, SystemClock, Timestamp, UserId, Write,
 };
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -32,7 +32,12 @@ fn fresh_key(tag: &str) -> StateKey {
 
 fn state(entries: &[(u64, u64)]) -> KeyState {
     KeyState {
-        limits: BTreeMap::from([("uploads".to_owned(), LimitState::Sliding(entries.to_vec()))]),
+        limits: BTreeMap::from([(
+            "uploads".to_owned(),
+            LimitState::Sliding(SlidingState {
+                entries: entries.to_vec(),
+            }),
+        )]),
     }
 }
 
@@ -207,17 +212,17 @@ pub async fn large_state_round_trips<S: Store>(store: S) {
     let mut st = state(&entries);
     st.limits.insert(
         "rate".into(),
-        LimitState::Gcra {
+        LimitState::Gcra(GcraState {
             tat_ns: 1_800_000_000_123_456_789,
             rem: 17,
-        },
+        }),
     );
     st.limits.insert(
         "day".into(),
-        LimitState::Fixed {
+        LimitState::Fixed(FixedState {
             start: 1_799_971_200_000,
             used: 52_428_800,
-        },
+        }),
     );
     committed(&store, vec![write(&k, None, st.clone())]).await;
     let got = store.load(&[k]).await.expect("load");

@@ -115,11 +115,6 @@ impl StateKey {
         StateKey(format!("ip#{addr}"))
     }
 
-    /// Rebuilds a key from its stored form (used by stores reading back).
-    pub fn from_stored(raw: String) -> Self {
-        StateKey(raw)
-    }
-
     /// The key as text.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -3,7 +3,8 @@
 //! Nothing in this crate knows about AWS, HTTP or an async runtime. It holds:
 //!
 //! * the domain types, parsed once at the edge and valid from then on
-//!   ([`UserId`], [`ObjectKey`], [`Limit`], [`Window`], [`Policy`]);
+//!   ([`UserId`], [`ObjectKey`], [`Policy`] of [`Limit`]s, each with an
+//!   [`Algorithm`] that carries the window kind it counts over);
 //! * the [`Clock`] trait, so time is injected and window edges are testable
 //!   without sleeping ([`FakeClock`]);
 //! * the limiter algorithms as pure state transitions
@@ -26,10 +27,11 @@ mod limiter;
 mod policy;
 mod store;
 
+pub use algorithm::{FixedState, GcraState, SlidingState};
 pub use clock::{Clock, FakeClock, SystemClock, Timestamp};
 pub use domain::{IdError, ObjectKey, StateKey, Subject, Subjects, UserId, sanitize_filename};
 pub use limiter::{Decision, LimitStatus, Limiter, LimiterError};
-pub use policy::{Algorithm, Amount, Limit, LimitName, Policy, PolicyError, Unit, Window};
+pub use policy::{Algorithm, Amount, Limit, LimitName, Policy, PolicyError, Span, Unit, Window};
 pub use store::{
     CasOutcome, KeyState, LimitState, MemoryStore, Store, StoreError, Version, Versioned, Write,
 };

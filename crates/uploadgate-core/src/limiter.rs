@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::algorithm::{Outcome, evaluate, expires_at};
+use crate::algorithm::{Outcome, evaluate};
 use crate::clock::{Clock, Timestamp};
 use crate::domain::{StateKey, Subject, Subjects};
 use crate::policy::{Limit, Policy};
@@ -83,19 +83,55 @@ impl Decision {
 /// per subject in the policy (usually one or two) and commits them in one
 /// compare-and-swap, so concurrent requests can never over-admit and a
 /// denial writes nothing.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use uploadgate_core::{FakeClock, Limiter, MemoryStore, Subjects, Timestamp, UserId};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let clock = FakeClock::new(Timestamp(1_800_000_000_000));
+/// let policy = Arc::new("uploads=user:3/1h".parse()?);
+/// let limiter = Limiter::new(policy, MemoryStore::new(), clock.clone());
+/// let alice = Subjects { user: UserId::parse("alice")?, ip: None };
+///
+/// // Three uploads, five minutes apart, are admitted...
+/// for left in [2, 1, 0] {
+///     let decision = limiter.consume(&alice, 1_000).await?;
+///     assert!(decision.allowed);
+///     assert_eq!(decision.limits[0].remaining, left);
+///     clock.advance(Duration::from_secs(300));
+/// }
+/// // ...the fourth is not, and is told to come back when the first one
+/// // leaves the window: one hour after it, which is 45 minutes from now.
+/// let decision = limiter.consume(&alice, 1_000).await?;
+/// assert!(!decision.allowed);
+/// assert_eq!(decision.retry_after(), Some(Duration::from_secs(45 * 60)));
+/// assert_eq!(decision.violated().next().map(|l| l.limit.name.as_str()), Some("uploads"));
+///
+/// // A second early it is still denied; at that moment it is admitted.
+/// clock.advance(Duration::from_secs(45 * 60 - 1));
+/// assert!(!limiter.consume(&alice, 1_000).await?.allowed);
+/// clock.advance(Duration::from_secs(1));
+/// let decision = limiter.consume(&alice, 1_000).await?;
+/// assert!(decision.allowed);
+/// assert_eq!(decision.limits[0].remaining, 0);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Limiter<S, C> {
     policy: Arc<Policy>,
     store: S,
     clock: C,
-    max_attempts: u32,
 }
 
 impl<S: Store, C: Clock> Limiter<S, C> {
-    /// Default number of compare-and-swap attempts before giving up.
+    /// Compare-and-swap attempts before giving up.
     /// Each conflict means another request succeeded, so this bounds how
     /// many concurrent admissions one request waits through.
-    pub const DEFAULT_MAX_ATTEMPTS: u32 = 64;
+    pub const MAX_ATTEMPTS: u32 = 64;
 
     /// A limiter for `policy` on `store`, reading time from `clock`.
     pub fn new(policy: Arc<Policy>, store: S, clock: C) -> Self {
@@ -103,14 +139,7 @@ impl<S: Store, C: Clock> Limiter<S, C> {
             policy,
             store,
             clock,
-            max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
         }
-    }
-
-    /// Sets the attempt bound (at least 1).
-    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts.max(1);
-        self
     }
 
     /// The policy.
@@ -133,7 +162,7 @@ impl<S: Store, C: Clock> Limiter<S, C> {
         let keys = self.keys(subjects)?;
         let mut current = self.store.load_cached(&keys).await?;
         let mut confirmed = false;
-        for attempt in 1..=self.max_attempts {
+        for attempt in 1..=Self::MAX_ATTEMPTS {
             let now = self.clock.now();
             let (mut decision, mut states) = self.evaluate(&keys, &current, now, Some(size));
             decision.attempts = attempt;
@@ -185,7 +214,7 @@ impl<S: Store, C: Clock> Limiter<S, C> {
             }
         }
         Err(LimiterError::Contention {
-            attempts: self.max_attempts,
+            attempts: Self::MAX_ATTEMPTS,
         })
     }
 
@@ -238,8 +267,8 @@ impl<S: Store, C: Clock> Limiter<S, C> {
             let cost = size.map_or(0, |s| limit.amount.cost_of(s));
             let (o, state): (Outcome, _) = evaluate(limit, prev, now, cost);
             allowed &= o.allowed;
-            if let Some(state) = state {
-                states[i].1 = states[i].1.max(expires_at(limit, &state));
+            if let Some((state, expires)) = state {
+                states[i].1 = states[i].1.max(expires);
                 states[i]
                     .0
                     .limits

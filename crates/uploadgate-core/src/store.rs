@@ -6,8 +6,7 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::{Deserialize, Serialize};
-
+use crate::algorithm::{FixedState, GcraState, SlidingState};
 use crate::clock::Timestamp;
 use crate::domain::StateKey;
 
@@ -16,39 +15,24 @@ use crate::domain::StateKey;
 /// a delete, so a stale version can never match again (no ABA).
 pub type Version = u64;
 
-/// All limit states of one subject, keyed by limit name.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// All limit states of one subject, keyed by limit name. Stores keep it in
+/// the compact [`codec`](crate::codec).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyState {
     /// Limit name -> that limit's state.
-    #[serde(rename = "l")]
     pub limits: BTreeMap<String, LimitState>,
 }
 
-/// The state of one limit. Each variant belongs to one algorithm; a state of
-/// the wrong variant (after a policy change) is read as empty.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The state of one limit, as its algorithm keeps it. A state of another
+/// algorithm than the limit's (after a policy change) is read as empty.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LimitState {
-    /// Sliding window: admitted `(time_ms, cost)` pairs still in the window,
-    /// oldest first.
-    #[serde(rename = "s")]
-    Sliding(Vec<(u64, u64)>),
-    /// GCRA: the theoretical arrival time, `tat_ns + rem / quota`
-    /// nanoseconds since the epoch.
-    #[serde(rename = "g")]
-    Gcra {
-        /// Whole nanoseconds.
-        tat_ns: u64,
-        /// Fraction, in units of 1/quota ns.
-        rem: u64,
-    },
-    /// Fixed window: the window's start (ms since epoch) and the amount used.
-    #[serde(rename = "f")]
-    Fixed {
-        /// Window start, ms since epoch.
-        start: u64,
-        /// Amount used in that window.
-        used: u64,
-    },
+    /// A sliding window's admitted requests.
+    Sliding(SlidingState),
+    /// A GCRA limit's theoretical arrival time.
+    Gcra(GcraState),
+    /// A fixed window's usage.
+    Fixed(FixedState),
 }
 
 /// A key's state with the version it was read at.

@@ -143,37 +143,26 @@ impl DynamoStore {
             table.into(),
             Arc::new(SystemClock),
             DEFAULT_DENIAL_TTL,
-            DEFAULT_CACHE_CAPACITY,
         )
     }
 
-    fn build(
-        client: Client,
-        table: String,
-        clock: Arc<dyn Clock>,
-        denial_ttl: Duration,
-        capacity: usize,
-    ) -> Self {
+    fn build(client: Client, table: String, clock: Arc<dyn Clock>, denial_ttl: Duration) -> Self {
         DynamoStore {
             inner: Arc::new(Inner {
                 client,
                 table,
-                cache: Cache::new(capacity.max(1)),
+                cache: Cache::new(DEFAULT_CACHE_CAPACITY),
                 clock,
                 denial_ttl_ms: u64::try_from(denial_ttl.as_millis()).unwrap_or(u64::MAX),
             }),
         }
     }
 
-    fn rebuild(self, f: impl FnOnce(&mut (Arc<dyn Clock>, Duration, usize))) -> Self {
+    fn rebuild(self, f: impl FnOnce(&mut (Arc<dyn Clock>, Duration))) -> Self {
         let i = &self.inner;
-        let mut knobs = (
-            Arc::clone(&i.clock),
-            Duration::from_millis(i.denial_ttl_ms),
-            i.cache.capacity() as usize,
-        );
+        let mut knobs = (Arc::clone(&i.clock), Duration::from_millis(i.denial_ttl_ms));
         f(&mut knobs);
-        Self::build(i.client.clone(), i.table.clone(), knobs.0, knobs.1, knobs.2)
+        Self::build(i.client.clone(), i.table.clone(), knobs.0, knobs.1)
     }
 
     /// Sets how long a cached denial is trusted (the staleness bound of a
@@ -181,11 +170,6 @@ impl DynamoStore {
     /// denial.
     pub fn with_denial_ttl(self, ttl: Duration) -> Self {
         self.rebuild(|k| k.1 = ttl)
-    }
-
-    /// Sets how many keys the process cache holds.
-    pub fn with_cache_capacity(self, keys: usize) -> Self {
-        self.rebuild(|k| k.2 = keys)
     }
 
     /// Reads the cache's notion of time from `clock` (tests).

@@ -127,7 +127,9 @@ impl IntoResponse for ApiError {
                     .map(|l| {
                         format!(
                             "limit `{}` ({} per {})",
-                            l.limit.name, l.limit.amount, l.limit.window
+                            l.limit.name,
+                            l.limit.amount,
+                            l.limit.window()
                         )
                     })
                     .collect::<Vec<_>>()

@@ -20,7 +20,7 @@ impl Serialize for LimitsJson<'_> {
             limit: l.limit.amount.value.get(),
             remaining: l.remaining,
             reset_seconds: secs(l.reset_after),
-            window_seconds: l.limit.window.nominal_ms() / 1000,
+            window_seconds: l.limit.window().nominal_ms() / 1000,
         }))
     }
 }

@@ -50,7 +50,7 @@ fn finish(ser: ListSerializer<String>) -> Option<HeaderValue> {
 pub fn policy_header(policy: &Policy) -> Option<HeaderValue> {
     let mut ser = ListSerializer::new();
     for l in policy.limits() {
-        let w = (l.window.nominal_ms() / 1000).max(1);
+        let w = (l.window().nominal_ms() / 1000).max(1);
         let mut item = ser.bare_item(name(l.name.as_str()));
         item = item
             .parameter(key("q"), int(l.amount.value.get()))

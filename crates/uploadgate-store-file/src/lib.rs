@@ -1,38 +1,35 @@
 //! A durable, embedded state store for uploadgate, on [redb].
 //!
-//! Compare-and-swaps go to one writer thread, which applies them in arrival
-//! order inside a redb write transaction and commits it with
+//! Compare-and-swaps go to one writer thread (module `writer`), which applies
+//! them in arrival order inside a redb write transaction and commits it with
 //! `Durability::Immediate` (fsync) before any of their callers gets an
 //! answer, so an admitted upload is on disk before its URL is handed out and
 //! state survives `kill -9`. The operations that arrive while a commit is
-//! syncing share the next transaction (group commit): one fsync for the whole
-//! batch instead of one per request. Each operation checks its versions
-//! against the state left by the ones before it, exactly as if they had run
-//! one after the other; one that fails its check writes nothing and the
-//! others go on. redb serialises write transactions, which makes the version
-//! check and the write one atomic step across any number of keys.
+//! syncing share the next transaction (group commit). redb serialises write
+//! transactions, which makes the version check and the write one atomic step
+//! across any number of keys.
 //!
-//! Tables: `state` maps a key to `version | expire_at | JSON state`;
-//! `expiry` indexes `(expire_at, key)` so idle keys are purged by a range
-//! scan instead of a full walk; `meta` holds the version counter, which only
-//! grows, so versions are never reused even across deletes.
+//! States are stored in the compact codec, as on every store, behind a
+//! small header (module `record`). The file carries a format version:
+//! opening a file of an older format converts it in place, and a newer one
+//! is refused (module `format`).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use uploadgate_core::{
-    CasOutcome, KeyState, StateKey, Store, StoreError, Timestamp, Version, Versioned, Write,
-};
+use redb::{Database, ReadableDatabase, ReadableTable};
+use uploadgate_core::{CasOutcome, StateKey, Store, StoreError, Timestamp, Versioned, Write};
 
-const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
-const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-const NEXT_VERSION: &str = "next_version";
+mod format;
+mod record;
+mod writer;
+
+use format::FormatError;
+use record::{EXPIRY, META, STATE, backend};
+use writer::Writer;
+
 /// Keys purged per transaction, so a purge never holds the writer for long.
 const PURGE_BATCH: usize = 10_000;
-/// Most compare-and-swaps committed together.
-const MAX_GROUP: usize = 512;
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -53,10 +50,24 @@ pub enum OpenError {
         /// The database file.
         path: PathBuf,
     },
+    /// The file was written by a newer uploadgate, in a format this build
+    /// does not know. Nothing was changed.
+    #[error(
+        "{path} is in file store format {found}, newer than the format {known} this build knows; run a newer uploadgate, or use another --data-dir"
+    )]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its format.
+        found: u64,
+        /// The newest format this build knows.
+        known: u64,
+    },
     /// The writer thread could not be started.
     #[error("cannot start the file store's writer thread")]
     Writer(#[source] std::io::Error),
-    /// redb refused to open the file.
+    /// redb refused to open the file, or it could not be prepared (created,
+    /// or converted from an older format).
     #[error("cannot open state database {path}")]
     Database {
         /// The database file.
@@ -76,42 +87,12 @@ pub struct FileStore {
     writer: Arc<Writer>,
 }
 
-/// One compare-and-swap waiting for the writer thread.
-struct Job {
-    writes: Vec<Write>,
-    reply: tokio::sync::oneshot::Sender<Result<CasOutcome, StoreError>>,
-}
-
-/// The writer thread and its queue. Dropping the last handle closes the
-/// queue and waits for the thread, so the database is closed when the store
-/// is (a reopen in the same process then succeeds).
-#[derive(Debug)]
-struct Writer {
-    queue: Option<mpsc::Sender<Job>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        drop(self.queue.take());
-        if let Some(t) = self.thread.take() {
-            // A panic in the writer has already failed its callers.
-            let _ = t.join();
-        }
-    }
-}
-
-/// A batch commit failed: every caller in the batch gets this, and nothing
-/// of the batch was written.
-#[derive(Debug, thiserror::Error)]
-#[error("the group commit failed")]
-struct GroupCommitFailed(#[source] Arc<StoreError>);
-
 impl FileStore {
     /// File name of the database inside the data directory.
     pub const FILE_NAME: &'static str = "uploadgate.redb";
 
-    /// Opens (or creates) the store in `data_dir`.
+    /// Opens (or creates) the store in `data_dir`, converting a file of an
+    /// older format to the current one.
     pub fn open(data_dir: &Path) -> Result<Self, OpenError> {
         std::fs::create_dir_all(data_dir).map_err(|source| OpenError::Dir {
             path: data_dir.to_owned(),
@@ -125,35 +106,34 @@ impl FileStore {
                 source: e.into(),
             },
         })?;
-        // Create the tables up front so readers never see them missing.
-        let init = || -> Result<(), redb::Error> {
+        // One transaction checks the format, converts an older file, and
+        // creates the tables, so readers never see them missing.
+        let prepare = || -> Result<(), FormatError> {
             let tx = db.begin_write()?;
+            format::upgrade(&tx)?;
             tx.open_table(STATE)?;
             tx.open_table(EXPIRY)?;
             tx.open_table(META)?;
             tx.commit()?;
             Ok(())
         };
-        init().map_err(|source| OpenError::Database {
-            path: path.clone(),
-            source,
+        prepare().map_err(|e| match e {
+            FormatError::TooNew(found) => OpenError::TooNew {
+                path: path.clone(),
+                found,
+                known: format::FORMAT,
+            },
+            FormatError::Db(source) => OpenError::Database {
+                path: path.clone(),
+                source,
+            },
         })?;
         let db = Arc::new(db);
-        let (queue, jobs) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("uploadgate-file-writer".into())
-            .spawn({
-                let db = Arc::clone(&db);
-                move || write_loop(&db, &jobs)
-            })
-            .map_err(OpenError::Writer)?;
+        let writer = Writer::start(Arc::clone(&db)).map_err(OpenError::Writer)?;
         Ok(FileStore {
             db,
             path,
-            writer: Arc::new(Writer {
-                queue: Some(queue),
-                thread: Some(thread),
-            }),
+            writer: Arc::new(writer),
         })
     }
 
@@ -173,152 +153,6 @@ impl FileStore {
     }
 }
 
-fn backend(e: impl Into<redb::Error>) -> StoreError {
-    StoreError::Backend(Box::new(e.into()))
-}
-
-fn encode(version: Version, expire_at: Timestamp, state: &KeyState) -> Result<Vec<u8>, StoreError> {
-    let mut out = Vec::with_capacity(64);
-    out.extend_from_slice(&version.to_le_bytes());
-    out.extend_from_slice(&expire_at.0.to_le_bytes());
-    serde_json::to_writer(&mut out, state).map_err(|e| StoreError::Backend(Box::new(e)))?;
-    Ok(out)
-}
-
-fn decode(key: &str, raw: &[u8]) -> Result<(Versioned, Timestamp), StoreError> {
-    let corrupt = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Corrupt {
-        key: key.to_owned(),
-        source,
-    };
-    if raw.len() < 16 {
-        return Err(corrupt("record shorter than its header".into()));
-    }
-    let (v, rest) = raw.split_at(8);
-    let (e, json) = rest.split_at(8);
-    let u64_of = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
-    let state: KeyState = serde_json::from_slice(json).map_err(|e| corrupt(Box::new(e)))?;
-    Ok((
-        Versioned {
-            version: u64_of(v),
-            state,
-        },
-        Timestamp(u64_of(e)),
-    ))
-}
-
-fn read_current(
-    table: &impl ReadableTable<&'static str, &'static [u8]>,
-    key: &str,
-) -> Result<Option<(Versioned, Timestamp)>, StoreError> {
-    match table.get(key).map_err(backend)? {
-        Some(raw) => decode(key, raw.value()).map(Some),
-        None => Ok(None),
-    }
-}
-
-/// The writer thread: takes every job queued so far (at least one, at most
-/// [`MAX_GROUP`]), applies them in one transaction, commits, answers.
-fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>) {
-    while let Ok(first) = jobs.recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match jobs.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
-        }
-        match commit_group(db, &group) {
-            Ok(outcomes) => {
-                for (job, outcome) in group.into_iter().zip(outcomes) {
-                    // A caller that gave up (its request was cancelled) no
-                    // longer listens; its write stands, as it would have.
-                    let _ = job.reply.send(outcome);
-                }
-            }
-            Err(e) => {
-                let e = Arc::new(e);
-                for job in group {
-                    let _ = job
-                        .reply
-                        .send(Err(StoreError::Backend(Box::new(GroupCommitFailed(
-                            Arc::clone(&e),
-                        )))));
-                }
-            }
-        }
-    }
-}
-
-/// One transaction for a group. The outer error fails the whole group
-/// (nothing committed); an inner error fails one job, which wrote nothing.
-fn commit_group(
-    db: &Database,
-    group: &[Job],
-) -> Result<Vec<Result<CasOutcome, StoreError>>, StoreError> {
-    let tx = db.begin_write().map_err(backend)?;
-    let mut outcomes = Vec::with_capacity(group.len());
-    {
-        let mut state = tx.open_table(STATE).map_err(backend)?;
-        let mut expiry = tx.open_table(EXPIRY).map_err(backend)?;
-        let mut meta = tx.open_table(META).map_err(backend)?;
-        let mut next = meta
-            .get(NEXT_VERSION)
-            .map_err(backend)?
-            .map(|g| g.value())
-            .unwrap_or(1);
-        for job in group {
-            outcomes.push(apply(&mut state, &mut expiry, &mut next, &job.writes)?);
-        }
-        meta.insert(NEXT_VERSION, next).map_err(backend)?;
-    }
-    tx.commit().map_err(backend)?;
-    Ok(outcomes)
-}
-
-/// One compare-and-swap inside the group's transaction: every check and
-/// every record first, then the writes, so a job that fails writes nothing.
-fn apply(
-    state: &mut redb::Table<&'static str, &'static [u8]>,
-    expiry: &mut redb::Table<(u64, &'static str), ()>,
-    next: &mut Version,
-    writes: &[Write],
-) -> Result<Result<CasOutcome, StoreError>, StoreError> {
-    let mut current = Vec::with_capacity(writes.len());
-    let mut failed = Vec::new();
-    for w in writes {
-        let cur = match read_current(state, w.key.as_str()) {
-            Ok(cur) => cur,
-            Err(e) => return Ok(Err(e)),
-        };
-        if cur.as_ref().map(|(v, _)| v.version) != w.expected {
-            failed.push((w.key.clone(), cur.as_ref().map(|(v, _)| v.clone())));
-        }
-        current.push(cur.map(|(_, expire_at)| expire_at));
-    }
-    if !failed.is_empty() {
-        return Ok(Ok(CasOutcome::Conflict(failed)));
-    }
-    let mut records = Vec::with_capacity(writes.len());
-    for (i, w) in writes.iter().enumerate() {
-        match encode(*next + i as u64, w.expire_at, &w.state) {
-            Ok(r) => records.push(r),
-            Err(e) => return Ok(Err(e)),
-        }
-    }
-    let mut versions = Vec::with_capacity(writes.len());
-    for ((w, old_expiry), record) in writes.iter().zip(current).zip(records) {
-        let key = w.key.as_str();
-        if let Some(old) = old_expiry {
-            expiry.remove((old.0, key)).map_err(backend)?;
-        }
-        state.insert(key, record.as_slice()).map_err(backend)?;
-        expiry.insert((w.expire_at.0, key), ()).map_err(backend)?;
-        versions.push(*next);
-        *next += 1;
-    }
-    Ok(Ok(CasOutcome::Committed(versions)))
-}
-
 impl Store for FileStore {
     async fn load(&self, keys: &[StateKey]) -> Result<Vec<Option<Versioned>>, StoreError> {
         let keys: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
@@ -326,22 +160,14 @@ impl Store for FileStore {
             let tx = db.begin_read().map_err(backend)?;
             let table = tx.open_table(STATE).map_err(backend)?;
             keys.iter()
-                .map(|k| Ok(read_current(&table, k)?.map(|(v, _)| v)))
+                .map(|k| Ok(record::read_current(&table, k)?.map(|(v, _)| v)))
                 .collect()
         })
         .await
     }
 
     async fn compare_and_swap(&self, writes: Vec<Write>) -> Result<CasOutcome, StoreError> {
-        let stopped = || StoreError::Backend("the file store's writer thread has stopped".into());
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.writer
-            .queue
-            .as_ref()
-            .ok_or_else(stopped)?
-            .send(Job { writes, reply })
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        self.writer.submit(writes).await
     }
 
     async fn delete(&self, key: &StateKey) -> Result<bool, StoreError> {
@@ -354,12 +180,13 @@ impl Store for FileStore {
                 let old = state
                     .remove(key.as_str())
                     .map_err(backend)?
-                    .map(|raw| decode(&key, raw.value()).map(|(_, e)| e));
+                    .map(|raw| record::split(raw.value()).map(|(_, e, _)| e));
                 match old {
                     Some(exp) => {
-                        // A corrupt record is still deleted; only its index
-                        // entry may linger, and purge skips missing keys.
-                        if let Ok(exp) = exp {
+                        // A corrupt record is still deleted; only the index
+                        // entry of one without a header may linger, and
+                        // purge skips missing keys.
+                        if let Some(exp) = exp {
                             expiry.remove((exp.0, key.as_str())).map_err(backend)?;
                         }
                         true
@@ -406,17 +233,22 @@ impl Store for FileStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::BTreeMap;
-    use uploadgate_core::{LimitState, UserId};
+    use uploadgate_core::{KeyState, LimitState, SlidingState, UserId};
 
     #[tokio::test]
     async fn state_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let key = StateKey::user(&UserId::parse("alice").unwrap());
         let st = KeyState {
-            limits: BTreeMap::from([("uploads".into(), LimitState::Sliding(vec![(5, 1)]))]),
+            limits: BTreeMap::from([(
+                "uploads".into(),
+                LimitState::Sliding(SlidingState {
+                    entries: vec![(5, 1)],
+                }),
+            )]),
         };
         let version = {
             let store = FileStore::open(dir.path()).unwrap();
@@ -437,7 +269,7 @@ mod tests {
     }
 
     /// Writes a record too short to decode under `key`.
-    fn plant_corrupt_record(store: &FileStore, key: &str) {
+    pub(crate) fn plant_corrupt_record(store: &FileStore, key: &str) {
         let tx = store.db.begin_write().unwrap();
         tx.open_table(STATE)
             .unwrap()
@@ -446,89 +278,15 @@ mod tests {
         tx.commit().unwrap();
     }
 
-    fn state(n: u64) -> KeyState {
+    pub(crate) fn state(n: u64) -> KeyState {
         KeyState {
-            limits: BTreeMap::from([("uploads".into(), LimitState::Sliding(vec![(n, 1)]))]),
+            limits: BTreeMap::from([(
+                "uploads".into(),
+                LimitState::Sliding(SlidingState {
+                    entries: vec![(n, 1)],
+                }),
+            )]),
         }
-    }
-
-    fn job(
-        writes: Vec<Write>,
-    ) -> (
-        Job,
-        tokio::sync::oneshot::Receiver<Result<CasOutcome, StoreError>>,
-    ) {
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        (Job { writes, reply }, rx)
-    }
-
-    /// Jobs in one group behave as if run one after the other: a later job
-    /// sees an earlier one's write (and conflicts on it), and a job that
-    /// fails writes nothing, not even its keys that were fine.
-    #[tokio::test]
-    async fn a_group_runs_its_jobs_in_order_and_isolates_failures() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::open(dir.path()).unwrap();
-        plant_corrupt_record(&store, "user#bad");
-        let key = |u: &str| StateKey::user(&UserId::parse(u).unwrap());
-        let write = |k: &StateKey, expected, n| Write {
-            key: k.clone(),
-            expected,
-            state: state(n),
-            expire_at: Timestamp(100 + n),
-        };
-        let (a, b, bad) = (key("a"), key("b"), key("bad"));
-        let (j1, _) = job(vec![write(&a, None, 1)]);
-        // Fails on its second key (corrupt): its first key must stay absent.
-        let (j2, _) = job(vec![write(&b, None, 2), write(&bad, None, 2)]);
-        // Expects `a` absent, but j1 created it in this same transaction.
-        let (j3, _) = job(vec![write(&a, None, 3)]);
-        let (j4, _) = job(vec![write(&b, None, 4)]);
-        let outcomes = commit_group(&store.db, &[j1, j2, j3, j4]).unwrap();
-
-        let v1 = match &outcomes[0] {
-            Ok(CasOutcome::Committed(v)) => v[0],
-            o => panic!("{o:?}"),
-        };
-        assert!(
-            matches!(&outcomes[1], Err(StoreError::Corrupt { key, .. }) if key == "user#bad"),
-            "{:?}",
-            outcomes[1]
-        );
-        match &outcomes[2] {
-            Ok(CasOutcome::Conflict(c)) => assert_eq!(
-                c,
-                &vec![(
-                    a.clone(),
-                    Some(Versioned {
-                        version: v1,
-                        state: state(1)
-                    })
-                )]
-            ),
-            o => panic!("{o:?}"),
-        }
-        let v4 = match &outcomes[3] {
-            Ok(CasOutcome::Committed(v)) => v[0],
-            o => panic!("{o:?}"),
-        };
-        assert!(v4 > v1);
-        let got = store.load(&[a, b]).await.unwrap();
-        assert_eq!(
-            got[0],
-            Some(Versioned {
-                version: v1,
-                state: state(1)
-            })
-        );
-        // `b` holds j4's state: j2 wrote nothing.
-        assert_eq!(
-            got[1],
-            Some(Versioned {
-                version: v4,
-                state: state(4)
-            })
-        );
     }
 
     /// Concurrent compare-and-swaps through the writer thread: every one is

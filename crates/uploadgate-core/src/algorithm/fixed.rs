@@ -1,12 +1,44 @@
 use time::{Date, Month, OffsetDateTime};
 
-use super::Outcome;
+use super::{AlgorithmState, Outcome};
+use crate::clock::Timestamp;
 use crate::policy::Window;
+use crate::store::LimitState;
 
 const DAY_MS: u64 = 86_400_000;
 const WEEK_MS: u64 = 7 * DAY_MS;
 /// 1970-01-05, the first Monday after the epoch.
 const FIRST_MONDAY_MS: u64 = 4 * DAY_MS;
+
+/// The state of a fixed limit: how much the current window has used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FixedState {
+    /// Start of the window the usage belongs to, ms since the epoch.
+    pub start: u64,
+    /// Amount used in that window.
+    pub used: u64,
+}
+
+impl AlgorithmState for FixedState {
+    type Window = Window;
+
+    fn consume(&self, quota: u64, window: Window, now: Timestamp, cost: u64) -> (Outcome, Self) {
+        let prev = Some((self.start, self.used));
+        let (o, start, used) = fixed(quota, window, prev, now.as_millis(), cost);
+        (o, FixedState { start, used })
+    }
+
+    fn expires_at(&self, window: Window, _now: Timestamp) -> Option<Timestamp> {
+        (self.used > 0).then(|| Timestamp(self.start.saturating_add(window.nominal_ms())))
+    }
+
+    fn from_limit(state: &LimitState) -> Option<&Self> {
+        match state {
+            LimitState::Fixed(s) => Some(s),
+            _ => None,
+        }
+    }
+}
 
 /// The UTC calendar window containing `now_ms`, as `[start, end)` in ms.
 ///
@@ -15,8 +47,8 @@ const FIRST_MONDAY_MS: u64 = 4 * DAY_MS;
 /// calendar month.
 pub fn window_bounds(window: Window, now_ms: u64) -> (u64, u64) {
     match window {
-        Window::Fixed(w) => {
-            let w = w.get();
+        Window::Span(w) => {
+            let w = w.as_millis();
             let offset = if w % WEEK_MS == 0 { FIRST_MONDAY_MS } else { 0 };
             let since = now_ms.saturating_sub(offset);
             let start = offset + since / w * w;
@@ -77,11 +109,12 @@ pub fn fixed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Span;
     use proptest::prelude::*;
     use std::num::NonZeroU64;
 
     fn win(ms: u64) -> Window {
-        Window::Fixed(NonZeroU64::new(ms).unwrap())
+        Window::Span(Span::new(NonZeroU64::new(ms).unwrap()))
     }
 
     #[test]

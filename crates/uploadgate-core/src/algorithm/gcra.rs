@@ -1,6 +1,42 @@
-use super::Outcome;
+use super::{AlgorithmState, Outcome};
+use crate::clock::Timestamp;
+use crate::policy::Span;
+use crate::store::LimitState;
 
 const NS_PER_MS: u128 = 1_000_000;
+
+/// The state of a GCRA limit: its theoretical arrival time (TAT), exactly,
+/// as `tat_ns + rem / quota` nanoseconds since the epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GcraState {
+    /// Whole nanoseconds.
+    pub tat_ns: u64,
+    /// Fraction, in units of 1/quota ns.
+    pub rem: u64,
+}
+
+impl AlgorithmState for GcraState {
+    type Window = Span;
+
+    fn consume(&self, quota: u64, span: Span, now: Timestamp, cost: u64) -> (Outcome, Self) {
+        let tat = (self.tat_ns, self.rem);
+        let (o, (tat_ns, rem)) = gcra(quota, span.as_millis(), tat, now.as_millis(), cost);
+        (o, GcraState { tat_ns, rem })
+    }
+
+    fn expires_at(&self, _span: Span, now: Timestamp) -> Option<Timestamp> {
+        // A TAT in the past is the same as no state at all.
+        let live = self.tat_ns > now.as_millis().saturating_mul(1_000_000);
+        live.then(|| Timestamp(self.tat_ns.saturating_add(1).div_ceil(1_000_000)))
+    }
+
+    fn from_limit(state: &LimitState) -> Option<&Self> {
+        match state {
+            LimitState::Gcra(s) => Some(s),
+            _ => None,
+        }
+    }
+}
 
 /// Generic cell rate algorithm: `quota` per `window_ms`, with a burst of
 /// `quota`. The state is the theoretical arrival time (TAT), kept exactly as

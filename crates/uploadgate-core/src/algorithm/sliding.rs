@@ -1,4 +1,45 @@
-use super::Outcome;
+use super::{AlgorithmState, Outcome};
+use crate::clock::Timestamp;
+use crate::policy::Span;
+use crate::store::LimitState;
+
+/// The state of a sliding limit: what it admitted and still counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SlidingState {
+    /// Admitted `(time_ms, cost)` pairs still in the window, oldest first;
+    /// admissions in the same millisecond are one entry.
+    pub entries: Vec<(u64, u64)>,
+}
+
+impl AlgorithmState for SlidingState {
+    type Window = Span;
+
+    fn consume(&self, quota: u64, span: Span, now: Timestamp, cost: u64) -> (Outcome, Self) {
+        let (o, entries) = sliding(
+            quota,
+            span.as_millis(),
+            &self.entries,
+            now.as_millis(),
+            cost,
+        );
+        (o, SlidingState { entries })
+    }
+
+    fn expires_at(&self, span: Span, _now: Timestamp) -> Option<Timestamp> {
+        // The newest entry is the last to leave the window.
+        self.entries
+            .iter()
+            .map(|(t, _)| Timestamp(t.saturating_add(span.as_millis())))
+            .max()
+    }
+
+    fn from_limit(state: &LimitState) -> Option<&Self> {
+        match state {
+            LimitState::Sliding(s) => Some(s),
+            _ => None,
+        }
+    }
+}
 
 /// Exact sliding window: admits a request of `cost` at `now` if the costs
 /// admitted in `(now - window, now]` plus `cost` stay within `quota`.

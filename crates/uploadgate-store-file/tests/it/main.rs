@@ -1,7 +1,10 @@
-//! The shared store conformance suite, run against the redb file store.
+//! The redb file store: the shared store conformance suite, and the
+//! conversion of files written before format versions (`legacy`).
 
 // Test helpers panic on purpose: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
+
+mod legacy;
 
 use uploadgate_store_file::FileStore;
 

@@ -1,9 +1,22 @@
+//! The policy: the limits every upload is checked against, parsed once
+//! from `name=subject:amount/window[:algorithm];...` into types that cannot
+//! hold an invalid limit, and printed back in the same grammar.
+//!
+//! The algorithm and its window are one value ([`Algorithm`]), because not
+//! every pairing makes sense: a sliding window or GCRA needs a fixed length
+//! ([`Span`]), while the fixed algorithm also counts calendar months
+//! ([`Window`]). Parsing refuses the rest with a message naming the limit.
+
 use std::fmt;
-use std::num::NonZeroU64;
 use std::str::FromStr;
-use std::time::Duration;
 
 use crate::domain::Subject;
+
+mod amount;
+mod window;
+
+pub use amount::{Amount, Unit};
+pub use window::{Span, Window};
 
 /// Why a policy string was refused. Each message names the offending part.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,214 +85,69 @@ impl fmt::Display for LimitName {
     }
 }
 
-/// What a limit counts.
+/// How a limit counts, with the window it counts over. Each algorithm takes
+/// the window kind it needs, so a sliding or GCRA limit over a calendar
+/// month cannot be built:
+///
+/// ```compile_fail,E0308
+/// use uploadgate_core::{Algorithm, Window};
+/// let _ = Algorithm::Sliding(Window::CalendarMonth);
+/// ```
+///
+/// ```
+/// use uploadgate_core::{Algorithm, Span, Window};
+/// let hour = Span::from_millis(3_600_000).ok_or("zero")?;
+/// assert_eq!(Algorithm::Gcra(hour).window(), Window::Span(hour));
+/// assert_eq!(Algorithm::Fixed(Window::CalendarMonth).as_str(), "fixed");
+/// # Ok::<(), &str>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Unit {
-    /// Each upload costs 1.
-    Uploads,
-    /// Each upload costs its declared size in bytes.
-    Bytes,
-}
-
-impl Unit {
-    /// The unit's name in responses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Unit::Uploads => "uploads",
-            Unit::Bytes => "bytes",
-        }
-    }
-}
-
-/// How much a limit allows per window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Amount {
-    /// The unit counted.
-    pub unit: Unit,
-    /// The quota per window.
-    pub value: NonZeroU64,
-}
-
-impl Amount {
-    /// What one upload of `size` bytes costs against this amount.
-    pub fn cost_of(&self, size: u64) -> u64 {
-        match self.unit {
-            Unit::Uploads => 1,
-            Unit::Bytes => size,
-        }
-    }
-}
-
-impl FromStr for Amount {
-    type Err = PolicyError;
-    fn from_str(raw: &str) -> Result<Self, PolicyError> {
-        let err = || PolicyError::Amount(raw.to_owned());
-        let digits = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
-        let (num, unit) = raw.split_at(digits);
-        let n: u64 = num.parse().map_err(|_| err())?;
-        let (unit, mult) = match unit.trim() {
-            "" => (Unit::Uploads, 1),
-            "B" => (Unit::Bytes, 1),
-            "KB" => (Unit::Bytes, 1_000),
-            "MB" => (Unit::Bytes, 1_000_000),
-            "GB" => (Unit::Bytes, 1_000_000_000),
-            "TB" => (Unit::Bytes, 1_000_000_000_000),
-            "KiB" => (Unit::Bytes, 1 << 10),
-            "MiB" => (Unit::Bytes, 1 << 20),
-            "GiB" => (Unit::Bytes, 1 << 30),
-            "TiB" => (Unit::Bytes, 1 << 40),
-            _ => return Err(err()),
-        };
-        let value = n
-            .checked_mul(mult)
-            .and_then(NonZeroU64::new)
-            .ok_or_else(err)?;
-        Ok(Amount { unit, value })
-    }
-}
-
-impl fmt::Display for Amount {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let v = self.value.get();
-        match self.unit {
-            Unit::Uploads => write!(f, "{v}"),
-            Unit::Bytes => {
-                for (suffix, m) in [
-                    ("TiB", 1u64 << 40),
-                    ("GiB", 1 << 30),
-                    ("MiB", 1 << 20),
-                    ("KiB", 1 << 10),
-                ] {
-                    if v.is_multiple_of(m) {
-                        return write!(f, "{}{suffix}", v / m);
-                    }
-                }
-                write!(f, "{v}B")
-            }
-        }
-    }
-}
-
-/// A window length: a fixed duration, or a calendar month (UTC).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Window {
-    /// A fixed length in milliseconds.
-    Fixed(NonZeroU64),
-    /// A UTC calendar month (fixed algorithm only).
-    CalendarMonth,
-}
-
-impl Window {
-    const MAX_MS: u64 = 400 * 86_400_000;
-
-    /// A fixed-length window. Panics never; returns `None` for zero.
-    pub fn from_duration(d: Duration) -> Option<Self> {
-        u64::try_from(d.as_millis())
-            .ok()
-            .and_then(NonZeroU64::new)
-            .map(Window::Fixed)
-    }
-
-    /// The nominal length in milliseconds (31 days for a calendar month, the
-    /// longest it can be; used for header `w=` and TTL bounds).
-    pub fn nominal_ms(self) -> u64 {
-        match self {
-            Window::Fixed(ms) => ms.get(),
-            Window::CalendarMonth => 31 * 86_400_000,
-        }
-    }
-}
-
-impl FromStr for Window {
-    type Err = PolicyError;
-    fn from_str(raw: &str) -> Result<Self, PolicyError> {
-        let err = || PolicyError::Window(raw.to_owned());
-        let digits = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
-        let (num, unit) = raw.split_at(digits);
-        let n: u64 = num.parse().map_err(|_| err())?;
-        if unit == "mo" {
-            return if n == 1 {
-                Ok(Window::CalendarMonth)
-            } else {
-                Err(err())
-            };
-        }
-        let mult = match unit {
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 7 * 86_400_000,
-            _ => return Err(err()),
-        };
-        let ms = n.checked_mul(mult).ok_or_else(err)?;
-        if ms == 0 || ms > Self::MAX_MS {
-            return Err(PolicyError::WindowRange(raw.to_owned()));
-        }
-        NonZeroU64::new(ms).map(Window::Fixed).ok_or_else(err)
-    }
-}
-
-impl fmt::Display for Window {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = match self {
-            Window::CalendarMonth => return f.write_str("1mo"),
-            Window::Fixed(ms) => ms.get(),
-        };
-        for (suffix, m) in [
-            ("w", 7 * 86_400_000u64),
-            ("d", 86_400_000),
-            ("h", 3_600_000),
-            ("m", 60_000),
-            ("s", 1_000),
-        ] {
-            if ms % m == 0 {
-                return write!(f, "{}{suffix}", ms / m);
-            }
-        }
-        write!(f, "{ms}ms")
-    }
-}
-
-/// The counting algorithm of a limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Algorithm {
-    /// Exact rolling window: at most N in any window of length W. State is
+    /// Exact rolling window: at most N in any span of length W. State is
     /// the admitted requests still inside the window, O(N).
-    #[default]
-    Sliding,
+    Sliding(Span),
     /// Generic cell rate algorithm: a smooth rate of N per W with a burst of
     /// N. O(1) state (one timestamp), so it suits large N.
-    Gcra,
+    Gcra(Span),
     /// Calendar-aligned UTC windows (days start at midnight UTC, weeks on
     /// Monday, `1mo` on the first of the month): billing-style quotas.
-    Fixed,
+    Fixed(Window),
 }
 
 impl Algorithm {
-    /// The algorithm's name in configuration.
+    /// The algorithm's name in configuration: `sliding`, `gcra` or `fixed`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Algorithm::Sliding => "sliding",
-            Algorithm::Gcra => "gcra",
-            Algorithm::Fixed => "fixed",
+            Algorithm::Sliding(_) => "sliding",
+            Algorithm::Gcra(_) => "gcra",
+            Algorithm::Fixed(_) => "fixed",
         }
     }
-}
 
-impl FromStr for Algorithm {
-    type Err = PolicyError;
-    fn from_str(raw: &str) -> Result<Self, PolicyError> {
+    /// The window the algorithm counts over.
+    pub fn window(self) -> Window {
+        match self {
+            Algorithm::Sliding(span) | Algorithm::Gcra(span) => Window::Span(span),
+            Algorithm::Fixed(window) => window,
+        }
+    }
+
+    /// The constructor an algorithm name stands for in the grammar; it
+    /// refuses (`None`) a window the algorithm cannot count over.
+    fn named(raw: &str) -> Result<fn(Window) -> Option<Algorithm>, PolicyError> {
         match raw {
-            "sliding" => Ok(Algorithm::Sliding),
-            "gcra" => Ok(Algorithm::Gcra),
-            "fixed" => Ok(Algorithm::Fixed),
+            "sliding" => Ok(|w| w.span().map(Algorithm::Sliding)),
+            "gcra" => Ok(|w| w.span().map(Algorithm::Gcra)),
+            "fixed" => Ok(|w| Some(Algorithm::Fixed(w))),
             _ => Err(PolicyError::Algorithm(raw.to_owned())),
         }
     }
 }
 
-/// One named limit.
+/// One named limit: `name=subject:amount/window[:algorithm]`.
+///
+/// Every field is valid on its own and the algorithm carries its window, so
+/// any `Limit` that can be built is one the limiter can run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limit {
     /// Its name.
@@ -288,10 +156,16 @@ pub struct Limit {
     pub subject: Subject,
     /// How much per window.
     pub amount: Amount,
-    /// The window.
-    pub window: Window,
-    /// The counting algorithm.
+    /// The counting algorithm and its window.
     pub algorithm: Algorithm,
+}
+
+impl Limit {
+    /// The window the limit counts over, for display; its
+    /// [`nominal_ms`](Window::nominal_ms) is the length reported to clients.
+    pub fn window(&self) -> Window {
+        self.algorithm.window()
+    }
 }
 
 impl FromStr for Limit {
@@ -302,8 +176,8 @@ impl FromStr for Limit {
         let (subject, rest) = rest.split_once(':').ok_or_else(shape)?;
         let (amount, rest) = rest.split_once('/').ok_or_else(shape)?;
         let (window, algorithm) = match rest.split_once(':') {
-            Some((w, a)) => (w, a.trim().parse()?),
-            None => (rest, Algorithm::default()),
+            Some((w, a)) => (w, Algorithm::named(a.trim())?),
+            None => (rest, Algorithm::named("sliding")?),
         };
         let name = LimitName::parse(name.trim())?;
         let subject = match subject.trim() {
@@ -312,14 +186,13 @@ impl FromStr for Limit {
             other => return Err(PolicyError::Subject(other.to_owned())),
         };
         let window: Window = window.trim().parse()?;
-        if window == Window::CalendarMonth && algorithm != Algorithm::Fixed {
+        let Some(algorithm) = algorithm(window) else {
             return Err(PolicyError::MonthNeedsFixed(name.0));
-        }
+        };
         Ok(Limit {
             name,
             subject,
             amount: amount.trim().parse()?,
-            window,
             algorithm,
         })
     }
@@ -333,7 +206,7 @@ impl fmt::Display for Limit {
             self.name,
             self.subject,
             self.amount,
-            self.window,
+            self.window(),
             self.algorithm.as_str()
         )
     }
@@ -341,6 +214,37 @@ impl fmt::Display for Limit {
 
 /// The list of limits every upload is checked against. A request is allowed
 /// only if every limit allows it, and then it consumes from all of them.
+///
+/// ```
+/// use uploadgate_core::{Algorithm, Policy, Subject, Unit, Window};
+///
+/// let policy: Policy = "uploads=user:5/3h;volume=user:50MiB/1d;month=ip:10GiB/1mo:fixed"
+///     .parse()?;
+/// let [uploads, volume, month] = policy.limits() else {
+///     panic!("three limits");
+/// };
+/// assert_eq!(uploads.name.as_str(), "uploads");
+/// assert_eq!((uploads.subject, uploads.amount.unit), (Subject::User, Unit::Uploads));
+/// assert_eq!(uploads.amount.value.get(), 5);
+/// assert_eq!(uploads.algorithm.as_str(), "sliding");
+/// assert_eq!(uploads.window().nominal_ms(), 3 * 3_600_000);
+/// assert_eq!(volume.amount.value.get(), 50 << 20);
+/// assert!(matches!(month.algorithm, Algorithm::Fixed(Window::CalendarMonth)));
+/// assert_eq!(month.window().to_string(), "1mo");
+/// assert_eq!(policy.subjects(), [Subject::User, Subject::Ip]);
+/// // Printed back in the same grammar, with every algorithm spelled out.
+/// assert_eq!(
+///     policy.to_string(),
+///     "uploads=user:5/3h:sliding;volume=user:50MiB/1d:sliding;month=ip:10GiB/1mo:fixed"
+/// );
+/// // A sliding window needs a fixed length.
+/// let err = "burst=ip:30/1mo:sliding".parse::<Policy>().unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "limit `burst`: calendar months (`mo`) only work with the fixed algorithm"
+/// );
+/// # Ok::<(), uploadgate_core::PolicyError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     limits: Vec<Limit>,
@@ -402,6 +306,7 @@ impl fmt::Display for Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::num::NonZeroU64;
 
     #[test]
     fn parses_the_documented_example() {
@@ -419,15 +324,16 @@ mod tests {
                 value: NonZeroU64::new(5).unwrap()
             }
         );
-        assert_eq!(
-            l[0].window,
-            Window::Fixed(NonZeroU64::new(3 * 3_600_000).unwrap())
-        );
-        assert_eq!(l[0].algorithm, Algorithm::Sliding);
+        let three_hours = Span::from_millis(3 * 3_600_000).unwrap();
+        assert_eq!(l[0].window(), Window::Span(three_hours));
+        assert_eq!(l[0].algorithm, Algorithm::Sliding(three_hours));
         assert_eq!(l[1].amount.unit, Unit::Bytes);
         assert_eq!(l[1].amount.value.get(), 50 << 20);
         assert_eq!(l[2].subject, Subject::Ip);
-        assert_eq!(l[2].algorithm, Algorithm::Gcra);
+        assert_eq!(
+            l[2].algorithm,
+            Algorithm::Gcra(Span::from_millis(60_000).unwrap())
+        );
         assert_eq!(p.subjects(), vec![Subject::User, Subject::Ip]);
         assert_eq!(
             p.to_string(),
