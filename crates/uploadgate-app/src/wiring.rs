@@ -115,12 +115,17 @@ impl Store for AnyStore {
         each!(self, s => s.compare_and_swap(writes).await)
     }
 
-    async fn delete(&self, key: &StateKey) -> Result<bool, StoreError> {
-        each!(self, s => s.delete(key).await)
-    }
-
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
         each!(self, s => s.purge_expired(now).await)
+    }
+}
+
+/// Resetting quotas is an operator's action (feature `admin`, which the
+/// CLI enables and the Lambda function does not).
+#[cfg(feature = "admin")]
+impl uploadgate_core::Reset for AnyStore {
+    async fn delete(&self, key: &StateKey) -> Result<bool, StoreError> {
+        each!(self, s => s.delete(key).await)
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{
-    CasOutcome, FixedState, GcraState, KeyState, LimitState, Limiter, Policy, SlidingState,
+    CasOutcome, FixedState, GcraState, KeyState, LimitState, Limiter, Policy, Reset, SlidingState,
     StateKey, Store, Subjects, SystemClock, Timestamp, UserId, Write,
 };
 
@@ -119,7 +119,7 @@ pub async fn swap_with_current_version_then_stale_version<S: Store>(store: S) {
 }
 
 /// A conflict on one key of a multi-key swap writes none of them.
-pub async fn multi_key_swap_is_all_or_nothing<S: Store>(store: S) {
+pub async fn multi_key_swap_is_all_or_nothing<S: Reset>(store: S) {
     let a = fresh_key("multi-a");
     let b = StateKey::ip(IpAddr::V4(Ipv4Addr::new(
         10,
@@ -177,7 +177,7 @@ pub async fn multi_key_swap_is_all_or_nothing<S: Store>(store: S) {
 
 /// After a delete the key reads absent, and a version from before the delete
 /// never matches again, even once the key is recreated (no ABA).
-pub async fn delete_then_old_versions_never_match<S: Store>(store: S) {
+pub async fn delete_then_old_versions_never_match<S: Reset>(store: S) {
     let k = fresh_key("aba");
     let v1 = committed(&store, vec![write(&k, None, state(&[(1, 1)]))]).await[0];
     assert!(store.delete(&k).await.expect("delete"));
@@ -277,7 +277,7 @@ pub async fn concurrent_requests_admit_exactly_the_limit<S: Store>(store: S) {
 
 /// Through the limiter: a denial by one subject's limit consumes nothing
 /// from the other's, and user quotas are independent.
-pub async fn denial_consumes_nothing<S: Store>(store: S) {
+pub async fn denial_consumes_nothing<S: Reset>(store: S) {
     let policy: Arc<Policy> = Arc::new("uploads=user:3/1h;burst=ip:2/1h".parse().expect("policy"));
     let limiter = Limiter::new(policy, store, SystemClock);
     let ip = IpAddr::V4(Ipv4Addr::new(

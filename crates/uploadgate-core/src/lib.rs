@@ -33,5 +33,6 @@ pub use domain::{IdError, ObjectKey, StateKey, Subject, Subjects, UserId, saniti
 pub use limiter::{Decision, LimitStatus, Limiter, LimiterError};
 pub use policy::{Algorithm, Amount, Limit, LimitName, Policy, PolicyError, Span, Unit, Window};
 pub use store::{
-    CasOutcome, KeyState, LimitState, MemoryStore, Store, StoreError, Version, Versioned, Write,
+    CasOutcome, KeyState, LimitState, MemoryStore, Reset, Store, StoreError, Version, Versioned,
+    Write,
 };

@@ -8,7 +8,7 @@ use crate::algorithm::{Outcome, evaluate};
 use crate::clock::{Clock, Timestamp};
 use crate::domain::{StateKey, Subject, Subjects};
 use crate::policy::{Limit, Policy};
-use crate::store::{CasOutcome, KeyState, Store, StoreError, Versioned, Write};
+use crate::store::{CasOutcome, KeyState, Reset, Store, StoreError, Versioned, Write};
 
 /// Why a decision could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -227,11 +227,6 @@ impl<S: Store, C: Clock> Limiter<S, C> {
         Ok(decision)
     }
 
-    /// Forgets all usage of one subject. Returns whether it had any.
-    pub async fn reset(&self, key: &StateKey) -> Result<bool, LimiterError> {
-        Ok(self.store.delete(key).await?)
-    }
-
     fn keys(&self, subjects: &Subjects) -> Result<Vec<StateKey>, LimiterError> {
         self.policy
             .subjects()
@@ -292,6 +287,13 @@ impl<S: Store, C: Clock> Limiter<S, C> {
     }
 }
 
+impl<S: Reset, C: Clock> Limiter<S, C> {
+    /// Forgets all usage of one subject. Returns whether it had any.
+    pub async fn reset(&self, key: &StateKey) -> Result<bool, LimiterError> {
+        Ok(self.store.delete(key).await?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,9 +342,6 @@ mod tests {
         }
         async fn compare_and_swap(&self, w: Vec<Write>) -> Result<CasOutcome, StoreError> {
             self.truth.compare_and_swap(w).await
-        }
-        async fn delete(&self, k: &StateKey) -> Result<bool, StoreError> {
-            self.truth.delete(k).await
         }
         async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
             self.truth.purge_expired(now).await

@@ -148,15 +148,26 @@ pub trait Store: Send + Sync + 'static {
         writes: Vec<Write>,
     ) -> impl Future<Output = Result<CasOutcome, StoreError>> + Send;
 
-    /// Removes a key's state unconditionally (quota reset). Returns whether
-    /// it existed.
-    fn delete(&self, key: &StateKey) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
     /// Deletes state whose `expire_at` is before `now`. Returns how many keys
     /// were removed. Stores with their own expiry (DynamoDB TTL) may do
     /// nothing.
     fn purge_expired(&self, now: Timestamp)
     -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// Forgetting a subject's usage (`uploadgate quota reset`): an operator's
+/// action, kept out of [`Store`] so that what only decides (the Lambda
+/// function) is built without it and its role need not be allowed to
+/// delete.
+pub trait Reset: Store {
+    /// Removes a key's state unconditionally. Returns whether it existed.
+    fn delete(&self, key: &StateKey) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+impl<S: Reset> Reset for std::sync::Arc<S> {
+    fn delete(&self, key: &StateKey) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        S::delete(self, key)
+    }
 }
 
 /// A shared store is a store: tests and tools keep a handle to the store a
@@ -188,10 +199,6 @@ impl<S: Store> Store for std::sync::Arc<S> {
         writes: Vec<Write>,
     ) -> impl Future<Output = Result<CasOutcome, StoreError>> + Send {
         S::compare_and_swap(self, writes)
-    }
-
-    fn delete(&self, key: &StateKey) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        S::delete(self, key)
     }
 
     fn purge_expired(
@@ -279,14 +286,16 @@ impl Store for MemoryStore {
         Ok(CasOutcome::Committed(versions))
     }
 
-    async fn delete(&self, key: &StateKey) -> Result<bool, StoreError> {
-        Ok(self.lock().remove(key).is_some())
-    }
-
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
         let mut map = self.lock();
         let before = map.len();
         map.retain(|_, e| e.expire_at >= now);
         Ok((before - map.len()) as u64)
+    }
+}
+
+impl Reset for MemoryStore {
+    async fn delete(&self, key: &StateKey) -> Result<bool, StoreError> {
+        Ok(self.lock().remove(key).is_some())
     }
 }

@@ -491,6 +491,16 @@ impl Store for DynamoStore {
         }
     }
 
+    async fn purge_expired(&self, _now: Timestamp) -> Result<u64, StoreError> {
+        // DynamoDB's TTL on `expireAt` removes idle items.
+        Ok(0)
+    }
+}
+
+/// Only the CLI's `quota reset` deletes (feature `admin`); the Lambda
+/// function is built without it, so its role has no `DeleteItem`.
+#[cfg(feature = "admin")]
+impl uploadgate_core::Reset for DynamoStore {
     async fn delete(&self, key: &StateKey) -> Result<bool, StoreError> {
         self.inner.cache.remove(key);
         let out = self
@@ -504,10 +514,5 @@ impl Store for DynamoStore {
             .await
             .map_err(store_error)?;
         Ok(out.attributes().is_some_and(|a| !a.is_empty()))
-    }
-
-    async fn purge_expired(&self, _now: Timestamp) -> Result<u64, StoreError> {
-        // DynamoDB's TTL on `expireAt` removes idle items.
-        Ok(0)
     }
 }

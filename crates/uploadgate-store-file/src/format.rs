@@ -148,7 +148,7 @@ mod tests {
     use super::*;
     use crate::{FileStore, OpenError};
     use redb::{Database, ReadableDatabase};
-    use uploadgate_core::{StateKey, Store, StoreError, Timestamp, UserId, Versioned};
+    use uploadgate_core::{Reset, StateKey, Store, StoreError, Timestamp, UserId, Versioned};
 
     fn json_record(version: u64, expire_at: u64, json: &str) -> Vec<u8> {
         record::join(version, Timestamp(expire_at), json.as_bytes())

@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable};
-use uploadgate_core::{CasOutcome, StateKey, Store, StoreError, Timestamp, Versioned, Write};
+use uploadgate_core::{
+    CasOutcome, Reset, StateKey, Store, StoreError, Timestamp, Versioned, Write,
+};
 
 mod format;
 mod record;
@@ -170,36 +172,6 @@ impl Store for FileStore {
         self.writer.submit(writes).await
     }
 
-    async fn delete(&self, key: &StateKey) -> Result<bool, StoreError> {
-        let key = key.as_str().to_owned();
-        self.blocking(move |db| {
-            let tx = db.begin_write().map_err(backend)?;
-            let existed = {
-                let mut state = tx.open_table(STATE).map_err(backend)?;
-                let mut expiry = tx.open_table(EXPIRY).map_err(backend)?;
-                let old = state
-                    .remove(key.as_str())
-                    .map_err(backend)?
-                    .map(|raw| record::split(raw.value()).map(|(_, e, _)| e));
-                match old {
-                    Some(exp) => {
-                        // A corrupt record is still deleted; only the index
-                        // entry of one without a header may linger, and
-                        // purge skips missing keys.
-                        if let Some(exp) = exp {
-                            expiry.remove((exp.0, key.as_str())).map_err(backend)?;
-                        }
-                        true
-                    }
-                    None => false,
-                }
-            };
-            tx.commit().map_err(backend)?;
-            Ok(existed)
-        })
-        .await
-    }
-
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.blocking(move |db| {
             let mut total = 0u64;
@@ -227,6 +199,38 @@ impl Store for FileStore {
                     return Ok(total);
                 }
             }
+        })
+        .await
+    }
+}
+
+impl Reset for FileStore {
+    async fn delete(&self, key: &StateKey) -> Result<bool, StoreError> {
+        let key = key.as_str().to_owned();
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(backend)?;
+            let existed = {
+                let mut state = tx.open_table(STATE).map_err(backend)?;
+                let mut expiry = tx.open_table(EXPIRY).map_err(backend)?;
+                let old = state
+                    .remove(key.as_str())
+                    .map_err(backend)?
+                    .map(|raw| record::split(raw.value()).map(|(_, e, _)| e));
+                match old {
+                    Some(exp) => {
+                        // A corrupt record is still deleted; only the index
+                        // entry of one without a header may linger, and
+                        // purge skips missing keys.
+                        if let Some(exp) = exp {
+                            expiry.remove((exp.0, key.as_str())).map_err(backend)?;
+                        }
+                        true
+                    }
+                    None => false,
+                }
+            };
+            tx.commit().map_err(backend)?;
+            Ok(existed)
         })
         .await
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use uploadgate_core::{
-    Clock, FakeClock, Limiter, LimiterError, Policy, StateKey, Store, StoreError, Subjects,
+    Clock, FakeClock, Limiter, LimiterError, Policy, Reset, StateKey, StoreError, Subjects,
     Timestamp, UserId,
 };
 use uploadgate_dynamodb::{DEFAULT_DENIAL_TTL, DynamoStore};
