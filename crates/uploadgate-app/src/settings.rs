@@ -103,8 +103,11 @@ pub enum MetricsFormat {
 }
 
 /// Every setting uploadgate reads, parsed into its type.
+///
+/// Settings under [`SERVE_ONLY`] concern the local server alone (sockets,
+/// disk); the Lambda function reads the rest.
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Settings (each also read from its UPLOADGATE_* variable)")]
+#[command(next_help_heading = ALL)]
 pub struct Settings {
     /// Limits, `;`-separated: `name=subject:amount/window[:algorithm]`. subject `user` or `ip`; amount a count or bytes (`50MiB`); window `90s`, `15m`, `3h`, `24h`, `30d`, `1w`, `1mo` (fixed only); algorithm `sliding` (default), `gcra` or `fixed`.
     #[arg(
@@ -142,7 +145,13 @@ pub struct Settings {
     /// Lifetime of a presigned URL, 1s to 12h.
     #[arg(
         long,
-        verbatim_doc_comment, global = true, env = "UPLOADGATE_URL_TTL", default_value = "5m", value_name = "DURATION", value_parser = values::url_ttl)]
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_URL_TTL",
+        default_value = "5m",
+        value_name = "DURATION",
+        value_parser = values::url_ttl,
+    )]
     pub url_ttl: Duration,
 
     /// Bucket the URLs are signed for.
@@ -181,7 +190,13 @@ pub struct Settings {
     /// The identity header (not `authorization`: CloudFront OAC overwrites it).
     #[arg(
         long,
-        verbatim_doc_comment, global = true, env = "UPLOADGATE_IDENTITY_HEADER", default_value = "x-user-id", value_name = "HEADER", value_parser = values::identity_header)]
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_IDENTITY_HEADER",
+        default_value = "x-user-id",
+        value_name = "HEADER",
+        value_parser = values::identity_header,
+    )]
     pub identity_header: HeaderName,
 
     /// Comma-separated origins allowed to call the API from a browser, or `*`. Empty: no CORS.
@@ -230,13 +245,26 @@ pub struct Settings {
     /// `dynamodb` store: how long a process denies from its cache without asking DynamoDB, 0s to 5m. It bounds how late a `quota reset` made elsewhere is seen; `0s` makes resets exact at one read per denial.
     #[arg(
         long,
-        verbatim_doc_comment, global = true, env = "UPLOADGATE_DENIAL_TTL", default_value = "5s", value_name = "DURATION", value_parser = values::denial_ttl)]
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_DENIAL_TTL",
+        default_value = "5s",
+        value_name = "DURATION",
+        value_parser = values::denial_ttl,
+    )]
     pub denial_ttl: Duration,
 
     /// If the store fails: `false` answers 503; `true` admits the upload anyway.
     #[arg(
         long,
-        verbatim_doc_comment, global = true, env = "UPLOADGATE_FAIL_OPEN", default_value = "false", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_FAIL_OPEN",
+        default_value = "false",
+        value_name = "BOOL",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::Set,
+    )]
     pub fail_open: bool,
 
     /// Where uploads go: `local` (the embedded bucket of `serve`) or `s3` (S3 through the standard AWS configuration: `AWS_REGION`, credentials chain, `AWS_ENDPOINT_URL_S3`).
@@ -253,7 +281,14 @@ pub struct Settings {
     /// Directory of the file store and the local bucket.
     #[arg(
         long,
-        verbatim_doc_comment, global = true, env = "UPLOADGATE_DATA_DIR", default_value = "./data", value_name = "DIR", value_parser = values::data_dir)]
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_DATA_DIR",
+        default_value = "./data",
+        value_name = "DIR",
+        value_parser = values::data_dir,
+        help_heading = SERVE_ONLY,
+    )]
     pub data_dir: PathBuf,
 
     /// Address of the API.
@@ -263,7 +298,8 @@ pub struct Settings {
         global = true,
         env = "UPLOADGATE_LISTEN",
         default_value = "127.0.0.1:8080",
-        value_name = "ADDR"
+        value_name = "ADDR",
+        help_heading = SERVE_ONLY,
     )]
     pub listen: SocketAddr,
 
@@ -274,14 +310,21 @@ pub struct Settings {
         global = true,
         env = "UPLOADGATE_S3_LISTEN",
         default_value = "127.0.0.1:9000",
-        value_name = "ADDR"
+        value_name = "ADDR",
+        help_heading = SERVE_ONLY,
     )]
     pub s3_listen: SocketAddr,
 
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(
         long,
-        verbatim_doc_comment, global = true, env = "UPLOADGATE_LOG", default_value = "info", value_name = "FILTER", value_parser = values::log_filter)]
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_LOG",
+        default_value = "info",
+        value_name = "FILTER",
+        value_parser = values::log_filter,
+    )]
     pub log: String,
 
     /// Log lines: `text` or `json` (one JSON object per line, with the request id). The Lambda function defaults to `json`.
@@ -307,6 +350,13 @@ pub struct Settings {
     pub metrics: MetricsFormat,
 }
 
+/// The help heading of settings every runner reads.
+pub const ALL: &str = "Settings (each also read from its UPLOADGATE_* variable)";
+/// The help heading of settings only `uploadgate serve` reads: the Lambda
+/// function has no sockets or disk of its own, so a deployment of it must
+/// not set them.
+pub const SERVE_ONLY: &str = "Settings of `uploadgate serve` only";
+
 /// One setting as documented: its name, default and help.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettingDoc {
@@ -316,6 +366,8 @@ pub struct SettingDoc {
     pub default: Option<String>,
     /// What it does.
     pub help: String,
+    /// Whether only `uploadgate serve` reads it.
+    pub serve_only: bool,
 }
 
 /// The settings' arguments (a bare command holding only them).
@@ -348,6 +400,7 @@ impl Settings {
                                 .join(" ")
                         })
                         .unwrap_or_default(),
+                    serve_only: a.get_help_heading() == Some(SERVE_ONLY),
                 })
             })
             .collect()
@@ -595,6 +648,19 @@ mod tests {
     fn every_setting_is_documented_with_a_name_and_help() {
         let docs = Settings::docs();
         assert_eq!(docs.len(), 21);
+        let serve_only: Vec<&str> = docs
+            .iter()
+            .filter(|d| d.serve_only)
+            .map(|d| d.name.as_str())
+            .collect();
+        assert_eq!(
+            serve_only,
+            [
+                "UPLOADGATE_DATA_DIR",
+                "UPLOADGATE_LISTEN",
+                "UPLOADGATE_S3_LISTEN"
+            ]
+        );
         for d in &docs {
             assert!(d.name.starts_with("UPLOADGATE_"), "{d:?}");
             assert!(!d.help.is_empty() && !d.help.contains('\n'), "{d:?}");
