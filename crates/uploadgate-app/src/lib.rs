@@ -13,6 +13,7 @@
 //! [`GateConfig`](uploadgate_http::GateConfig) and a limiter.
 
 mod config;
+pub mod layers;
 pub mod settings;
 pub mod telemetry;
 pub mod values;

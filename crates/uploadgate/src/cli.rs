@@ -6,7 +6,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use uploadgate_app::settings::{self, SettingError};
+use uploadgate_app::layers;
+use uploadgate_app::settings::SettingError;
 use uploadgate_app::{Config, Settings};
 
 /// A metered gate for direct-to-S3 uploads.
@@ -103,14 +104,14 @@ pub struct Invocation {
 /// setting is one line naming it; usage errors and `--help` are clap's own
 /// (printed, then the process exits).
 pub fn parse(args: Vec<OsString>) -> Result<Invocation, SettingError> {
-    let file = match settings::config_flag(args.get(1..).unwrap_or_default()) {
-        Some(path) => settings::read_file(&path)?,
+    let file = match layers::config_flag(args.get(1..).unwrap_or_default()) {
+        Some(path) => layers::read_file(&path)?,
         None => Vec::new(),
     };
-    let mut cmd = settings::with_defaults(Cli::command(), &file);
+    let mut cmd = layers::with_defaults(Cli::command(), &file);
     let matches = match cmd.try_get_matches_from_mut(args) {
         Ok(m) => m,
-        Err(e) => match settings::one_line(&cmd, &e) {
+        Err(e) => match layers::one_line(&cmd, &e) {
             Some(bad) => return Err(bad),
             None => e.exit(),
         },
@@ -119,6 +120,6 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, SettingError> {
     Ok(Invocation {
         command: cli.command,
         config: cli.settings.try_into()?,
-        effective: settings::effective(&matches, &file),
+        effective: layers::effective(&matches, &file),
     })
 }
