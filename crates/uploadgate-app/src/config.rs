@@ -6,11 +6,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use uploadgate_core::Subject;
+use uploadgate_http::token::{JwtConfig, KeySource};
 use uploadgate_http::{ClientIpSource, GateConfig, IdentityMode};
 
 use crate::settings::{
     ClientIp, IdentitySource, LogFormat, MetricsFormat, SettingError, Settings, StoreChoice,
-    TargetChoice,
+    TargetChoice, TokenUse,
 };
 
 /// Which state store to open.
@@ -67,6 +69,7 @@ impl TryFrom<Settings> for Config {
     type Error = SettingError;
 
     fn try_from(s: Settings) -> Result<Self, SettingError> {
+        let identity = identity(&s)?;
         let store = match s.store {
             StoreChoice::Memory => StoreKind::Memory,
             StoreChoice::File => StoreKind::File,
@@ -83,10 +86,6 @@ impl TryFrom<Settings> for Config {
                 denial_ttl: s.denial_ttl,
             },
         };
-        let identity = match s.identity {
-            IdentitySource::Header => IdentityMode::Header(s.identity_header),
-            IdentitySource::Body => IdentityMode::Body,
-        };
         let client_ip = match s.client_ip {
             ClientIp::Peer => ClientIpSource::Peer,
             ClientIp::Cloudfront => ClientIpSource::CloudFront,
@@ -102,6 +101,8 @@ impl TryFrom<Settings> for Config {
                 cors: s.cors_origins,
                 fail_open: s.fail_open,
                 emf_metrics: s.metrics == MetricsFormat::Emf,
+                shadow: s.shadow,
+                tiers: s.tiers.0,
             },
             url_ttl: s.url_ttl,
             bucket: s.bucket.0,
@@ -116,6 +117,107 @@ impl TryFrom<Settings> for Config {
             log: s.log,
             log_format: s.log_format,
         })
+    }
+}
+
+/// The identity mode, and the settings that only it reads.
+fn identity(s: &Settings) -> Result<IdentityMode, SettingError> {
+    let jwt_only = [
+        ("UPLOADGATE_JWT_ISSUER", s.jwt_issuer.is_some()),
+        ("UPLOADGATE_JWT_AUDIENCE", s.jwt_audience.is_some()),
+        ("UPLOADGATE_JWKS_URL", s.jwks_url.is_some()),
+        ("UPLOADGATE_JWT_PUBLIC_KEY", s.jwt_public_key.is_some()),
+        ("UPLOADGATE_TIER_CLAIM", s.tier_claim.is_some()),
+        ("UPLOADGATE_TIERS", !s.tiers.0.is_empty()),
+    ];
+    if s.identity != IdentitySource::Jwt
+        && let Some((name, _)) = jwt_only.iter().find(|(_, set)| *set)
+    {
+        // A token setting with another mode is a deployment that believes
+        // it verifies tokens and does not: refuse it.
+        return Err(SettingError::new(
+            *name,
+            "is only read with UPLOADGATE_IDENTITY=jwt (tokens and the tiers they name)",
+        ));
+    }
+    match s.identity {
+        IdentitySource::Header => Ok(IdentityMode::Header(s.identity_header.clone())),
+        IdentitySource::Body => Ok(IdentityMode::Body),
+        IdentitySource::Anonymous => {
+            if let Some(l) = s
+                .limits
+                .0
+                .limits()
+                .iter()
+                .find(|l| l.subject == Subject::User)
+            {
+                return Err(SettingError::new(
+                    "UPLOADGATE_LIMITS",
+                    format!(
+                        "limit `{}` counts per user, but UPLOADGATE_IDENTITY=anonymous has no users; limit by `ip` instead",
+                        l.name
+                    ),
+                ));
+            }
+            Ok(IdentityMode::Anonymous)
+        }
+        IdentitySource::Jwt => {
+            let issuer = s.jwt_issuer.as_ref().ok_or_else(|| {
+                SettingError::new(
+                    "UPLOADGATE_JWT_ISSUER",
+                    "required with UPLOADGATE_IDENTITY=jwt: the issuer whose tokens are accepted",
+                )
+            })?;
+            let audiences = s.jwt_audience.as_ref().ok_or_else(|| {
+                SettingError::new(
+                    "UPLOADGATE_JWT_AUDIENCE",
+                    "required with UPLOADGATE_IDENTITY=jwt: the app client id(s) tokens must be issued for",
+                )
+            })?;
+            let keys = match (&s.jwt_public_key, &s.jwks_url) {
+                (Some(_), Some(_)) => {
+                    return Err(SettingError::new(
+                        "UPLOADGATE_JWT_PUBLIC_KEY",
+                        "give either a public key file or UPLOADGATE_JWKS_URL, not both",
+                    ));
+                }
+                (Some(file), None) => KeySource::Static(file.key.clone()),
+                (None, Some(url)) => KeySource::Jwks(url.0.clone()),
+                (None, None) => KeySource::Jwks(format!(
+                    "{}/.well-known/jwks.json",
+                    issuer.0.trim_end_matches('/')
+                )),
+            };
+            if s.tier_claim.is_some() == s.tiers.0.is_empty() {
+                return Err(if s.tier_claim.is_some() {
+                    SettingError::new(
+                        "UPLOADGATE_TIER_CLAIM",
+                        "no tiers are defined (UPLOADGATE_TIERS)",
+                    )
+                } else {
+                    SettingError::new(
+                        "UPLOADGATE_TIERS",
+                        "tiers are chosen by a token claim: set UPLOADGATE_TIER_CLAIM",
+                    )
+                });
+            }
+            Ok(IdentityMode::Jwt(Box::new(JwtConfig {
+                issuer: issuer.0.clone(),
+                audiences: audiences.0.clone(),
+                keys,
+                token_use: s.jwt_token_use.map(|u| {
+                    match u {
+                        TokenUse::Access => "access",
+                        TokenUse::Id => "id",
+                    }
+                    .to_owned()
+                }),
+                user_claim: s.user_claim.0.clone(),
+                tier_claim: s.tier_claim.as_ref().map(|c| c.0.clone()),
+                leeway: s.jwt_leeway,
+                header: s.token_header.clone(),
+            })))
+        }
     }
 }
 
@@ -155,9 +257,8 @@ mod tests {
             ["application/pdf", "image/png", "image/jpeg", "image/tiff"]
         );
         assert_eq!(c.url_ttl, Duration::from_secs(300));
-        assert_eq!(
-            c.gate.identity,
-            IdentityMode::Header(HeaderName::from_static("x-user-id"))
+        assert!(
+            matches!(&c.gate.identity, IdentityMode::Header(h) if h == HeaderName::from_static("x-user-id"))
         );
         assert_eq!(c.store, StoreKind::File);
         assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());

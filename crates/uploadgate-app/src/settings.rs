@@ -21,7 +21,10 @@ use clap::{Args, Command, ValueEnum};
 use http::HeaderName;
 use uploadgate_http::CorsOrigins;
 
-use crate::values::{self, BucketName, ContentTypes, KeyPrefix, Limits, ObjectBytes, TableName};
+use crate::values::{
+    self, BucketName, ClaimName, ContentTypes, HttpUrl, KeyPrefix, Limits, Names, ObjectBytes,
+    PublicKeyFile, TableName, Tiers,
+};
 
 /// An invalid setting: one line, naming it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,10 +49,23 @@ impl SettingError {
 /// Where the user id comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum IdentitySource {
+    /// A verified bearer JWT.
+    Jwt,
     /// The identity header, set by a trusted upstream.
     Header,
     /// `userId` in the JSON body (the original design; unsafe).
     Body,
+    /// No user: only `ip` limits.
+    Anonymous,
+}
+
+/// Cognito's kinds of token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenUse {
+    /// Access tokens (`client_id`, no `aud`).
+    Access,
+    /// ID tokens (`aud`).
+    Id,
 }
 
 /// Where the `ip` subject comes from.
@@ -173,7 +189,7 @@ pub struct Settings {
     )]
     pub key_prefix: KeyPrefix,
 
-    /// Where the user id comes from: `header` (the identity header, set by a trusted upstream) or `body` (`userId` in the JSON body, the original design's model: unsafe, any caller can claim any id).
+    /// Where the user id comes from: `jwt` (a verified bearer token; the Lambda function's default), `header` (the identity header, set by a trusted upstream), `body` (`userId` in the JSON body, the original design's model: unsafe, any caller can claim any id) or `anonymous` (no user: only `ip` limits).
     #[arg(
         long,
         verbatim_doc_comment,
@@ -195,6 +211,125 @@ pub struct Settings {
         value_parser = values::identity_header,
     )]
     pub identity_header: HeaderName,
+
+    /// `jwt` identity: the only accepted `iss` (required with it), e.g. `https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123`.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_JWT_ISSUER",
+        value_name = "URL"
+    )]
+    pub jwt_issuer: Option<HttpUrl>,
+
+    /// `jwt` identity: comma-separated accepted audiences (required with it): a token's `aud`, or Cognito's `client_id`, must name one.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_JWT_AUDIENCE",
+        value_name = "AUDIENCES"
+    )]
+    pub jwt_audience: Option<Names>,
+
+    /// `jwt` identity: where the issuer's public keys are (JWKS). Default: `<issuer>/.well-known/jwks.json`, Cognito's layout.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_JWKS_URL",
+        value_name = "URL"
+    )]
+    pub jwks_url: Option<HttpUrl>,
+
+    /// `jwt` identity: a PEM public key file (RSA, EC P-256 or Ed25519) to verify with instead of a JWKS.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_JWT_PUBLIC_KEY",
+        value_name = "FILE"
+    )]
+    pub jwt_public_key: Option<PublicKeyFile>,
+
+    /// `jwt` identity: require Cognito's `token_use` claim to be `access` or `id`. Empty: not checked.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_JWT_TOKEN_USE",
+        value_name = "USE"
+    )]
+    pub jwt_token_use: Option<TokenUse>,
+
+    /// `jwt` identity: clock skew allowed on a token's `exp` and `nbf`, 0s to 60s.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_JWT_LEEWAY",
+        default_value = "30s",
+        value_name = "DURATION",
+        value_parser = values::jwt_leeway,
+    )]
+    pub jwt_leeway: Duration,
+
+    /// `jwt` identity: the claim that holds the user id.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_USER_CLAIM",
+        default_value = "sub",
+        value_name = "CLAIM"
+    )]
+    pub user_claim: ClaimName,
+
+    /// `jwt` identity: the header that carries the token: `authorization` (`Bearer <token>`), or another one (a bare token or `Bearer <token>`) behind CloudFront origin access control, which overwrites `authorization`.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_TOKEN_HEADER",
+        default_value = "authorization",
+        value_name = "HEADER",
+        value_parser = values::token_header,
+    )]
+    pub token_header: HeaderName,
+
+    /// Named policies for quota tiers, `|`-separated, each `name=<limits>` in the `UPLOADGATE_LIMITS` grammar, e.g. `pro=uploads=user:100/3h;volume=user:5GiB/30d`. Empty: none.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_TIERS",
+        default_value = "",
+        value_name = "TIERS"
+    )]
+    pub tiers: Tiers,
+
+    /// `jwt` identity: the claim whose value names the caller's tier (a string, or a list whose first tier name wins), e.g. `custom:plan` or `cognito:groups`. No claim or an unknown value: `UPLOADGATE_LIMITS`.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_TIER_CLAIM",
+        value_name = "CLAIM"
+    )]
+    pub tier_claim: Option<ClaimName>,
+
+    /// Shadow mode: decisions are computed, logged and metered (`ShadowDenied`), never enforced; an over-limit request gets its URL with the would-be `RateLimit` fields.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_SHADOW",
+        default_value = "false",
+        value_name = "BOOL",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::Set,
+    )]
+    pub shadow: bool,
 
     /// Comma-separated origins allowed to call the API from a browser, or `*`. Empty: no CORS.
     #[arg(
@@ -335,7 +470,7 @@ pub struct Settings {
     )]
     pub log_format: LogFormat,
 
-    /// Metrics: `off`, or `emf` (one CloudWatch Embedded Metric Format line per decision on stdout: Allowed, Denied, FailOpen, FailClosed, StoreLatency, Retries). The Lambda function defaults to `emf`.
+    /// Metrics: `off`, or `emf` (one CloudWatch Embedded Metric Format line per decision on stdout: Allowed, Denied, FailOpen, FailClosed, ShadowDenied, StoreLatency, Retries). The Lambda function defaults to `emf`.
     #[arg(
         long,
         verbatim_doc_comment,
@@ -410,7 +545,7 @@ mod tests {
     #[test]
     fn every_setting_is_documented_with_a_name_and_help() {
         let docs = Settings::docs();
-        assert_eq!(docs.len(), 21);
+        assert_eq!(docs.len(), 32);
         let serve_only: Vec<&str> = docs
             .iter()
             .filter(|d| d.serve_only)
@@ -446,9 +581,19 @@ mod tests {
                     None | Some("") => "(none)".to_owned(),
                     Some(v) => format!("`{v}`"),
                 };
-                format!("| `{}` | {default} | {} |", d.name, d.help)
+                // A `|` in a cell would end it.
+                format!(
+                    "| `{}` | {} | {} |",
+                    d.name,
+                    default.replace('|', "\\|"),
+                    d.help.replace('|', "\\|")
+                )
             })
             .collect();
-        assert_eq!(rows, want, "regenerate the README's configuration table");
+        assert!(
+            rows == want,
+            "regenerate the README's configuration table:\n{}",
+            want.join("\n")
+        );
     }
 }

@@ -290,6 +290,160 @@ pub fn data_dir(raw: &str) -> Result<std::path::PathBuf, String> {
     Ok(raw.into())
 }
 
+/// An `http` or `https` URL (an issuer, a JWKS location).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl(pub String);
+
+impl FromStr for HttpUrl {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        let ok = raw
+            .parse::<http::Uri>()
+            .is_ok_and(|u| matches!(u.scheme_str(), Some("https" | "http")) && u.host().is_some());
+        if ok {
+            Ok(HttpUrl(raw.to_owned()))
+        } else {
+            Err(format!("`{raw}` is not an https:// (or http://) URL"))
+        }
+    }
+}
+
+impl fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Comma-separated names (audiences): at least one, none empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names(pub Vec<String>);
+
+impl FromStr for Names {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let names: Vec<String> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if names.is_empty() {
+            return Err("give at least one, comma-separated".into());
+        }
+        Ok(Names(names))
+    }
+}
+
+impl fmt::Display for Names {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join(","))
+    }
+}
+
+/// A JWT claim name (`sub`, `custom:plan`, `cognito:groups`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimName(pub String);
+
+impl FromStr for ClaimName {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let c = raw.trim();
+        if c.is_empty() || c.len() > 128 || c.chars().any(char::is_whitespace) {
+            return Err(format!(
+                "`{c}` is not a claim name (1-128 characters, no spaces)"
+            ));
+        }
+        Ok(ClaimName(c.to_owned()))
+    }
+}
+
+impl fmt::Display for ClaimName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A PEM public key file, read and parsed when the setting is.
+#[derive(Debug, Clone)]
+pub struct PublicKeyFile {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// Its key.
+    pub key: uploadgate_http::token::PublicKey,
+}
+
+impl FromStr for PublicKeyFile {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let path = std::path::PathBuf::from(raw.trim());
+        let pem =
+            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let key = uploadgate_http::token::PublicKey::from_pem(&pem)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(PublicKeyFile { path, key })
+    }
+}
+
+/// A request header that carries the token (`authorization` by default;
+/// another one behind CloudFront origin access control, which overwrites
+/// `authorization`).
+pub fn token_header(raw: &str) -> Result<HeaderName, String> {
+    let h = raw.trim().to_ascii_lowercase();
+    HeaderName::from_bytes(h.as_bytes()).map_err(|_| format!("`{h}` is not a header name"))
+}
+
+/// The clock skew allowed on a token's `exp` and `nbf`: 0 s to 60 s.
+pub fn jwt_leeway(raw: &str) -> Result<Duration, String> {
+    duration_between(raw, Duration::ZERO, Duration::from_secs(60))
+}
+
+/// Named policies, `name=<limits>|name=<limits>`, each in the
+/// `UPLOADGATE_LIMITS` grammar.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tiers(pub Vec<(String, Policy)>);
+
+impl FromStr for Tiers {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let mut tiers: Vec<(String, Policy)> = Vec::new();
+        for part in raw.split('|').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, limits) = part
+                .split_once('=')
+                .ok_or_else(|| format!("`{part}` is not of the form tier=<limits>"))?;
+            let name = name.trim();
+            let ok = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c));
+            if !ok {
+                return Err(format!(
+                    "tier name `{name}` must be 1-64 of a-z A-Z 0-9 _ - . :"
+                ));
+            }
+            if tiers.iter().any(|(n, _)| n == name) {
+                return Err(format!("tier `{name}` is defined twice"));
+            }
+            let Limits(policy) = limits.parse().map_err(|e| format!("tier `{name}`: {e}"))?;
+            tiers.push((name.to_owned(), policy));
+        }
+        Ok(Tiers(tiers))
+    }
+}
+
+impl fmt::Display for Tiers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (name, policy)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("|")?;
+            }
+            write!(f, "{name}={policy}")?;
+        }
+        Ok(())
+    }
+}
+
 /// A `tracing` `EnvFilter` directive, checked by parsing it.
 pub fn log_filter(raw: &str) -> Result<String, String> {
     tracing_subscriber::EnvFilter::try_new(raw.trim())
@@ -338,5 +492,42 @@ mod tests {
         assert!(identity_header("X-User-Id").is_ok());
         assert!(identity_header("Authorization").is_err());
         assert!("pdf".parse::<ContentTypes>().is_err());
+        assert!(
+            "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc"
+                .parse::<HttpUrl>()
+                .is_ok()
+        );
+        assert!("cognito-idp.example.com".parse::<HttpUrl>().is_err());
+        assert!("ftp://x.example.com".parse::<HttpUrl>().is_err());
+        assert!(" , ".parse::<Names>().is_err());
+        assert_eq!("a, b".parse(), Ok(Names(vec!["a".into(), "b".into()])));
+        assert!("custom:plan".parse::<ClaimName>().is_ok());
+        assert!("a b".parse::<ClaimName>().is_err());
+        assert!(jwt_leeway("61s").is_err());
+        assert_eq!(jwt_leeway("60s"), Ok(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn tiers_are_named_policies() {
+        let t: Tiers =
+            "pro=uploads=user:100/3h;volume=user:5GiB/30d:gcra|team=uploads=user:1000/1d:fixed"
+                .parse()
+                .unwrap();
+        assert_eq!(t.0.len(), 2);
+        assert_eq!(t.0[0].0, "pro");
+        assert_eq!(t.0[0].1.limits().len(), 2);
+        assert_eq!(t.0[1].0, "team");
+        assert_eq!(t.to_string().parse::<Tiers>(), Ok(t));
+        assert_eq!("".parse(), Ok(Tiers::default()));
+        for bad in [
+            "pro",
+            "pro=x",
+            "a b=uploads=user:1/1h",
+            "p=uploads=user:1/1h|p=uploads=user:2/1h",
+        ] {
+            assert!(bad.parse::<Tiers>().is_err(), "{bad}");
+        }
+        // Each tier's state must fit one item, like UPLOADGATE_LIMITS.
+        assert!("big=uploads=user:5000/30d".parse::<Tiers>().is_err());
     }
 }

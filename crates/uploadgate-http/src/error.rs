@@ -25,6 +25,9 @@ pub enum ApiError {
     /// No identity on a request that needs one.
     #[error("this request needs a user identity: {0}")]
     Unauthenticated(String),
+    /// The bearer token is missing or does not verify.
+    #[error("{0}")]
+    InvalidToken(#[source] crate::token::TokenError),
     /// The request body is larger than the API takes.
     #[error("the request body is larger than {max} bytes")]
     BodyTooLarge {
@@ -64,7 +67,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthenticated(_) | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             ApiError::BodyTooLarge { .. } | ApiError::ObjectTooLarge(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
@@ -81,6 +84,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => ("invalid-request", "The request is invalid"),
             ApiError::Unauthenticated(_) => ("unauthenticated", "No user identity"),
+            ApiError::InvalidToken(_) => ("invalid-token", "Invalid bearer token"),
             ApiError::BodyTooLarge { .. } => ("body-too-large", "Request body too large"),
             ApiError::ObjectTooLarge(_) => ("object-too-large", "Upload too large"),
             ApiError::UnsupportedType { .. } => {
@@ -151,7 +155,17 @@ impl IntoResponse for ApiError {
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, "internal error");
             }
-            ApiError::MethodNotAllowed => {}
+            ApiError::InvalidToken(e) => {
+                // RFC 6750: the reason, never the token (messages are fixed
+                // text plus a claim or header name, no quotes).
+                let challenge = format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                    e.to_string().replace(['"', '\\'], "'")
+                );
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    headers.insert(header::WWW_AUTHENTICATE, v);
+                }
+            }
             _ => {}
         }
         (status, headers, body.to_string()).into_response()

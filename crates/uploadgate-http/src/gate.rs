@@ -7,13 +7,19 @@ use std::str::FromStr;
 use http::{HeaderName, HeaderValue};
 use uploadgate_core::Policy;
 
+use crate::token::JwtConfig;
+
 /// Where the user id comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum IdentityMode {
+    /// A verified bearer JWT.
+    Jwt(Box<JwtConfig>),
     /// A header set by a trusted upstream.
     Header(HeaderName),
     /// `userId` in the JSON body (the original design; unsafe).
     Body,
+    /// No user at all (public upload forms): only `ip` limits apply.
+    Anonymous,
 }
 
 /// Where the `ip` subject comes from.
@@ -90,6 +96,10 @@ pub struct GateConfig {
     pub fail_open: bool,
     /// Write EMF metric lines to stdout.
     pub emf_metrics: bool,
+    /// Compute, log and meter decisions, but never enforce them.
+    pub shadow: bool,
+    /// Named policies, chosen by a token claim (`jwt` identity).
+    pub tiers: Vec<(String, Policy)>,
 }
 
 #[cfg(test)]

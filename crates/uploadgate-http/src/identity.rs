@@ -1,19 +1,23 @@
-//! Who is asking: the user id (by the configured [`IdentityMode`]) and the
+//! Who is asking: the caller (by the configured [`IdentityMode`]) and the
 //! client address (by the configured [`ClientIpSource`]).
 //!
-//! Identity is one function of the request parts and the parsed body, so a
-//! verified-token mode slots in as another arm without touching handlers.
+//! Identity is one async function of the request parts and the raw body,
+//! so every mode (a verified token, a trusted header, the body, nobody)
+//! is one arm here and no handler knows which is configured.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::extract::ConnectInfo;
+use http::HeaderName;
 use http::request::Parts;
 use serde::Deserialize;
-use uploadgate_core::UserId;
+use uploadgate_core::{Clock, UserId};
 
 use crate::error::ApiError;
 use crate::gate::{ClientIpSource, IdentityMode};
 use crate::request::parse;
+use crate::token::{JwtVerifier, TokenError};
 
 /// The client address, inserted as a request extension by runners that do
 /// not provide axum's `ConnectInfo` (the Lambda runner, from the event's
@@ -24,39 +28,123 @@ pub struct ClientAddr(pub IpAddr);
 /// The header CloudFront puts the viewer's `ip:port` in.
 pub const CLOUDFRONT_VIEWER_ADDRESS: &str = "cloudfront-viewer-address";
 
-/// The caller's user id. `body` is the request's JSON body, if any; for a
-/// `GET` in body mode the id comes from the `userId` query parameter.
-pub fn user_id(
-    mode: &IdentityMode,
-    parts: &Parts,
-    body: Option<&[u8]>,
-) -> Result<UserId, ApiError> {
-    let raw: String = match mode {
-        IdentityMode::Header(name) => {
-            let Some(v) = parts.headers.get(name) else {
-                return Err(ApiError::Unauthenticated(format!(
-                    "send your user id in the `{name}` header"
-                )));
-            };
-            v.to_str()
-                .map_err(|_| {
-                    ApiError::BadRequest(format!("the `{name}` header is not valid text"))
-                })?
-                .trim()
-                .to_owned()
+/// Who made a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The user; `None` in anonymous mode.
+    pub user: Option<UserId>,
+    /// Values of the token's tier claim, in order (empty otherwise).
+    pub tiers: Vec<String>,
+}
+
+/// The identity mode, ready to use (a token verifier built once).
+#[derive(Debug)]
+pub(crate) enum Identity {
+    Jwt(Arc<JwtVerifier>),
+    Header(HeaderName),
+    Body,
+    Anonymous,
+}
+
+impl Identity {
+    pub(crate) fn new(mode: &IdentityMode, clock: Arc<dyn Clock>) -> Self {
+        match mode {
+            IdentityMode::Jwt(config) => {
+                Identity::Jwt(Arc::new(JwtVerifier::new((**config).clone(), clock)))
+            }
+            IdentityMode::Header(h) => Identity::Header(h.clone()),
+            IdentityMode::Body => Identity::Body,
+            IdentityMode::Anonymous => Identity::Anonymous,
         }
-        IdentityMode::Body => match body {
-            Some(bytes) => parse::<BodyIdentity>(bytes)?.user_id.ok_or_else(|| {
-                ApiError::Unauthenticated("send your user id as `userId` in the JSON body".into())
-            })?,
-            None => query_param(parts, "userId").ok_or_else(|| {
-                ApiError::Unauthenticated(
-                    "send your user id as the `userId` query parameter".into(),
-                )
-            })?,
-        },
-    };
-    UserId::parse(&raw).map_err(|e| ApiError::BadRequest(e.to_string()))
+    }
+
+    /// The header a browser sends the identity in, if any (for CORS).
+    pub(crate) fn header(&self) -> Option<&HeaderName> {
+        match self {
+            Identity::Jwt(v) => Some(v.header()),
+            Identity::Header(h) => Some(h),
+            Identity::Body | Identity::Anonymous => None,
+        }
+    }
+
+    /// Fetches what identification needs before the first request.
+    pub(crate) async fn warm_up(&self) {
+        if let Identity::Jwt(v) = self {
+            v.warm_up().await;
+        }
+    }
+
+    /// The caller. `body` is the request's JSON body, if any; for a `GET`
+    /// in body mode the id comes from the `userId` query parameter.
+    pub(crate) async fn caller(
+        &self,
+        parts: &Parts,
+        body: Option<&[u8]>,
+    ) -> Result<Caller, ApiError> {
+        let raw: String = match self {
+            Identity::Anonymous => {
+                return Ok(Caller {
+                    user: None,
+                    tiers: Vec::new(),
+                });
+            }
+            Identity::Jwt(verifier) => {
+                let token = verifier.token(&parts.headers).map_err(token_error)?;
+                let verified = verifier.verify(token).await.map_err(token_error)?;
+                return Ok(Caller {
+                    user: Some(verified.user),
+                    tiers: verified.tiers,
+                });
+            }
+            Identity::Header(name) => {
+                let mut values = parts.headers.get_all(name).iter();
+                let Some(v) = values.next() else {
+                    return Err(ApiError::Unauthenticated(format!(
+                        "send your user id in the `{name}` header"
+                    )));
+                };
+                // An upstream that appends its header must not lose to the
+                // client's: two values are refused, not picked from.
+                if values.next().is_some() {
+                    return Err(ApiError::BadRequest(format!(
+                        "the `{name}` header is repeated"
+                    )));
+                }
+                v.to_str()
+                    .map_err(|_| {
+                        ApiError::BadRequest(format!("the `{name}` header is not valid text"))
+                    })?
+                    .trim()
+                    .to_owned()
+            }
+            Identity::Body => match body {
+                Some(bytes) => parse::<BodyIdentity>(bytes)?.user_id.ok_or_else(|| {
+                    ApiError::Unauthenticated(
+                        "send your user id as `userId` in the JSON body".into(),
+                    )
+                })?,
+                None => query_param(parts, "userId").ok_or_else(|| {
+                    ApiError::Unauthenticated(
+                        "send your user id as the `userId` query parameter".into(),
+                    )
+                })?,
+            },
+        };
+        let user = UserId::parse(&raw).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        Ok(Caller {
+            user: Some(user),
+            tiers: Vec::new(),
+        })
+    }
+}
+
+/// A repeated token header is a malformed request; every other token
+/// failure is 401.
+fn token_error(e: TokenError) -> ApiError {
+    match e {
+        TokenError::Repeated(_) => ApiError::BadRequest(e.to_string()),
+        e => ApiError::InvalidToken(e),
+    }
 }
 
 /// The identity part of a body in `body` mode.

@@ -86,6 +86,7 @@ pub(crate) struct CheckAnswer<'a> {
 /// `GET /v1/quota` body.
 #[derive(Serialize)]
 pub(crate) struct QuotaAnswer<'a> {
-    pub(crate) user: &'a str,
+    /// `null` in anonymous mode.
+    pub(crate) user: Option<&'a str>,
     pub(crate) limits: LimitsJson<'a>,
 }

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod ratelimit;
 mod request;
 mod routes;
+pub mod token;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +55,7 @@ pub struct AppState {
 
 struct Inner {
     gate: GateConfig,
+    identity: identity::Identity,
     meter: Box<dyn Meter>,
     presigner: Presigner,
     metrics: Option<Arc<dyn MetricsSink>>,
@@ -82,15 +84,24 @@ impl AppState {
         presigner: Presigner,
         sink: Option<Arc<dyn MetricsSink>>,
     ) -> Self {
+        let identity = identity::Identity::new(&gate.identity, Arc::clone(&clock));
         let limiter = Limiter::new(Arc::new(gate.policy.clone()), store, clock);
         AppState {
             inner: Arc::new(Inner {
                 gate,
+                identity,
                 meter: Box::new(limiter),
                 presigner,
                 metrics: sink,
             }),
         }
+    }
+
+    /// Does the one-time work of identification (fetching the issuer's
+    /// keys) now, at start-up, so the first request does not wait for it.
+    /// A failure is logged; keys are fetched again on demand.
+    pub async fn warm_up(&self) {
+        self.inner.identity.warm_up().await;
     }
 
     /// The limiter, as the handlers see it (the purge task of `serve` and
@@ -100,7 +111,7 @@ impl AppState {
     }
 }
 
-fn cors(gate: &GateConfig) -> Option<CorsLayer> {
+fn cors(gate: &GateConfig, identity: &identity::Identity) -> Option<CorsLayer> {
     let origins = match &gate.cors {
         CorsOrigins::None => return None,
         CorsOrigins::Any => AllowOrigin::any(),
@@ -110,7 +121,7 @@ fn cors(gate: &GateConfig) -> Option<CorsLayer> {
         header::CONTENT_TYPE,
         HeaderName::from_static("x-amz-content-sha256"),
     ];
-    if let IdentityMode::Header(h) = &gate.identity {
+    if let Some(h) = identity.header() {
         allow_headers.push(h.clone());
     }
     Some(
@@ -151,7 +162,7 @@ pub fn router(state: AppState) -> Router {
             HeaderName::from_static(ratelimit::RATELIMIT_POLICY),
             move |_: &axum::response::Response| policy.clone(),
         ));
-    let cors = cors(&state.inner.gate);
+    let cors = cors(&state.inner.gate, &state.inner.identity);
     Router::new()
         .merge(api)
         .route("/healthz", get(routes::healthz))

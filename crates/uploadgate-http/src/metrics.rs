@@ -5,7 +5,8 @@
 //! Namespace `uploadgate`, dimension `Route` (`uploads` or `upload-check`).
 //! Every line carries all six metrics, zero where they do not apply, so
 //! sums and rates need no fill-in: `Allowed`, `Denied`, `FailOpen`,
-//! `FailClosed` (Count), `StoreLatency` (Milliseconds: the whole decision,
+//! `FailClosed`, `ShadowDenied` (Count: admitted in shadow mode although
+//! a limit denied it), `StoreLatency` (Milliseconds: the whole decision,
 //! retries included) and `Retries` (Count: compare-and-swap attempts after
 //! the first). `requestId` and `limits` ride along as properties for Logs
 //! Insights; they are not dimensions, so they cost nothing in metrics.
@@ -45,6 +46,8 @@ pub enum Outcome {
     FailOpen,
     /// The store failed and the gate answered 503.
     FailClosed,
+    /// Shadow mode: a limit would have denied it, but it was admitted.
+    ShadowDenied,
 }
 
 /// One decision's metrics.
@@ -81,6 +84,7 @@ impl Record<'_> {
                         {"Name": "Denied", "Unit": "Count"},
                         {"Name": "FailOpen", "Unit": "Count"},
                         {"Name": "FailClosed", "Unit": "Count"},
+                        {"Name": "ShadowDenied", "Unit": "Count"},
                         {"Name": "StoreLatency", "Unit": "Milliseconds"},
                         {"Name": "Retries", "Unit": "Count"},
                     ],
@@ -91,6 +95,7 @@ impl Record<'_> {
             "Denied": is(Outcome::Denied),
             "FailOpen": is(Outcome::FailOpen),
             "FailClosed": is(Outcome::FailClosed),
+            "ShadowDenied": is(Outcome::ShadowDenied),
             "StoreLatency": self.store_latency.as_secs_f64() * 1000.0,
             "Retries": self.retries,
             "requestId": self.request_id,

@@ -14,7 +14,7 @@ use uploadgate_core::{Decision, LimitStatus, LimiterError, ObjectKey, Subjects, 
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::identity::{client_ip, user_id};
+use crate::identity::{Caller, client_ip};
 use crate::json::{
     CheckAnswer, LimitsJson, QuotaAnswer, UploadAnswer, UploadJson, decision_limits,
 };
@@ -75,9 +75,15 @@ fn upload_spec(st: &AppState, req: &UploadRequest) -> Result<UploadSpec, ApiErro
     })
 }
 
-fn subjects(st: &AppState, parts: &Parts, user: UserId) -> Subjects {
+/// The owner of anonymous uploads: in anonymous mode there are no users,
+/// so the name cannot collide, and no user limit exists to charge it.
+fn anonymous() -> UserId {
+    UserId::parse("anonymous").unwrap_or_else(|_| unreachable!("a valid constant id"))
+}
+
+fn subjects(st: &AppState, parts: &Parts, caller: &Caller) -> Subjects {
     Subjects {
-        user,
+        user: caller.user.clone().unwrap_or_else(anonymous),
         ip: client_ip(st.inner.gate.client_ip, parts),
     }
 }
@@ -107,6 +113,7 @@ async fn decide(
     if let Some(sink) = &st.inner.metrics {
         let (outcome, limits, retries) = match &result {
             Ok(d) if d.allowed => (Outcome::Allowed, limits(d), d.attempts),
+            Ok(d) if st.inner.gate.shadow => (Outcome::ShadowDenied, limits(d), d.attempts),
             Ok(d) => (Outcome::Denied, limits(d), d.attempts),
             Err(_) if st.inner.gate.fail_open => (Outcome::FailOpen, String::new(), 0),
             Err(_) => (Outcome::FailClosed, String::new(), 0),
@@ -131,6 +138,12 @@ async fn decide(
         Ok(d) if d.allowed => {
             // Field values are only evaluated when the event is enabled.
             tracing::info!(decision = "allowed", limits = %limits(&d), attempts = d.attempts, "upload admitted");
+            Ok(Some(d))
+        }
+        Ok(d) if st.inner.gate.shadow => {
+            // Measured, not enforced: the URL goes out with the would-be
+            // RateLimit fields, and nothing was charged.
+            tracing::info!(decision = "shadow-denied", limits = %limits(&d), attempts = d.attempts, "upload would be denied; admitted (UPLOADGATE_SHADOW)");
             Ok(Some(d))
         }
         Ok(d) => {
@@ -159,12 +172,12 @@ fn missing_subject(s: uploadgate_core::Subject) -> ApiError {
 async fn read_post(
     st: &AppState,
     req: Request,
-) -> Result<(Parts, UploadRequest, UserId), ApiError> {
+) -> Result<(Parts, UploadRequest, Caller), ApiError> {
     let (parts, body) = req.into_parts();
     let bytes: Bytes = read_body(&parts, body).await?;
     let upload: UploadRequest = parse(&bytes)?;
-    let user = user_id(&st.inner.gate.identity, &parts, Some(&bytes))?;
-    Ok((parts, upload, user))
+    let caller = st.inner.identity.caller(&parts, Some(&bytes)).await?;
+    Ok((parts, upload, caller))
 }
 
 fn names<'a>(limits: impl Iterator<Item = &'a LimitStatus>) -> String {
@@ -227,9 +240,9 @@ fn ok_json(decision: Option<&Decision>, body: &impl Serialize) -> Result<Respons
 
 /// `POST /v1/uploads`: charge the quotas, then sign a single-use URL.
 pub async fn create_upload(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let (parts, body, user) = read_post(&st, req).await?;
+    let (parts, body, caller) = read_post(&st, req).await?;
     let spec = upload_spec(&st, &body)?;
-    let who = subjects(&st, &parts, user);
+    let who = subjects(&st, &parts, &caller);
     let decision = decide(&st, "uploads", &parts, &who, spec.size).await?;
     let upload = presign(&st, &who.user, &spec).await?;
     ok_json(
@@ -245,14 +258,14 @@ pub async fn create_upload(State(st): State<AppState>, req: Request) -> Result<R
 /// upload object is included when the body declares `contentType` and
 /// `size`.
 pub async fn upload_check(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let (parts, body, user) = read_post(&st, req).await?;
+    let (parts, body, caller) = read_post(&st, req).await?;
     let declares_upload = body.content_type.is_some() || body.size.is_some();
     let spec = if declares_upload {
         Some(upload_spec(&st, &body)?)
     } else {
         None
     };
-    let who = subjects(&st, &parts, user);
+    let who = subjects(&st, &parts, &caller);
     // Without a declared upload only count limits are charged (size 0).
     let decision = decide(
         &st,
@@ -279,8 +292,8 @@ pub async fn upload_check(State(st): State<AppState>, req: Request) -> Result<Re
 /// `GET /v1/quota`: what is left, consuming nothing.
 pub async fn quota(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (parts, _) = req.into_parts();
-    let user = user_id(&st.inner.gate.identity, &parts, None)?;
-    let who = subjects(&st, &parts, user);
+    let caller = st.inner.identity.caller(&parts, None).await?;
+    let who = subjects(&st, &parts, &caller);
     let decision = match st.inner.meter.peek(&who).await {
         Ok(d) => d,
         Err(LimiterError::MissingSubject(s)) => return Err(missing_subject(s)),
@@ -289,7 +302,7 @@ pub async fn quota(State(st): State<AppState>, req: Request) -> Result<Response,
     ok_json(
         Some(&decision),
         &QuotaAnswer {
-            user: who.user.as_str(),
+            user: caller.user.as_ref().map(UserId::as_str),
             limits: LimitsJson(&decision.limits),
         },
     )

@@ -40,10 +40,13 @@ use uploadgate_http::identity::CLOUDFRONT_VIEWER_ADDRESS;
 use uploadgate_http::{ClientAddr, REQUEST_ID};
 
 /// Settings whose default differs in Lambda: CloudWatch Logs wants one
-/// JSON object per line, and EMF lines on stdout become metrics there.
+/// JSON object per line, EMF lines on stdout become metrics there, and a
+/// function reachable from the internet verifies who is asking (a bearer
+/// token) unless told otherwise.
 pub const LAMBDA_DEFAULTS: &[(&str, &str)] = &[
     ("UPLOADGATE_LOG_FORMAT", "json"),
     ("UPLOADGATE_METRICS", "emf"),
+    ("UPLOADGATE_IDENTITY", "jwt"),
 ];
 
 /// Reads the configuration from `lookup` (the process environment in the
@@ -180,8 +183,11 @@ mod tests {
         assert_eq!(strip_path_prefix(&uri, "/v2"), None);
     }
 
+    /// An environment with `pairs`, identifying callers by header unless
+    /// `pairs` says otherwise (the default, `jwt`, needs an issuer).
     fn env(pairs: &[(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        let pairs = pairs.to_vec();
+        let mut pairs = pairs.to_vec();
+        pairs.push(("UPLOADGATE_IDENTITY", "header"));
         move |k| {
             pairs
                 .iter()
@@ -208,6 +214,38 @@ mod tests {
         .unwrap();
         assert_eq!(c.log_format, uploadgate_app::LogFormat::Text);
         assert!(!c.gate.emf_metrics);
+    }
+
+    #[test]
+    fn lambda_defaults_to_verified_tokens() {
+        let only = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let e = load_config(only(&[
+            ("UPLOADGATE_STORE", "memory"),
+            ("UPLOADGATE_TARGET", "s3"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.setting, "UPLOADGATE_JWT_ISSUER", "{e}");
+        let c = load_config(only(&[
+            ("UPLOADGATE_STORE", "memory"),
+            ("UPLOADGATE_TARGET", "s3"),
+            (
+                "UPLOADGATE_JWT_ISSUER",
+                "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_x",
+            ),
+            ("UPLOADGATE_JWT_AUDIENCE", "client-1"),
+        ]))
+        .unwrap();
+        assert!(matches!(
+            c.gate.identity,
+            uploadgate_http::IdentityMode::Jwt(_)
+        ));
     }
 
     #[test]

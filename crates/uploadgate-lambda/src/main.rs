@@ -41,6 +41,8 @@ async fn run() -> Result<()> {
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = AppState::new(config.gate, store, clock, presigner);
+    // In the init phase: the issuer's keys, before the first invocation.
+    state.warm_up().await;
     lambda_http::run(uploadgate_lambda::service(router(state)))
         .await
         .map_err(|e| anyhow::anyhow!(e))

@@ -73,6 +73,7 @@ async fn serve(config: Config) -> Result<()> {
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = AppState::new(config.gate, store, clock, presigner);
+    state.warm_up().await;
     let sweeper = state.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(PURGE_EVERY);

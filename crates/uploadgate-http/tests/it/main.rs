@@ -5,6 +5,7 @@
 
 mod api;
 mod fuzz;
+mod jwt;
 mod openapi;
 
 use std::net::SocketAddr;

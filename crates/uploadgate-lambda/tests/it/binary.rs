@@ -18,7 +18,10 @@ fn run(env: &[(&str, &str)]) -> (Option<i32>, String) {
 #[test]
 fn the_file_store_is_refused_in_one_line() {
     // The default store is `file`.
-    let (code, stderr) = run(&[("UPLOADGATE_TARGET", "s3")]);
+    let (code, stderr) = run(&[
+        ("UPLOADGATE_TARGET", "s3"),
+        ("UPLOADGATE_IDENTITY", "header"),
+    ]);
     assert_eq!(code, Some(1));
     assert_eq!(
         stderr,
@@ -28,7 +31,10 @@ fn the_file_store_is_refused_in_one_line() {
 
 #[test]
 fn the_local_bucket_is_refused_in_one_line() {
-    let (code, stderr) = run(&[("UPLOADGATE_STORE", "memory")]);
+    let (code, stderr) = run(&[
+        ("UPLOADGATE_STORE", "memory"),
+        ("UPLOADGATE_IDENTITY", "header"),
+    ]);
     assert_eq!(code, Some(1));
     assert_eq!(
         stderr,
@@ -43,6 +49,7 @@ fn an_invalid_setting_is_named_in_one_line() {
         ("UPLOADGATE_TABLE", "quota"),
         ("UPLOADGATE_TARGET", "s3"),
         ("UPLOADGATE_LIMITS", "uploads=user:five/3h"),
+        ("UPLOADGATE_IDENTITY", "header"),
     ]);
     assert_eq!(code, Some(1));
     assert!(

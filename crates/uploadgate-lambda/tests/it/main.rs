@@ -57,7 +57,13 @@ pub(crate) struct Function {
 /// and a presigner for a local endpoint.
 pub(crate) fn function(env: &[(&'static str, &'static str)]) -> Function {
     let mut env = env.to_vec();
-    env.extend([("UPLOADGATE_STORE", "memory"), ("UPLOADGATE_TARGET", "s3")]);
+    // The fixtures identify callers by header; the first value of a name
+    // wins, so a test may still choose another mode.
+    env.extend([
+        ("UPLOADGATE_STORE", "memory"),
+        ("UPLOADGATE_TARGET", "s3"),
+        ("UPLOADGATE_IDENTITY", "header"),
+    ]);
     let config = uploadgate_lambda::load_config(|k| {
         env.iter()
             .find(|(n, _)| *n == k)
