@@ -22,4 +22,6 @@ mod presign;
 
 #[cfg(feature = "local")]
 pub use local::{LocalBucket, LocalCredentials, LocalServeError};
-pub use presign::{PresignError, PresignedUpload, Presigner};
+pub use presign::{
+    ChecksumSha256, InvalidChecksum, PresignError, PresignedUpload, Presigner, PutSpec,
+};
