@@ -43,6 +43,9 @@ use tower::ServiceBuilder;
 use tower_http::cors::{Any, CorsLayer};
 
 use crate::ChecksumSha256;
+use unsigned::refuse_unsigned_headers;
+
+mod unsigned;
 
 /// Credentials the local bucket accepts, generated at start-up.
 #[derive(Clone)]
@@ -124,27 +127,6 @@ struct Meta {
     content_disposition: Option<String>,
     etag: String,
 }
-
-/// Request headers that never change the stored object, so a `PUT` may
-/// carry them unsigned: the payload hash (s3s checks the body against it),
-/// the SDK user agent (which SigV4 never signs in a presigned URL) and the
-/// header-auth date and token.
-const HARMLESS_AMZ_HEADERS: &[&str] = &[
-    "x-amz-content-sha256",
-    "x-amz-user-agent",
-    "x-amz-date",
-    "x-amz-security-token",
-];
-
-/// Standard request headers S3 stores with the object.
-const OBJECT_HEADERS: &[&str] = &[
-    "cache-control",
-    "content-disposition",
-    "content-encoding",
-    "content-language",
-    "content-type",
-    "expires",
-];
 
 impl LocalBucket {
     /// A bucket named `bucket` storing under `data_dir`.
@@ -317,54 +299,6 @@ fn precondition_failed() -> s3s::S3Error {
         PreconditionFailed,
         "At least one of the pre-conditions you specified did not hold"
     )
-}
-
-/// The headers the request's signature covers, lower-case: from
-/// `X-Amz-SignedHeaders` in a presigned URL, or `SignedHeaders=` in an
-/// `Authorization` header. Empty if neither is there.
-fn signed_headers(uri: &http::Uri, headers: &http::HeaderMap) -> Vec<String> {
-    let from_query = uri.query().and_then(|q| {
-        form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == "X-Amz-SignedHeaders")
-            .map(|(_, v)| v.into_owned())
-    });
-    let from_header = || {
-        let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-        let (_, rest) = auth.split_once("SignedHeaders=")?;
-        Some(rest.split([',', ' ']).next().unwrap_or_default().to_owned())
-    };
-    from_query
-        .or_else(from_header)
-        .map(|list| {
-            list.split(';')
-                .map(|h| h.trim().to_ascii_lowercase())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Refuses a `PUT` carrying a header that would change the stored object
-/// but is not signed, as S3 does for `x-amz-*` on presigned requests.
-fn refuse_unsigned_headers(uri: &http::Uri, headers: &http::HeaderMap) -> S3Result<()> {
-    let signed = signed_headers(uri, headers);
-    let mut unsigned: Vec<&str> = headers
-        .keys()
-        .map(http::HeaderName::as_str)
-        .filter(|name| {
-            let changes_object = OBJECT_HEADERS.contains(name)
-                || (name.starts_with("x-amz-") && !HARMLESS_AMZ_HEADERS.contains(name));
-            changes_object && !signed.iter().any(|s| s == name)
-        })
-        .collect();
-    if unsigned.is_empty() {
-        return Ok(());
-    }
-    unsigned.sort_unstable();
-    Err(s3_error!(
-        AccessDenied,
-        "There were headers present in the request which were not signed: {}",
-        unsigned.join(", ")
-    ))
 }
 
 #[async_trait::async_trait]
