@@ -5,6 +5,11 @@
 
 use super::*;
 
+/// Session tokens are base64: `+`, `/` and `=` must be encoded.
+const TOKEN: &str = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQD+abc/def==";
+/// SHA-256 of the empty body.
+const SHA_EMPTY: &str = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+
 /// (what it is, presigner, expected URL base)
 fn presigners() -> Vec<(&'static str, Presigner, &'static str)> {
     let ttl = Duration::from_secs(900);
