@@ -33,7 +33,8 @@
 //!   a provider hands out credentials that already expire within one
 //!   lifetime (the cache then asks the provider again on every call, as the
 //!   SDK does in its last buffer seconds; the hand-written cache asked at
-//!   most every 10 s). Such URLs live shorter, never longer.
+//!   most every 10 s). Such URLs live shorter, never longer. The SDK
+//!   fallback route shares the cache's renewal but not this cut.
 //! * **A failed renewal fails the URL.** When the provider fails inside the
 //!   buffer, the cache returns the error rather than the old credentials
 //!   (the hand-written cache kept signing with them, which could hand out
@@ -41,6 +42,10 @@
 //! * Credentials without an expiry (static keys, Lambda's environment) are
 //!   re-read from the provider every `default_expiration - b`, at least
 //!   15 minutes.
+//! * **Cost.** A lookup builds the per-call components and, inside the
+//!   cache, a Tokio sleep for its load timeout (so, like any SDK call, it
+//!   needs a runtime with timers): roughly 1 to 2 µs per URL, against
+//!   about 50 µs for the SDK's `presigned()`.
 
 use std::time::{Duration, SystemTime};
 
