@@ -1,20 +1,28 @@
 //! The local bucket checks presigned URLs for real: each test signs with the
 //! production presigner and sends real HTTP to the bucket on loopback.
+//!
+//! * here: one PUT per URL, tampering, expiry, races, CORS;
+//! * [`checksum`]: a signed `x-amz-checksum-sha256` binds the bytes;
+//! * [`unsigned_headers`]: what the URL does not sign, the bucket refuses.
 
 // Test helpers panic on purpose: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, SystemTime};
 
+use s3s::crypto::{Checksum as _, Md5};
 use tokio::net::TcpListener;
 use uploadgate_core::{ObjectKey, UserId};
-use uploadgate_s3::{LocalBucket, LocalCredentials, PresignedUpload, Presigner};
+use uploadgate_s3::{LocalBucket, LocalCredentials, PresignedUpload, Presigner, PutSpec};
+
+mod checksum;
+mod unsigned_headers;
 
 struct Bucket {
     endpoint: String,
     creds: LocalCredentials,
     bucket: LocalBucket,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 async fn bucket() -> Bucket {
@@ -32,7 +40,7 @@ async fn bucket() -> Bucket {
         endpoint,
         creds,
         bucket,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -42,8 +50,7 @@ impl Bucket {
     }
 
     async fn sign(&self, name: &str, ctype: &str, size: u64) -> (ObjectKey, PresignedUpload) {
-        let key =
-            ObjectKey::for_upload("uploads/", &UserId::parse("alice").unwrap(), &uuid(), name);
+        let key = new_key(name);
         let up = self
             .presigner(Duration::from_secs(300))
             .presign_put(&key, ctype, size, SystemTime::now())
@@ -51,6 +58,77 @@ impl Bucket {
             .unwrap();
         (key, up)
     }
+
+    /// Signs `spec` (built by the caller for `key`) with a 5-minute URL.
+    async fn sign_spec(&self, spec: &PutSpec<'_>) -> PresignedUpload {
+        self.presigner(Duration::from_secs(300))
+            .presign(spec, SystemTime::now())
+            .await
+            .unwrap()
+    }
+
+    /// Whether anything is stored under `key`, or left half-written.
+    fn stored(&self, key: &ObjectKey) -> Option<Vec<u8>> {
+        let tmp = self.dir.path().join("objects-tmp");
+        assert_eq!(
+            std::fs::read_dir(tmp).unwrap().count(),
+            0,
+            "leftover temp files"
+        );
+        std::fs::read(self.bucket.object_path(key.as_str()).unwrap()).ok()
+    }
+
+    /// An SDK client with the bucket's credentials (header-signed requests).
+    fn client(&self) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .force_path_style(true)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                &self.creds.access_key,
+                &self.creds.secret_key,
+                None,
+                None,
+                "t",
+            ))
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+}
+
+fn new_key(name: &str) -> ObjectKey {
+    ObjectKey::for_upload("uploads/", &UserId::parse("alice").unwrap(), &uuid(), name)
+}
+
+fn md5_hex(body: &[u8]) -> String {
+    hex::encode(Md5::checksum(body))
+}
+
+/// Sends `body` to a presigned URL with exactly the headers it lists
+/// (reqwest sets `Content-Length` from the body), plus `extra`, which
+/// replaces a listed header of the same name. Status, `ETag`, body text.
+async fn send(
+    up: &PresignedUpload,
+    extra: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Option<String>, String) {
+    let mut req = reqwest::Client::new().put(&up.url).body(body.to_vec());
+    for (k, v) in &up.headers {
+        if k != "content-length" && !extra.iter().any(|(e, _)| e == k) {
+            req = req.header(k, v);
+        }
+    }
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let etag = res
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().unwrap().trim_matches('"').to_owned());
+    (status, etag, res.text().await.unwrap())
 }
 
 fn uuid() -> String {
@@ -98,21 +176,8 @@ async fn one_put_of_the_declared_bytes_then_412_and_get_returns_them() {
     assert_eq!((status, code(&text)), (412, "PreconditionFailed"));
 
     // GET through the S3 API (a signed GetObject) returns the same bytes.
-    let conf = aws_sdk_s3::config::Builder::new()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .endpoint_url(&b.endpoint)
-        .force_path_style(true)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            &b.creds.access_key,
-            &b.creds.secret_key,
-            None,
-            None,
-            "t",
-        ))
-        .build();
-    let client = aws_sdk_s3::Client::from_conf(conf);
-    let got = client
+    let got = b
+        .client()
         .get_object()
         .bucket("uploads")
         .key(key.as_str())
@@ -120,7 +185,7 @@ async fn one_put_of_the_declared_bytes_then_412_and_get_returns_them() {
         .await
         .unwrap();
     assert_eq!(got.content_type(), Some("application/pdf"));
-    let md5 = format!("\"{}\"", hex::encode(md5::Md5::digest(body)));
+    let md5 = format!("\"{}\"", md5_hex(body));
     assert_eq!(got.e_tag(), Some(md5.as_str()));
     assert_eq!(
         got.body.collect().await.unwrap().into_bytes().as_ref(),
@@ -132,8 +197,6 @@ async fn one_put_of_the_declared_bytes_then_412_and_get_returns_them() {
         .unwrap();
     assert_eq!(anon.status().as_u16(), 403);
 }
-
-use md5::Digest as _;
 
 #[tokio::test]
 async fn tampered_expired_resized_retyped_and_headerless_puts_are_403() {
@@ -188,33 +251,61 @@ async fn tampered_expired_resized_retyped_and_headerless_puts_are_403() {
     assert_eq!(put(&up.url, "application/pdf", true, body).await.0, 200);
 }
 
-#[tokio::test]
-async fn concurrent_puts_of_one_url_store_once() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_puts_of_one_url_store_once_with_the_winners_metadata() {
     let b = bucket().await;
-    let (_, up) = b.sign("race.pdf", "application/pdf", 3).await;
-    let puts: Vec<_> = (0..8)
-        .map(|i| {
-            let url = up.url.clone();
-            tokio::spawn(async move {
-                put(&url, "application/pdf", true, format!("ab{i}").as_bytes())
-                    .await
-                    .0
+    let client = b.client();
+    // Several rounds: the losers' work overlaps the winner's differently
+    // each time.
+    for round in 0..12 {
+        let (key, up) = b.sign("race.pdf", "application/pdf", 3).await;
+        let puts: Vec<_> = (0..8)
+            .map(|i| {
+                let up = up.clone();
+                tokio::spawn(async move {
+                    let body = format!("{round:x}b{i}");
+                    (send(&up, &[], body.as_bytes()).await, body)
+                })
             })
-        })
-        .collect();
-    let mut statuses = vec![];
-    for p in puts {
-        statuses.push(p.await.unwrap());
+            .collect();
+        let mut winners = vec![];
+        for p in puts {
+            let ((status, etag, text), body) = p.await.unwrap();
+            match status {
+                200 => winners.push((etag, body)),
+                412 | 409 => {}
+                _ => panic!("round {round}: {status} {text}"),
+            }
+        }
+        let [(etag, body)] = &winners[..] else {
+            panic!("round {round}: {} PUTs won", winners.len());
+        };
+        // The stored bytes are the winner's, and so is every piece of
+        // metadata: the ETag it was answered, the one GET and HEAD serve.
+        assert_eq!(b.stored(&key).unwrap(), body.as_bytes(), "round {round}");
+        assert_eq!(etag.as_deref(), Some(md5_hex(body.as_bytes()).as_str()));
+        let expected = format!("\"{}\"", md5_hex(body.as_bytes()));
+        let head = client
+            .head_object()
+            .bucket("uploads")
+            .key(key.as_str())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.e_tag(), Some(expected.as_str()), "round {round}");
+        assert_eq!(head.content_length(), Some(3));
+        let got = client
+            .get_object()
+            .bucket("uploads")
+            .key(key.as_str())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.e_tag(), Some(expected.as_str()), "round {round}");
+        assert_eq!(got.content_type(), Some("application/pdf"));
+        let bytes = got.body.collect().await.unwrap().into_bytes();
+        assert_eq!(bytes.as_ref(), body.as_bytes());
     }
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert!(
-        statuses.iter().all(|s| *s == 200 || *s == 412),
-        "{statuses:?}"
-    );
 }
 
 #[tokio::test]

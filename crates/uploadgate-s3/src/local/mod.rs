@@ -1,26 +1,51 @@
+//! The local upload target: an S3-compatible bucket on loopback, on s3s.
+//!
+//! s3s parses the S3 protocol and verifies SigV4 (presigned query
+//! signatures, expiry, every signed header, `x-amz-content-sha256`). What it
+//! leaves to the implementation, and this module adds for `PutObject`:
+//!
+//! * **Unsigned headers.** s3s checks the headers a signature lists and
+//!   ignores the rest, so a presigned `PUT` could add `x-amz-meta-*`,
+//!   `x-amz-tagging`, `Content-Disposition`... Real S3 refuses unsigned
+//!   `x-amz-*` headers on presigned requests (403); this bucket also refuses
+//!   unsigned standard headers that would change the stored object (S3
+//!   accepts those), so a URL stores exactly what it signed.
+//! * **`x-amz-checksum-sha256`.** s3s parses it into the input but verifies
+//!   nothing. The body is hashed while it streams; a mismatch is 400
+//!   `BadDigest` and stores nothing.
+//! * **Atomic creation.** `If-None-Match: *` is an exclusive create of the
+//!   object file; the metadata is written only by the PUT that won it, and
+//!   readers see bytes and metadata that belong together.
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use futures::StreamExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
-use md5::{Digest, Md5};
 use s3s::auth::SimpleAuth;
+use s3s::crypto::{Checksum as _, Md5, Sha256};
 use s3s::dto::{
     ETag, GetObjectInput, GetObjectOutput, HeadObjectInput, HeadObjectOutput, PutObjectInput,
     PutObjectOutput, StreamingBlob,
 };
 use s3s::service::S3ServiceBuilder;
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
+use tokio::io::AsyncReadExt as _;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::cors::{Any, CorsLayer};
+
+use crate::ChecksumSha256;
+use unsigned::refuse_unsigned_headers;
+
+mod unsigned;
 
 /// Credentials the local bucket accepts, generated at start-up.
 #[derive(Clone)]
@@ -89,11 +114,17 @@ struct Inner {
     objects: PathBuf,
     meta: PathBuf,
     tmp: PathBuf,
+    /// Held while an object's bytes and metadata are put in place, and
+    /// while a reader opens both: a reader never pairs one PUT's bytes with
+    /// another's metadata. Renames and opens only; no I/O on bodies.
+    commit: Mutex<()>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Meta {
     content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    content_disposition: Option<String>,
     etag: String,
 }
 
@@ -115,6 +146,7 @@ impl LocalBucket {
                 objects,
                 meta,
                 tmp,
+                commit: Mutex::new(()),
             }),
         })
     }
@@ -182,9 +214,68 @@ impl LocalBucket {
         Ok((self.inner.objects.join(rel), PathBuf::from(meta)))
     }
 
-    async fn read_meta(path: &Path) -> Option<Meta> {
-        let raw = tokio::fs::read(path).await.ok()?;
-        serde_json::from_slice(&raw).ok()
+    fn commit_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner
+            .commit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The object's bytes (opened) and metadata, as one PUT left them.
+    fn open_object(
+        &self,
+        path: &Path,
+        meta_path: &Path,
+    ) -> S3Result<(std::fs::File, Option<Meta>)> {
+        let _commit = self.commit_lock();
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(s3_error!(NoSuchKey)),
+            Err(e) => return Err(io_err(e)),
+        };
+        let meta = std::fs::read(meta_path)
+            .ok()
+            .and_then(|raw| serde_json::from_slice(&raw).ok());
+        Ok((file, meta))
+    }
+
+    /// Puts a finished upload in place: the bytes (an exclusive create when
+    /// `exclusive`), then, only if that succeeded, the metadata.
+    fn commit(
+        &self,
+        bytes: tempfile::NamedTempFile,
+        meta: tempfile::NamedTempFile,
+        path: &Path,
+        meta_path: &Path,
+        exclusive: bool,
+    ) -> S3Result<()> {
+        for p in [path, meta_path] {
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).map_err(io_err)?;
+            }
+        }
+        let _commit = self.commit_lock();
+        if exclusive {
+            // Atomic create: of two concurrent PUTs exactly one wins, even
+            // across processes sharing the directory.
+            bytes.persist_noclobber(path).map_err(|e| {
+                if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                    precondition_failed()
+                } else {
+                    io_err(e.error)
+                }
+            })?;
+        } else {
+            bytes.persist(path).map_err(|e| io_err(e.error))?;
+        }
+        if let Err(e) = meta.persist(meta_path) {
+            if exclusive {
+                // Undo the create: a failed PUT stores nothing.
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(io_err(e.error));
+        }
+        Ok(())
     }
 }
 
@@ -203,31 +294,51 @@ fn io_err(e: std::io::Error) -> s3s::S3Error {
     s3s::S3Error::internal_error(e)
 }
 
+fn precondition_failed() -> s3s::S3Error {
+    s3_error!(
+        PreconditionFailed,
+        "At least one of the pre-conditions you specified did not hold"
+    )
+}
+
 #[async_trait::async_trait]
 impl S3 for LocalBucket {
     async fn put_object(
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
+        refuse_unsigned_headers(&req.uri, &req.headers)?;
         let input = req.input;
         self.check_bucket(&input.bucket)?;
         let (path, meta_path) = self.paths(&input.key)?;
+        let expected_sha256 = input
+            .checksum_sha256
+            .as_deref()
+            .map(ChecksumSha256::parse)
+            .transpose()
+            .map_err(|_| {
+                s3_error!(
+                    InvalidRequest,
+                    "Value for x-amz-checksum-sha256 header is invalid."
+                )
+            })?;
         let Some(mut body) = input.body else {
             return Err(s3_error!(IncompleteBody));
         };
         let exclusive = input.if_none_match.as_ref().is_some_and(|c| c.is_any());
         if exclusive && path.exists() {
-            return Err(s3_error!(
-                PreconditionFailed,
-                "At least one of the pre-conditions you specified did not hold"
-            ));
+            return Err(precondition_failed());
         }
         let mut tmp = tempfile::NamedTempFile::new_in(&self.inner.tmp).map_err(io_err)?;
-        let mut hasher = Md5::new();
+        let mut md5 = Md5::new();
+        let mut sha256 = expected_sha256.as_ref().map(|_| Sha256::new());
         let mut len: u64 = 0;
         while let Some(chunk) = body.next().await {
             let chunk: Bytes = chunk.map_err(|e| s3_error!(IncompleteBody, "{e}"))?;
-            hasher.update(&chunk);
+            md5.update(&chunk);
+            if let Some(h) = &mut sha256 {
+                h.update(&chunk);
+            }
             len += chunk.len() as u64;
             tmp.write_all(&chunk).map_err(io_err)?;
         }
@@ -239,38 +350,32 @@ impl S3 for LocalBucket {
                 "body length does not match Content-Length"
             ));
         }
+        if let (Some(expected), Some(h)) = (&expected_sha256, sha256)
+            && h.finalize() != *expected.digest()
+        {
+            return Err(s3_error!(
+                BadDigest,
+                "The SHA256 you specified did not match the calculated checksum."
+            ));
+        }
         tmp.as_file().sync_all().map_err(io_err)?;
-        let etag = hex::encode(hasher.finalize());
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io_err)?;
-        }
-        if let Some(parent) = meta_path.parent() {
-            std::fs::create_dir_all(parent).map_err(io_err)?;
-        }
-        let meta = serde_json::to_vec(&Meta {
-            content_type: input.content_type.clone(),
-            etag: etag.clone(),
-        })
+        let etag = hex::encode(md5.finalize());
+        let mut meta = tempfile::NamedTempFile::new_in(&self.inner.tmp).map_err(io_err)?;
+        serde_json::to_writer(
+            &mut meta,
+            &Meta {
+                content_type: input.content_type,
+                content_disposition: input.content_disposition,
+                etag: etag.clone(),
+            },
+        )
         .map_err(s3s::S3Error::internal_error)?;
-        std::fs::write(&meta_path, meta).map_err(io_err)?;
-        if exclusive {
-            // Atomic create: of two concurrent PUTs exactly one wins.
-            tmp.persist_noclobber(&path).map_err(|e| {
-                if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                    s3_error!(
-                        PreconditionFailed,
-                        "At least one of the pre-conditions you specified did not hold"
-                    )
-                } else {
-                    io_err(e.error)
-                }
-            })?;
-        } else {
-            tmp.persist(&path).map_err(|e| io_err(e.error))?;
-        }
+        meta.as_file().sync_all().map_err(io_err)?;
+        self.commit(tmp, meta, &path, &meta_path, exclusive)?;
         tracing::debug!(key = %input.key, bytes = len, "local bucket: stored object");
         let output = PutObjectOutput {
             e_tag: Some(ETag::Strong(etag)),
+            checksum_sha256: expected_sha256.map(|c| c.as_str().to_owned()),
             ..Default::default()
         };
         Ok(S3Response::new(output))
@@ -282,19 +387,28 @@ impl S3 for LocalBucket {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         self.check_bucket(&req.input.bucket)?;
         let (path, meta_path) = self.paths(&req.input.key)?;
-        let data = match tokio::fs::read(&path).await {
-            Ok(d) => Bytes::from(d),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(s3_error!(NoSuchKey)),
-            Err(e) => return Err(io_err(e)),
-        };
-        let meta = Self::read_meta(&meta_path).await;
+        let (file, meta) = self.open_object(&path, &meta_path)?;
+        let mut data = Vec::new();
+        tokio::fs::File::from_std(file)
+            .read_to_end(&mut data)
+            .await
+            .map_err(io_err)?;
+        let data = Bytes::from(data);
         let len = data.len() as i64;
         let body = futures::stream::once(async move { Ok::<_, Infallible>(data) });
+        let (content_type, content_disposition, e_tag) = meta.map_or((None, None, None), |m| {
+            (
+                m.content_type,
+                m.content_disposition,
+                Some(ETag::Strong(m.etag)),
+            )
+        });
         let output = GetObjectOutput {
             body: Some(StreamingBlob::wrap(body)),
             content_length: Some(len),
-            content_type: meta.as_ref().and_then(|m| m.content_type.clone()),
-            e_tag: meta.map(|m| ETag::Strong(m.etag)),
+            content_type,
+            content_disposition,
+            e_tag,
             ..Default::default()
         };
         Ok(S3Response::new(output))
@@ -306,16 +420,20 @@ impl S3 for LocalBucket {
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         self.check_bucket(&req.input.bucket)?;
         let (path, meta_path) = self.paths(&req.input.key)?;
-        let md = match tokio::fs::metadata(&path).await {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(s3_error!(NoSuchKey)),
-            Err(e) => return Err(io_err(e)),
-        };
-        let meta = Self::read_meta(&meta_path).await;
+        let (file, meta) = self.open_object(&path, &meta_path)?;
+        let len = file.metadata().map_err(io_err)?.len();
+        let (content_type, content_disposition, e_tag) = meta.map_or((None, None, None), |m| {
+            (
+                m.content_type,
+                m.content_disposition,
+                Some(ETag::Strong(m.etag)),
+            )
+        });
         let output = HeadObjectOutput {
-            content_length: Some(md.len() as i64),
-            content_type: meta.as_ref().and_then(|m| m.content_type.clone()),
-            e_tag: meta.map(|m| ETag::Strong(m.etag)),
+            content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
+            content_type,
+            content_disposition,
+            e_tag,
             ..Default::default()
         };
         Ok(S3Response::new(output))
