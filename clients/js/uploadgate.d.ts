@@ -42,9 +42,15 @@ export interface UploadProgress {
 export interface GateOptions {
   /** Base URL of the gate, e.g. "https://uploads.example.com". "" (default) means same origin. */
   endpoint?: string;
-  /** The caller's identity, sent in `tokenHeader`. */
+  /** The caller's identity: a JWT from your identity provider (e.g. Cognito), or the user id for a gate in `header` mode. */
   token?: string;
-  /** Header that carries the token; match the gate's identity setting. Default "x-user-id". */
+  /**
+   * Header that carries the token; match the gate's UPLOADGATE_TOKEN_HEADER
+   * (or UPLOADGATE_IDENTITY_HEADER in `header` mode). Default "authorization",
+   * sent as `Bearer <token>`; any other header gets the token as is (behind
+   * CloudFront origin access control, which overwrites Authorization, use e.g.
+   * "x-upload-token").
+   */
   tokenHeader?: string;
   signal?: AbortSignal;
 }

@@ -374,9 +374,18 @@ function numberOrNull(v) {
   return typeof v === "number" && Number.isFinite(v) ? v : null;
 }
 
+/**
+ * The header that carries the caller's identity. By default a bearer token
+ * in `Authorization`; with `tokenHeader` set, the token as is in that header
+ * (behind CloudFront origin access control, which overwrites
+ * `Authorization`, e.g. "x-upload-token"; or "x-user-id" for a gate in
+ * `header` identity mode behind a trusted upstream).
+ */
 function tokenHeaders(token, tokenHeader) {
   const h = {};
-  if (token != null && token !== "") h[tokenHeader || "x-user-id"] = String(token);
+  if (token == null || token === "") return h;
+  const name = (tokenHeader || "authorization").toLowerCase();
+  h[name] = name === "authorization" ? `Bearer ${token}` : String(token);
   return h;
 }
 
@@ -385,7 +394,7 @@ function tokenHeaders(token, tokenHeader) {
  * @param {{name: string, type: string, size: number}} file
  * @param {{endpoint?: string, token?: string, tokenHeader?: string, signal?: AbortSignal}} options
  */
-export async function requestUpload(file, { endpoint = "", token, tokenHeader = "x-user-id", signal } = {}) {
+export async function requestUpload(file, { endpoint = "", token, tokenHeader = "authorization", signal } = {}) {
   const body = new TextEncoder().encode(
     JSON.stringify({ filename: file.name, contentType: file.type, size: file.size }),
   );
@@ -416,7 +425,7 @@ export async function requestUpload(file, { endpoint = "", token, tokenHeader = 
  * Read the caller's quota (`GET /v1/quota`); consumes nothing.
  * @param {{endpoint?: string, token?: string, tokenHeader?: string, signal?: AbortSignal}} options
  */
-export async function quota({ endpoint = "", token, tokenHeader = "x-user-id", signal } = {}) {
+export async function quota({ endpoint = "", token, tokenHeader = "authorization", signal } = {}) {
   const url = gateUrl(endpoint, "/v1/quota");
   const { res, json } = await gateFetch(
     url,
@@ -536,7 +545,7 @@ async function putWithFetch(grant, method, headers, body, total, onProgress, sig
  *          onGrant?: (grant: object) => void, signal?: AbortSignal}} options
  * @returns {Promise<{key: string, etag: string|null, size: number, contentType: string, expiresAt?: string, limits: object[]}>}
  */
-export async function upload(file, { endpoint = "", token, tokenHeader = "x-user-id", onProgress, onGrant, signal } = {}) {
+export async function upload(file, { endpoint = "", token, tokenHeader = "authorization", onProgress, onGrant, signal } = {}) {
   if (!file || typeof file.size !== "number") throw new TypeError("upload(file): file must be a File or Blob");
   const meta = { name: file.name || "upload", type: file.type || "", size: file.size };
   const grant = await requestUpload(meta, { endpoint, token, tokenHeader, signal });

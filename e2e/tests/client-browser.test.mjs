@@ -106,7 +106,7 @@ describe("client in the browser, cross-origin", () => {
         `const bytes = new Uint8Array(3000).map((_, i) => (i * 7) & 255);
          const progress = [];
          const res = await ug.upload(new File([bytes], "scan.png", { type: "image/png" }), {
-           endpoint: args.endpoint, token: "browser-user", onProgress: (p) => progress.push(p) });
+           endpoint: args.endpoint, token: "browser-user", tokenHeader: "x-user-id", onProgress: (p) => progress.push(p) });
          return { res, progress };`,
         { endpoint: gate.api },
       );
@@ -127,7 +127,7 @@ describe("client in the browser, cross-origin", () => {
     check(t, async () => {
       const r = await inPage(
         page,
-        `await ug.upload(new File(["x"], "a.pdf", { type: "application/pdf" }), { endpoint: args.endpoint, token: "browser-user" });`,
+        `await ug.upload(new File(["x"], "a.pdf", { type: "application/pdf" }), { endpoint: args.endpoint, token: "browser-user", tokenHeader: "x-user-id" });`,
         { endpoint: gate.api },
       );
       const e = r.error;
@@ -146,7 +146,7 @@ describe("client in the browser, cross-origin", () => {
     check(t, async () => {
       const big = await inPage(
         page,
-        `await ug.upload(new File([new Uint8Array(5000)], "big.pdf", { type: "application/pdf" }), { endpoint: args.endpoint, token: "b2" });`,
+        `await ug.upload(new File([new Uint8Array(5000)], "big.pdf", { type: "application/pdf" }), { endpoint: args.endpoint, token: "b2", tokenHeader: "x-user-id" });`,
         { endpoint: gate.api },
       );
       assert.equal(big.error?.name, "GateError", JSON.stringify(big));
@@ -154,7 +154,7 @@ describe("client in the browser, cross-origin", () => {
       assert.ok(big.error.title && big.error.title !== "HTTP 413");
       const txt = await inPage(
         page,
-        `await ug.upload(new File(["hi"], "a.txt", { type: "text/plain" }), { endpoint: args.endpoint, token: "b2" });`,
+        `await ug.upload(new File(["hi"], "a.txt", { type: "text/plain" }), { endpoint: args.endpoint, token: "b2", tokenHeader: "x-user-id" });`,
         { endpoint: gate.api },
       );
       assert.equal(txt.error?.name, "GateError", JSON.stringify(txt));
@@ -164,7 +164,7 @@ describe("client in the browser, cross-origin", () => {
 
   test("quota() across origins", (t) =>
     check(t, async () => {
-      const r = await inPage(page, `return await ug.quota({ endpoint: args.endpoint, token: "browser-user" });`, { endpoint: gate.api });
+      const r = await inPage(page, `return await ug.quota({ endpoint: args.endpoint, token: "browser-user", tokenHeader: "x-user-id" });`, { endpoint: gate.api });
       assert.equal(r.error, undefined, JSON.stringify(r.error));
       assert.equal(r.value.user, "browser-user");
       assert.deepEqual(
@@ -177,7 +177,7 @@ describe("client in the browser, cross-origin", () => {
   test("a closed port is a NetworkError", (t) =>
     check(t, async () => {
       const endpoint = `http://127.0.0.1:${await closedPort()}`;
-      const r = await inPage(page, `await ug.quota({ endpoint: args.endpoint, token: "u" });`, { endpoint });
+      const r = await inPage(page, `await ug.quota({ endpoint: args.endpoint, token: "u", tokenHeader: "x-user-id" });`, { endpoint });
       assert.equal(r.error?.name, "NetworkError", JSON.stringify(r));
       assert.equal(r.error.stage, "gate");
     }));
@@ -190,7 +190,7 @@ describe("client in the browser, cross-origin", () => {
         await p2.waitForFunction(() => window.ug && window.describe);
         const r = await inPage(
           p2,
-          `await ug.upload(new File(["x"], "a.pdf", { type: "application/pdf" }), { endpoint: args.endpoint, token: "cors-victim" });`,
+          `await ug.upload(new File(["x"], "a.pdf", { type: "application/pdf" }), { endpoint: args.endpoint, token: "cors-victim", tokenHeader: "x-user-id" });`,
           { endpoint: gate.api },
         );
         assert.equal(r.error?.name, "NetworkError", JSON.stringify(r));
@@ -199,7 +199,7 @@ describe("client in the browser, cross-origin", () => {
       } finally {
         await p2.close();
       }
-      const q = await inPage(page, `return await ug.quota({ endpoint: args.endpoint, token: "cors-victim" });`, { endpoint: gate.api });
+      const q = await inPage(page, `return await ug.quota({ endpoint: args.endpoint, token: "cors-victim", tokenHeader: "x-user-id" });`, { endpoint: gate.api });
       assert.equal(q.value?.limits[0].remaining, 1, JSON.stringify(q));
     }));
 });

@@ -42,7 +42,7 @@ describe("against uploadgate serve", () => {
     const progress = [];
     const result = await upload(pdf("report.pdf", bytes), {
       endpoint,
-      token: "node-ok",
+      token: "node-ok", tokenHeader: "x-user-id",
       onProgress: (p) => progress.push(p),
     });
     assert.match(result.key, /^uploads\/node-ok\/[0-9a-f-]{36}\/report\.pdf$/);
@@ -59,9 +59,9 @@ describe("against uploadgate serve", () => {
 
   test("429 becomes QuotaExceededError with retryAfter, parsed RateLimit fields and the problem", async () => {
     const token = "node-limited";
-    await requestUpload({ name: "a.pdf", type: "application/pdf", size: 10 }, { endpoint, token });
-    await requestUpload({ name: "b.pdf", type: "application/pdf", size: 10 }, { endpoint, token });
-    const err = await upload(pdf("c.pdf", randomBytes(10)), { endpoint, token }).then(
+    await requestUpload({ name: "a.pdf", type: "application/pdf", size: 10 }, { endpoint, token, tokenHeader: "x-user-id" });
+    await requestUpload({ name: "b.pdf", type: "application/pdf", size: 10 }, { endpoint, token, tokenHeader: "x-user-id" });
+    const err = await upload(pdf("c.pdf", randomBytes(10)), { endpoint, token, tokenHeader: "x-user-id" }).then(
       () => assert.fail("third upload should be refused"),
       (e) => e,
     );
@@ -82,8 +82,8 @@ describe("against uploadgate serve", () => {
     assert.equal(err.limits[0].remaining, 0);
 
     // quota() reads the same state and consumes nothing.
-    const q1 = await quota({ endpoint, token });
-    const q2 = await quota({ endpoint, token });
+    const q1 = await quota({ endpoint, token, tokenHeader: "x-user-id" });
+    const q2 = await quota({ endpoint, token, tokenHeader: "x-user-id" });
     assert.equal(q1.user, token);
     assert.deepEqual(
       q1.limits.map((l) => [l.name, l.limit, l.remaining]),
@@ -96,7 +96,7 @@ describe("against uploadgate serve", () => {
 
   test("413 (size over the maximum) becomes GateError with the problem's title, and charges nothing", async () => {
     const token = "node-413";
-    const err = await upload(pdf("big.pdf", randomBytes(5000)), { endpoint, token }).catch((e) => e);
+    const err = await upload(pdf("big.pdf", randomBytes(5000)), { endpoint, token, tokenHeader: "x-user-id" }).catch((e) => e);
     assert.ok(err instanceof GateError, `got ${inspect(err)}`);
     assert.ok(!(err instanceof QuotaExceededError));
     assert.equal(err.status, 413);
@@ -104,12 +104,12 @@ describe("against uploadgate serve", () => {
     assert.ok(err.title.length > 0 && err.title !== "HTTP 413", `title ${err.title}`);
     assert.equal(typeof err.type, "string");
     assert.equal(typeof err.detail, "string");
-    assert.equal((await quota({ endpoint, token })).limits[0].remaining, 2);
+    assert.equal((await quota({ endpoint, token, tokenHeader: "x-user-id" })).limits[0].remaining, 2);
   });
 
   test("415 (content type not allowed) becomes GateError", async () => {
     const file = new File(["hello"], "notes.txt", { type: "text/plain" });
-    const err = await upload(file, { endpoint, token: "node-415" }).catch((e) => e);
+    const err = await upload(file, { endpoint, token: "node-415", tokenHeader: "x-user-id" }).catch((e) => e);
     assert.ok(err instanceof GateError, `got ${inspect(err)}`);
     assert.equal(err.status, 415);
     assert.equal(err.problem.status, 415);
@@ -132,7 +132,7 @@ describe("against uploadgate serve", () => {
   test("a failed PUT becomes StorageError with the S3 status and code", async () => {
     const token = "node-storage";
     const body = new Blob([randomBytes(100)]);
-    const grant = await requestUpload({ name: "once.pdf", type: "application/pdf", size: 100 }, { endpoint, token });
+    const grant = await requestUpload({ name: "once.pdf", type: "application/pdf", size: 100 }, { endpoint, token, tokenHeader: "x-user-id" });
     assert.equal(grant.method, "PUT");
     assert.equal(grant.headers["if-none-match"], "*");
     assert.equal(grant.headers["content-length"], "100");
@@ -145,7 +145,7 @@ describe("against uploadgate serve", () => {
     assert.equal(again.key, grant.key);
 
     // Bytes other than the signed size: refused by the signature check.
-    const grant2 = await requestUpload({ name: "short.pdf", type: "application/pdf", size: 100 }, { endpoint, token });
+    const grant2 = await requestUpload({ name: "short.pdf", type: "application/pdf", size: 100 }, { endpoint, token, tokenHeader: "x-user-id" });
     const short = await putToStorage(grant2, new Blob([randomBytes(99)])).catch((e) => e);
     assert.ok(short instanceof StorageError, `got ${inspect(short)}`);
     assert.equal(short.status, 403);
@@ -153,7 +153,7 @@ describe("against uploadgate serve", () => {
   });
 
   test("a tampered signature becomes StorageError 403", async () => {
-    const grant = await requestUpload({ name: "t.pdf", type: "application/pdf", size: 5 }, { endpoint, token: "node-tamper" });
+    const grant = await requestUpload({ name: "t.pdf", type: "application/pdf", size: 5 }, { endpoint, token: "node-tamper", tokenHeader: "x-user-id" });
     const url = new URL(grant.url);
     const sig = url.searchParams.get("X-Amz-Signature");
     url.searchParams.set("X-Amz-Signature", sig.replace(/^./, (c) => (c === "0" ? "1" : "0")));
@@ -291,10 +291,14 @@ describe("against a scripted server", () => {
       headers: { "content-type": "application/problem+json" },
       body: JSON.stringify({ type: QUOTA_TYPE, title: "Quota exceeded", status: 429, retryAfter: 42 }),
     });
+    seen.length = 0;
     const err = await requestUpload({ name: "a.pdf", type: "application/pdf", size: 1 }, { endpoint: base, token: "t" }).catch((e) => e);
     assert.ok(err instanceof QuotaExceededError);
     assert.equal(err.retryAfter, 42);
     assert.deepEqual(err.rateLimit, []);
+    // By default the token is a bearer token in Authorization.
+    assert.equal(seen[0].headers.authorization, "Bearer t");
+    assert.equal(seen[0].headers["x-user-id"], undefined);
   });
 
   test("a non-JSON error body still becomes GateError with the status", async () => {
