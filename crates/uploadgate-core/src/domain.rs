@@ -17,6 +17,9 @@ pub enum IdError {
     /// The identifier had a character outside the allowed set.
     #[error("user id contains {0:?}; allowed are letters, digits and . _ - @ + = : |")]
     BadChar(char),
+    /// The identifier was only dots (`.`, `..`): a path segment of its own.
+    #[error("user id is only dots, which a key path would read as `.` or `..`")]
+    OnlyDots,
 }
 
 /// A caller's identity, as established by the identity extractor.
@@ -44,6 +47,10 @@ impl UserId {
             .find(|c| !(c.is_ascii_alphanumeric() || "._-@+=:|".contains(*c)))
         {
             return Err(IdError::BadChar(c));
+        }
+        // `uploads/../<uuid>/a.pdf` would leave the user's prefix.
+        if raw.bytes().all(|b| b == b'.') {
+            return Err(IdError::OnlyDots);
         }
         Ok(UserId(raw.to_owned()))
     }
@@ -230,6 +237,10 @@ mod tests {
             Ok("auth0|5f7c@x.io".into())
         );
         assert_eq!(UserId::parse(""), Err(IdError::Empty));
+        assert_eq!(UserId::parse("."), Err(IdError::OnlyDots));
+        assert_eq!(UserId::parse(".."), Err(IdError::OnlyDots));
+        assert_eq!(UserId::parse("..."), Err(IdError::OnlyDots));
+        assert_eq!(UserId::parse(".a.").map(|u| u.0), Ok(".a.".into()));
         assert_eq!(UserId::parse("a/b"), Err(IdError::BadChar('/')));
         assert_eq!(UserId::parse("a b"), Err(IdError::BadChar(' ')));
         assert_eq!(
@@ -277,9 +288,13 @@ mod tests {
 
     proptest! {
         #[test]
-        fn keys_never_escape_their_prefix(name in ".*", user in "[a-z0-9]{1,8}") {
-            let user = UserId::parse(&user).unwrap();
+        fn keys_never_escape_their_prefix(name in ".*", user in "[a-z0-9._@+=:|-]{1,8}") {
+            let Ok(user) = UserId::parse(&user) else {
+                prop_assert!(user.bytes().all(|b| b == b'.'), "{} refused", user);
+                return Ok(());
+            };
             let key = ObjectKey::for_upload("uploads/", &user, "u-1", &name);
+            prop_assert!(key.as_str().split('/').all(|seg| seg != "." && seg != ".."), "{}", key);
             let rest = key.as_str().strip_prefix(&format!("uploads/{user}/u-1/")).unwrap();
             prop_assert!(!rest.contains('/'));
             prop_assert!(!rest.contains('\\'));

@@ -37,6 +37,12 @@ pub enum ApiError {
     /// The declared upload is larger than allowed.
     #[error("{0}")]
     ObjectTooLarge(String),
+    /// The request body is not declared as JSON.
+    #[error("the request body must be declared `Content-Type: application/json` (got {got})")]
+    UnsupportedBody {
+        /// What was declared.
+        got: String,
+    },
     /// The declared content type is not allowed.
     #[error("content type `{got}` is not accepted; allowed: {allowed}")]
     UnsupportedType {
@@ -71,7 +77,9 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } | ApiError::ObjectTooLarge(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            ApiError::UnsupportedType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedType { .. } | ApiError::UnsupportedBody { .. } => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::QuotaExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -90,6 +98,7 @@ impl ApiError {
             ApiError::UnsupportedType { .. } => {
                 ("unsupported-content-type", "Content type not accepted")
             }
+            ApiError::UnsupportedBody { .. } => ("unsupported-body-type", "Request body not JSON"),
             ApiError::NotFound => ("not-found", "Not found"),
             ApiError::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
             ApiError::QuotaExceeded(_) => (

@@ -39,6 +39,40 @@ pub(crate) async fn read_body(parts: &Parts, body: Body) -> Result<Bytes, ApiErr
         .map_err(|_| too_big)
 }
 
+/// Refuses a body that is not declared `application/json` (or a `+json`
+/// type), before reading it: a form or `text/plain` POST is what a
+/// cross-site page can send without a preflight, so accepting it would let
+/// any page burn a visitor's quota where an upstream derives identity from
+/// a cookie.
+pub(crate) fn require_json(parts: &Parts) -> Result<(), ApiError> {
+    let declared = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = declared
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let json = essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|s| s.ends_with("+json"));
+    if json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedBody {
+            got: if declared.is_empty() {
+                "none".to_owned()
+            } else {
+                essence
+            },
+        })
+    }
+}
+
 /// Deserializes a JSON object body into `T`.
 pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let not_object = || ApiError::BadRequest("the request body must be a JSON object".into());

@@ -10,7 +10,9 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
-use uploadgate_core::{Decision, LimitStatus, LimiterError, ObjectKey, Subjects, Unit, UserId};
+use uploadgate_core::{
+    Decision, LimitStatus, LimiterError, ObjectKey, StoreError, Subjects, Unit, UserId,
+};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -20,7 +22,7 @@ use crate::json::{
 };
 use crate::metrics::{self, Outcome};
 use crate::ratelimit::{RATELIMIT, ratelimit_header};
-use crate::request::{UploadRequest, parse, read_body};
+use crate::request::{UploadRequest, parse, read_body, require_json};
 
 /// A validated upload request.
 struct UploadSpec {
@@ -115,7 +117,7 @@ async fn decide(
             Ok(d) if d.allowed => (Outcome::Allowed, limits(d), d.attempts),
             Ok(d) if st.inner.gate.shadow => (Outcome::ShadowDenied, limits(d), d.attempts),
             Ok(d) => (Outcome::Denied, limits(d), d.attempts),
-            Err(_) if st.inner.gate.fail_open => (Outcome::FailOpen, String::new(), 0),
+            Err(e) if fails_open(st, e) => (Outcome::FailOpen, String::new(), 0),
             Err(_) => (Outcome::FailClosed, String::new(), 0),
         };
         sink.emit(
@@ -152,12 +154,20 @@ async fn decide(
             Err(ApiError::QuotaExceeded(Box::new(d)))
         }
         Err(LimiterError::MissingSubject(s)) => Err(missing_subject(s)),
-        Err(e) if st.inner.gate.fail_open => {
+        Err(e) if fails_open(st, &e) => {
             tracing::warn!(decision = "fail-open", error = %e, "quota store failed; admitting (UPLOADGATE_FAIL_OPEN)");
             Ok(None)
         }
         Err(e) => Err(ApiError::Unavailable(e)),
     }
+}
+
+/// Whether a failed decision admits (`UPLOADGATE_FAIL_OPEN`): only when the
+/// store is unreachable. Never when it throttles (a client hammering one
+/// key can provoke throttling, and must not thereby lift its limit) or when
+/// state is corrupt (a bad record must not lift a limit for good).
+fn fails_open(st: &AppState, e: &LimiterError) -> bool {
+    st.inner.gate.fail_open && matches!(e, LimiterError::Store(StoreError::Unavailable(_)))
 }
 
 /// The runner gave no client address although the policy limits by it: a
@@ -174,6 +184,7 @@ async fn read_post(
     req: Request,
 ) -> Result<(Parts, UploadRequest, Caller), ApiError> {
     let (parts, body) = req.into_parts();
+    require_json(&parts)?;
     let bytes: Bytes = read_body(&parts, body).await?;
     let upload: UploadRequest = parse(&bytes)?;
     let caller = st.inner.identity.caller(&parts, Some(&bytes)).await?;

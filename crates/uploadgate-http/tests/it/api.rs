@@ -203,7 +203,37 @@ async fn every_bad_request_is_a_problem_and_consumes_nothing() {
         r#"{{"filename":"{}","contentType":"application/pdf","size":1}}"#,
         "a".repeat(17_000)
     );
+    let typed = |content_type: &str| {
+        with_peer(
+            Request::post("/v1/uploads")
+                .header("x-user-id", "erin")
+                .header("content-type", content_type)
+                .body(Body::from(pdf(5)))
+                .unwrap(),
+            "192.0.2.10",
+        )
+    };
+    let untyped = with_peer(
+        Request::post("/v1/uploads")
+            .header("x-user-id", "erin")
+            .body(Body::from(pdf(5)))
+            .unwrap(),
+        "192.0.2.10",
+    );
     let cases: Vec<(Request<Body>, u16, &str)> = vec![
+        // What a cross-site form can send without a preflight.
+        (typed("text/plain"), 415, "unsupported-body-type"),
+        (
+            typed("application/x-www-form-urlencoded"),
+            415,
+            "unsupported-body-type",
+        ),
+        (
+            typed("multipart/form-data; boundary=x"),
+            415,
+            "unsupported-body-type",
+        ),
+        (untyped, 415, "unsupported-body-type"),
         (post("{not json".into()), 400, "invalid-request"),
         (post("[1,2]".into()), 400, "invalid-request"),
         (post("".into()), 400, "invalid-request"),
@@ -265,6 +295,7 @@ async fn every_bad_request_is_a_problem_and_consumes_nothing() {
             with_peer(
                 Request::post("/v1/uploads")
                     .header("x-user-id", "a/b")
+                    .header("content-type", "application/json")
                     .body(Body::from(pdf(5)))
                     .unwrap(),
                 "192.0.2.10",
@@ -400,6 +431,7 @@ async fn ip_limits_use_the_peer_or_the_cloudfront_viewer_address() {
     let other = with_peer(
         Request::post("/v1/uploads")
             .header("x-user-id", "u3")
+            .header("content-type", "application/json")
             .body(Body::from(pdf(5)))
             .unwrap(),
         "192.0.2.11",
@@ -414,6 +446,7 @@ async fn ip_limits_use_the_peer_or_the_cloudfront_viewer_address() {
         with_peer(
             Request::post("/v1/uploads")
                 .header("x-user-id", user)
+                .header("content-type", "application/json")
                 .header("cloudfront-viewer-address", viewer)
                 .header("x-forwarded-for", xff)
                 .body(Body::from(pdf(5)))

@@ -350,6 +350,7 @@ async fn bad_tokens_are_401_with_the_reason_and_consume_nothing() {
     let basic = with_peer(
         Request::post("/v1/uploads")
             .header("authorization", "Basic bWFsbG9yeTpwdw==")
+            .header("content-type", "application/json")
             .body(Body::from(pdf(1)))
             .unwrap(),
         "192.0.2.10",
@@ -360,6 +361,7 @@ async fn bad_tokens_are_401_with_the_reason_and_consume_nothing() {
         Request::post("/v1/uploads")
             .header("authorization", format!("Bearer {token}"))
             .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
             .body(Body::from(pdf(1)))
             .unwrap(),
         "192.0.2.10",
@@ -549,6 +551,7 @@ async fn behind_cloudfront_the_token_travels_in_another_header() {
             // What origin access control puts there: not ours to read.
             .header("authorization", "AWS4-HMAC-SHA256 Credential=AKID/...")
             .header("x-upload-token", value)
+            .header("content-type", "application/json")
             .body(Body::from(pdf(1)))
             .unwrap();
         assert_eq!(send(&app, with_peer(req, "192.0.2.10")).await.status, 200);
