@@ -198,3 +198,45 @@ async fn fail_open_is_an_explicit_opt_in_and_is_counted() {
         (Some(1), Some(0))
     );
 }
+
+/// Fail-open admits only when the store is unreachable: a corrupt record
+/// (or throttling, which a client can provoke) must never lift the limit.
+#[tokio::test]
+async fn fail_open_does_not_admit_on_corrupt_state() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let store = crate::support::store().await;
+    let user = format!("corrupt-{:08x}", rand::random::<u32>());
+    let client = aws_sdk_dynamodb::Client::new(
+        &crate::support::sdk_config_for(&crate::support::endpoint()).await,
+    );
+    client
+        .put_item()
+        .table_name(crate::support::table().await)
+        .item(
+            uploadgate_dynamodb::PK,
+            AttributeValue::S(format!("user#{user}")),
+        )
+        .item(uploadgate_dynamodb::VERSION, AttributeValue::N("7".into()))
+        .item(
+            uploadgate_dynamodb::STATE,
+            AttributeValue::B(aws_smithy_types::Blob::new(vec![9, 9, 9])),
+        )
+        .send()
+        .await
+        .unwrap();
+    let lines = Arc::new(Lines::default());
+    let app = app(
+        "uploads=user:5/3h",
+        store,
+        &[("UPLOADGATE_FAIL_OPEN", "true")],
+        Some(lines.clone()),
+    );
+    let (status, body) = post(&app, &user, "192.0.2.1".parse().unwrap()).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.get("url").is_none());
+    let metric: Value = serde_json::from_str(&lines.0.lock().unwrap()[0]).unwrap();
+    assert_eq!(
+        (metric["FailOpen"].as_u64(), metric["FailClosed"].as_u64()),
+        (Some(0), Some(1))
+    );
+}
