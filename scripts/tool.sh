@@ -6,7 +6,7 @@
 #   scripts/tool.sh oha -z 10s URL            # oha (load generator)
 #
 # Tools land in $UPLOADGATE_CACHE/tools/bin (default ~/.cache/uploadgate).
-# The first argument is the crate; a `cargo-*` crate runs as `cargo <rest>`.
+# The first argument is the crate; its binary runs with the other arguments.
 set -euo pipefail
 
 CACHE="${UPLOADGATE_CACHE:-$HOME/.cache/uploadgate}"
@@ -30,7 +30,4 @@ if ! [ -x "$bin" ] || ! grep -qs "^$crate $version\$" "$ROOT/versions" 2>/dev/nu
   mv "$ROOT/versions.new" "$ROOT/versions"
 fi
 
-case "$crate" in
-  cargo-*) exec "$bin" "${crate#cargo-}" "$@" ;;
-  *) exec "$bin" "$@" ;;
-esac
+exec "$bin" "$@"
