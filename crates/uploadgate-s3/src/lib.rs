@@ -18,8 +18,10 @@
 
 #[cfg(feature = "local")]
 mod local;
+mod operations;
 mod presign;
 
 #[cfg(feature = "local")]
 pub use local::{LocalBucket, LocalCredentials, LocalServeError};
+pub use operations::OPERATIONS;
 pub use presign::{PresignError, PresignedUpload, Presigner};
