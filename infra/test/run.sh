@@ -4,13 +4,15 @@
 #   2. terraform init -backend=false + validate, module and example, against
 #      the AWS provider in a local filesystem mirror (found, not hard-coded)
 #   3. checkov --skip-download: no failed check, every skip inline with a reason
-#   4. pytest: test_agreement.py (code <-> infra), test_apply.py (apply the
-#      example to moto's server on 127.0.0.1, read it back, destroy) and
-#      test_docs.py (README tables; the provider schema vs the module)
+#   4. pytest: test_agreement.py (code <-> infra: it runs
+#      `cargo run -p uploadgate-lambda --example manifest` and `cargo tree`,
+#      in CARGO_TARGET_DIR if set), test_apply.py (apply the example to
+#      moto's server on 127.0.0.1, read it back, destroy) and test_docs.py
+#      (README tables; the provider schema vs the module)
 #
 # Python tools come from .ci/requirements-infra.txt, in a venv cached under
-# ${UPLOADGATE_CACHE:-$HOME/.cache/uploadgate}. Terraform itself must be on
-# PATH and the hashicorp/aws provider in a filesystem mirror; set
+# ${UPLOADGATE_CACHE:-$HOME/.cache/uploadgate}. Terraform and cargo must be
+# on PATH and the hashicorp/aws provider in a filesystem mirror; set
 # TF_PROVIDER_MIRROR to the mirror directory if it is not in a usual place.
 set -euo pipefail
 
@@ -33,6 +35,11 @@ export PYTHONDONTWRITEBYTECODE=1
 # ---------------------------------------------------------------------------
 step "tools"
 command -v terraform >/dev/null || die "terraform is not on PATH"
+if ! command -v cargo >/dev/null && [ -f "$HOME/.cargo/env" ]; then
+  # shellcheck disable=SC1091
+  . "$HOME/.cargo/env"
+fi
+command -v cargo >/dev/null || die "cargo is not on PATH (test_agreement.py asks it what the Lambda is made of)"
 
 # The mirror holds registry.terraform.io/hashicorp/aws/<version>/<os_arch>/.
 find_mirror() {

@@ -12,7 +12,9 @@
 //! * the [`Store`] trait: compare-and-swap on versioned per-key state, the one
 //!   atomic operation every backend provides, and an in-memory [`MemoryStore`];
 //! * the [`Limiter`], which runs the algorithms against a store under CAS and
-//!   retries on conflict, so no backend ever needs a read-then-write.
+//!   retries on conflict, so no backend ever needs a read-then-write;
+//! * [`Operation`], the shape in which the adapters declare the calls they
+//!   make to outside services (strings only: no SDK comes in with it).
 //!
 //! Every store is held to the same behaviour by one conformance suite
 //! (feature `conformance`, see [`conformance`]).
@@ -24,6 +26,7 @@ pub mod codec;
 pub mod conformance;
 mod domain;
 mod limiter;
+mod operation;
 mod policy;
 mod store;
 
@@ -31,6 +34,7 @@ pub use algorithm::{FixedState, GcraState, SlidingState};
 pub use clock::{Clock, FakeClock, SystemClock, Timestamp};
 pub use domain::{IdError, ObjectKey, StateKey, Subject, Subjects, UserId, sanitize_filename};
 pub use limiter::{Decision, LimitStatus, Limiter, LimiterError};
+pub use operation::Operation;
 pub use policy::{Algorithm, Amount, Limit, LimitName, Policy, PolicyError, Span, Unit, Window};
 pub use store::{
     CasOutcome, KeyState, LimitState, MemoryStore, Reset, Store, StoreError, Version, Versioned,

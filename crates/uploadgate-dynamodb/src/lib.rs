@@ -49,6 +49,14 @@
 //! [`DEFAULT_DENIAL_TTL`]); older views are re-read (one consistent
 //! `GetItem`) before denying. That TTL is the staleness bound of a reset;
 //! zero makes resets exact at the cost of one read per denial.
+//!
+//! # Operations and permissions
+//!
+//! [`OPERATIONS`] lists every DynamoDB operation this crate performs, with
+//! the IAM action that authorises it and the feature that compiles it in.
+//! The Lambda function's role is checked against it (it is built without
+//! `admin`: no deletes, no table administration), and a test records what
+//! the client really sends, on every code path, against the list.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,8 +72,8 @@ use aws_sdk_dynamodb::types::{
 use aws_smithy_types::Blob;
 use quick_cache::sync::Cache;
 use uploadgate_core::{
-    CasOutcome, Clock, StateKey, Store, StoreError, SystemClock, Timestamp, Version, Versioned,
-    Write, codec,
+    CasOutcome, Clock, Operation, StateKey, Store, StoreError, SystemClock, Timestamp, Version,
+    Versioned, Write, codec,
 };
 
 mod client;
@@ -77,6 +85,40 @@ pub mod test_util;
 pub use client::{client_config, sdk_client};
 #[cfg(feature = "admin")]
 pub use table::{Created, TableError, create_table};
+
+/// Every DynamoDB operation this crate performs, with the IAM action that
+/// authorises it and the cargo feature that compiles the call in.
+///
+/// Keep it next to the calls: `tests/it/operations.rs` runs every code path
+/// (with all features) through a client that records each operation it
+/// sends, and fails on a call missing here or an entry nothing performs.
+/// An entry's feature is what the `#[cfg]` around its call says; the
+/// deployment checks use it to tell what a build without the feature can
+/// do.
+pub const OPERATIONS: &[Operation] = &[
+    // `get`: the consistent read behind `load` (peek) and behind a denial
+    // on a cached view older than the denial TTL.
+    dynamodb("GetItem", "dynamodb:GetItem"),
+    // `swap_one`: the conditional write of a decision on one key.
+    dynamodb("PutItem", "dynamodb:PutItem"),
+    // `swap_many`: user and ip keys in one transaction of `Put`s. A
+    // transaction has no IAM action of its own: each `Put` in it is
+    // authorised as a `PutItem` on its item (AWS, "Using IAM with DynamoDB
+    // transactions"). An `Update`, `Delete` or `ConditionCheck` added to it
+    // needs an entry of its own.
+    dynamodb("TransactWriteItems", "dynamodb:PutItem"),
+    // `Reset::delete` (`quota reset`).
+    dynamodb("DeleteItem", "dynamodb:DeleteItem").behind_feature("admin"),
+    // `create_table` (`uploadgate table create`), in `table.rs`.
+    dynamodb("CreateTable", "dynamodb:CreateTable").behind_feature("admin"),
+    dynamodb("DescribeTable", "dynamodb:DescribeTable").behind_feature("admin"),
+    dynamodb("DescribeTimeToLive", "dynamodb:DescribeTimeToLive").behind_feature("admin"),
+    dynamodb("UpdateTimeToLive", "dynamodb:UpdateTimeToLive").behind_feature("admin"),
+];
+
+const fn dynamodb(name: &'static str, action: &'static str) -> Operation {
+    Operation::new(env!("CARGO_PKG_NAME"), "dynamodb", name, action)
+}
 
 /// The partition key attribute.
 pub const PK: &str = "pk";

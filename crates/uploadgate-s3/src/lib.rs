@@ -22,10 +22,12 @@
 
 #[cfg(feature = "local")]
 mod local;
+mod operations;
 mod presign;
 
 #[cfg(feature = "local")]
 pub use local::{LocalBucket, LocalCredentials, LocalServeError};
+pub use operations::OPERATIONS;
 pub use presign::{
     ChecksumSha256, InvalidChecksum, PresignError, PresignedUpload, Presigner, PutSpec,
 };

@@ -26,28 +26,27 @@ resource "aws_iam_role" "lambda" {
 
 data "aws_iam_policy_document" "lambda" {
   # Exactly the item calls compiled into the function (infra/test/
-  # test_agreement.py derives them from the uploadgate-lambda crate and its
-  # workspace dependencies and fails on any difference):
+  # test_agreement.py reads them from the operations the store crate
+  # declares, `cargo run -p uploadgate-lambda --example manifest`, and the
+  # features of the function's build, `cargo tree`, and fails on any
+  # difference):
   #   GetItem    consistent read for GET /v1/quota and to re-check a cached
   #              denial older than denial_ttl;
   #   PutItem    the one conditional write per decision, and each Put inside
   #              TransactWriteItems (user and ip keys together): a
   #              transaction has no action of its own, each item is
-  #              authorised as its single-item action;
-  #   DeleteItem Store::delete (quota reset). No HTTP route calls it today
-  #              (`uploadgate quota reset` does, with the operator's own
-  #              credentials), but the store the function links implements
-  #              it, and the test counts what is compiled in.
-  # Table administration (CreateTable, DescribeTable, *TimeToLive) lives
-  # behind the dynamodb crate's `admin` feature, which only the CLI enables:
-  # the table is this module's job. No Scan, Query, UpdateItem or
+  #              authorised as its single-item action.
+  # No DeleteItem: quota reset (`uploadgate quota reset`, with the
+  # operator's own credentials) and table administration (CreateTable,
+  # DescribeTable, *TimeToLive) live behind the dynamodb crate's `admin`
+  # feature, which only the CLI enables; the function is built without it,
+  # and the table is this module's job. No Scan, Query, UpdateItem or
   # ConditionCheckItem.
   statement {
     sid = "LimitsTableItems"
     actions = [
       "dynamodb:GetItem",
       "dynamodb:PutItem",
-      "dynamodb:DeleteItem",
     ]
     resources = [aws_dynamodb_table.limits.arn]
   }

@@ -1,6 +1,7 @@
 locals {
   # Every setting the gate reads in Lambda (infra/test/test_agreement.py
-  # checks this map against the code). Fixed values are the ones this
+  # checks this map against the settings the function reads, as the Lambda
+  # crate's manifest example prints them). Fixed values are the ones this
   # topology implies: DynamoDB store, S3 target, client IP from the
   # CloudFront-Viewer-Address header (requestContext.http.sourceIp is a
   # CloudFront edge address behind the distribution), JSON log lines and

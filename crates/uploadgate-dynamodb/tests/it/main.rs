@@ -1,12 +1,14 @@
 //! The DynamoDB store against a real DynamoDB API (moto's server on
 //! 127.0.0.1; see `support`): the shared conformance suite, then what is
 //! specific to this store: calls per decision, repeat denials from memory,
-//! the staleness bound of a reset, and failing closed.
+//! the staleness bound of a reset, failing closed, and the declared list of
+//! operations against what the client sends.
 
 // Test helpers panic on purpose: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
 mod calls;
+mod operations;
 mod router;
 mod support;
 

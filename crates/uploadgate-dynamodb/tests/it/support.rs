@@ -11,6 +11,7 @@ use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use tokio::sync::OnceCell;
@@ -40,6 +41,13 @@ pub async fn store() -> DynamoStore {
 /// A fresh store whose DynamoDB calls are recorded.
 pub async fn counted_store() -> (DynamoStore, Calls) {
     let table = table().await;
+    let (client, calls) = counted_client().await;
+    (DynamoStore::new(client, table), calls)
+}
+
+/// A client (the store's settings, with room for the emulator) whose calls
+/// are recorded.
+pub async fn counted_client() -> (Client, Calls) {
     let calls = Calls::default();
     // moto answers about 100 calls a second, so a burst of concurrent
     // requests queues for longer than the 1 s per attempt that suits real
@@ -55,10 +63,11 @@ pub async fn counted_store() -> (DynamoStore, Calls) {
         )
         .interceptor(calls.clone())
         .build();
-    (DynamoStore::new(Client::from_conf(conf), table), calls)
+    (Client::from_conf(conf), calls)
 }
 
-/// Records every request the SDK sends (retries included), by operation.
+/// Records every request the SDK sends (retries included), by the operation
+/// name the SDK itself puts in the request's config bag.
 #[derive(Clone, Debug, Default)]
 pub struct Calls(Arc<Mutex<Vec<String>>>);
 
@@ -76,20 +85,17 @@ impl Intercept for Calls {
 
     fn read_before_transmit(
         &self,
-        ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _ctx: &BeforeTransmitInterceptorContextRef<'_>,
         _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let target = ctx
-            .request()
-            .headers()
-            .get("x-amz-target")
-            .unwrap_or("?")
-            .rsplit('.')
-            .next()
-            .unwrap_or("?")
-            .to_owned();
-        self.0.lock().unwrap().push(target);
+        let meta = cfg
+            .load::<Metadata>()
+            .ok_or("the SDK put no operation Metadata in the config bag")?;
+        if meta.service() != "DynamoDB" {
+            return Err(format!("a DynamoDB client sent {meta:?}").into());
+        }
+        self.0.lock().unwrap().push(meta.name().to_owned());
         Ok(())
     }
 }
