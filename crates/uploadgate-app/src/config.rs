@@ -63,6 +63,8 @@ pub struct Config {
     pub log: String,
     /// Log line format.
     pub log_format: LogFormat,
+    /// Timeouts and connection cap of each `serve` listener.
+    pub server: crate::server::Limits,
 }
 
 impl TryFrom<Settings> for Config {
@@ -99,6 +101,7 @@ impl TryFrom<Settings> for Config {
                 identity,
                 client_ip,
                 cors: s.cors_origins,
+                origin_secret: s.origin_secret,
                 fail_open: s.fail_open,
                 emf_metrics: s.metrics == MetricsFormat::Emf,
                 shadow: s.shadow,
@@ -116,6 +119,12 @@ impl TryFrom<Settings> for Config {
             s3_listen: s.s3_listen,
             log: s.log,
             log_format: s.log_format,
+            server: crate::server::Limits {
+                header_timeout: s.header_timeout,
+                body_timeout: s.body_timeout,
+                idle_timeout: s.idle_timeout,
+                max_connections: s.max_connections,
+            },
         })
     }
 }

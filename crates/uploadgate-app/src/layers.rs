@@ -188,14 +188,23 @@ pub fn effective(
         .filter_map(|a| {
             let name = env_name(a)?;
             let id = a.get_id().as_str();
+            // Secrets are never printed, only whether they are set.
+            let secret = a.is_hide_env_values_set();
             let value = matches
                 .get_raw(id)
+                .filter(|_| !secret)
                 .map(|vs| {
                     vs.map(|v| v.to_string_lossy())
                         .collect::<Vec<_>>()
                         .join(",")
                 })
-                .unwrap_or_default();
+                .unwrap_or_else(|| {
+                    if secret && matches.get_raw(id).is_some() {
+                        "(set, not shown)".to_owned()
+                    } else {
+                        String::new()
+                    }
+                });
             let source = match matches.value_source(id) {
                 Some(ValueSource::CommandLine) => "flag",
                 Some(ValueSource::EnvVariable) => "environment",

@@ -14,6 +14,7 @@
 
 mod config;
 pub mod layers;
+pub mod server;
 pub mod settings;
 pub mod telemetry;
 pub mod values;

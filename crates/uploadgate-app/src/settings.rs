@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use clap::{Args, Command, ValueEnum};
 use http::HeaderName;
-use uploadgate_http::CorsOrigins;
+use uploadgate_http::{CorsOrigins, OriginSecret};
 
 use crate::values::{
     self, BucketName, ClaimName, ContentTypes, HttpUrl, KeyPrefix, Limits, Names, ObjectBytes,
@@ -353,6 +353,17 @@ pub struct Settings {
     )]
     pub client_ip: ClientIp,
 
+    /// A secret the origin in front of the gate adds to every request as the `x-origin-verify` header; requests without it are refused (403). Required by `serve` with `UPLOADGATE_CLIENT_IP=cloudfront`, so only CloudFront can vouch for a viewer's address.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_ORIGIN_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub origin_secret: Option<OriginSecret>,
+
     /// State store: `file` (embedded, durable, in the data dir), `memory` (lost on exit) or `dynamodb` (the table `UPLOADGATE_TABLE`, through the standard AWS configuration; any number of servers can share it).
     #[arg(
         long,
@@ -446,6 +457,58 @@ pub struct Settings {
         help_heading = SERVE_ONLY,
     )]
     pub s3_listen: SocketAddr,
+
+    /// Time a new connection has to send its first request's headers, 1s to 5m; then it is closed.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_HEADER_TIMEOUT",
+        default_value = "10s",
+        value_name = "DURATION",
+        value_parser = values::header_timeout,
+        help_heading = SERVE_ONLY,
+    )]
+    pub header_timeout: Duration,
+
+    /// Longest pause between chunks of a request body (an upload to the local bucket included), 1s to 10m; then the request fails.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_BODY_TIMEOUT",
+        default_value = "30s",
+        value_name = "DURATION",
+        value_parser = values::body_timeout,
+        help_heading = SERVE_ONLY,
+    )]
+    pub body_timeout: Duration,
+
+    /// Longest a keep-alive connection may wait for its next request, 1s to 1h.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_IDLE_TIMEOUT",
+        default_value = "60s",
+        value_name = "DURATION",
+        value_parser = values::idle_timeout,
+        help_heading = SERVE_ONLY,
+    )]
+    pub idle_timeout: Duration,
+
+    /// Most open connections per listener (lowered to fit the open-file limit). At the cap, a new connection evicts the oldest one that has not sent a complete request.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_MAX_CONNECTIONS",
+        default_value = "1024",
+        value_name = "COUNT",
+        value_parser = values::max_connections,
+        help_heading = SERVE_ONLY,
+    )]
+    pub max_connections: usize,
 
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(
@@ -545,7 +608,7 @@ mod tests {
     #[test]
     fn every_setting_is_documented_with_a_name_and_help() {
         let docs = Settings::docs();
-        assert_eq!(docs.len(), 32);
+        assert_eq!(docs.len(), 37);
         let serve_only: Vec<&str> = docs
             .iter()
             .filter(|d| d.serve_only)
@@ -556,7 +619,11 @@ mod tests {
             [
                 "UPLOADGATE_DATA_DIR",
                 "UPLOADGATE_LISTEN",
-                "UPLOADGATE_S3_LISTEN"
+                "UPLOADGATE_S3_LISTEN",
+                "UPLOADGATE_HEADER_TIMEOUT",
+                "UPLOADGATE_BODY_TIMEOUT",
+                "UPLOADGATE_IDLE_TIMEOUT",
+                "UPLOADGATE_MAX_CONNECTIONS",
             ]
         );
         for d in &docs {

@@ -444,6 +444,32 @@ impl fmt::Display for Tiers {
     }
 }
 
+/// The header timeout of `serve`: 1 s to 5 min.
+pub fn header_timeout(raw: &str) -> Result<Duration, String> {
+    duration_between(raw, Duration::from_secs(1), Duration::from_secs(300))
+}
+
+/// The body timeout of `serve`: 1 s to 10 min.
+pub fn body_timeout(raw: &str) -> Result<Duration, String> {
+    duration_between(raw, Duration::from_secs(1), Duration::from_secs(600))
+}
+
+/// The idle keep-alive timeout of `serve`: 1 s to 1 h.
+pub fn idle_timeout(raw: &str) -> Result<Duration, String> {
+    duration_between(raw, Duration::from_secs(1), Duration::from_secs(3600))
+}
+
+/// The connection cap of `serve`: 1 to 1,000,000.
+pub fn max_connections(raw: &str) -> Result<usize, String> {
+    match raw.trim().parse::<usize>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{}` must be a whole number from 1 to 1000000",
+            raw.trim()
+        )),
+    }
+}
+
 /// A `tracing` `EnvFilter` directive, checked by parsing it.
 pub fn log_filter(raw: &str) -> Result<String, String> {
     tracing_subscriber::EnvFilter::try_new(raw.trim())
@@ -504,6 +530,11 @@ mod tests {
         assert!("custom:plan".parse::<ClaimName>().is_ok());
         assert!("a b".parse::<ClaimName>().is_err());
         assert!(jwt_leeway("61s").is_err());
+        assert_eq!(
+            max_connections("0"),
+            Err("`0` must be a whole number from 1 to 1000000".into())
+        );
+        assert_eq!(max_connections("512"), Ok(512));
         assert_eq!(jwt_leeway("60s"), Ok(Duration::from_secs(60)));
     }
 

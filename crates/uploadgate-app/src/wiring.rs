@@ -174,11 +174,22 @@ pub struct LocalTarget {
 
 #[cfg(feature = "local")]
 impl LocalTarget {
-    /// Serves the bucket until `shutdown` resolves.
-    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send) {
-        self.bucket
-            .serve(self.listener, self.credentials, shutdown)
-            .await;
+    /// Serves the bucket until `shutdown` resolves, under the same limits
+    /// as the API.
+    pub async fn serve(
+        self,
+        limits: crate::server::Limits,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) {
+        // s3s wants a body whose error is a `std::error::Error`.
+        let service = tower::ServiceBuilder::new()
+            .map_request(
+                |req: http::Request<tower_http::timeout::TimeoutBody<hyper::body::Incoming>>| {
+                    req.map(|b| http_body_util::BodyExt::map_err(b, std::io::Error::other))
+                },
+            )
+            .service(self.bucket.service(self.credentials));
+        crate::server::serve(self.listener, service, limits, shutdown).await;
     }
 }
 

@@ -51,6 +51,9 @@ pub enum ApiError {
         /// The allowed list.
         allowed: String,
     },
+    /// The request did not come through the origin in front of the gate.
+    #[error("this gate only answers requests that come through its CDN")]
+    NotFromOrigin,
     /// No such route.
     #[error("there is no resource at this path")]
     NotFound,
@@ -80,6 +83,7 @@ impl ApiError {
             ApiError::UnsupportedType { .. } | ApiError::UnsupportedBody { .. } => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
+            ApiError::NotFromOrigin => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::QuotaExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -99,6 +103,7 @@ impl ApiError {
                 ("unsupported-content-type", "Content type not accepted")
             }
             ApiError::UnsupportedBody { .. } => ("unsupported-body-type", "Request body not JSON"),
+            ApiError::NotFromOrigin => ("not-from-origin", "Forbidden"),
             ApiError::NotFound => ("not-found", "Not found"),
             ApiError::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
             ApiError::QuotaExceeded(_) => (

@@ -75,6 +75,35 @@ impl FromStr for CorsOrigins {
     }
 }
 
+/// A shared secret the origin in front of the gate (CloudFront) adds to
+/// every request. At least 16 visible characters; never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OriginSecret(String);
+
+impl OriginSecret {
+    /// The secret's bytes, for a constant-time comparison.
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for OriginSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OriginSecret(***)")
+    }
+}
+
+impl FromStr for OriginSecret {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let s = raw.trim();
+        if s.len() < 16 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("must be at least 16 visible ASCII characters (a random token)".into());
+        }
+        Ok(OriginSecret(s.to_owned()))
+    }
+}
+
 /// The gate's behaviour, as the router needs it.
 #[derive(Debug, Clone)]
 pub struct GateConfig {
@@ -92,6 +121,9 @@ pub struct GateConfig {
     pub client_ip: ClientIpSource,
     /// CORS origins.
     pub cors: CorsOrigins,
+    /// The secret every request must carry in `x-origin-verify` (the
+    /// origin in front, CloudFront, adds it), if set.
+    pub origin_secret: Option<OriginSecret>,
     /// Admit when the store fails.
     pub fail_open: bool,
     /// Write EMF metric lines to stdout.
@@ -105,6 +137,15 @@ pub struct GateConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origin_secrets_are_long_and_never_printed() {
+        assert!("short".parse::<OriginSecret>().is_err());
+        assert!("has a space in it!!".parse::<OriginSecret>().is_err());
+        let s: OriginSecret = "0123456789abcdef-origin".parse().unwrap();
+        assert_eq!(format!("{s:?}"), "OriginSecret(***)");
+        assert_eq!(s.expose(), b"0123456789abcdef-origin");
+    }
 
     #[test]
     fn cors_origins() {

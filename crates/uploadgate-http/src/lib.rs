@@ -33,11 +33,14 @@ use uploadgate_core::{Clock, Limiter, Store};
 use uploadgate_s3::Presigner;
 
 pub use error::{ApiError, QUOTA_EXCEEDED_TYPE};
-pub use gate::{ClientIpSource, CorsOrigins, GateConfig, IdentityMode};
+pub use gate::{ClientIpSource, CorsOrigins, GateConfig, IdentityMode, OriginSecret};
 pub use identity::ClientAddr;
 pub use meter::{BoxFuture, Meter};
 pub use metrics::MetricsSink;
 pub use request::MAX_BODY_BYTES;
+
+/// The header that carries [`GateConfig::origin_secret`].
+pub const ORIGIN_VERIFY: HeaderName = HeaderName::from_static("x-origin-verify");
 
 /// The request id header. Runners may set it (the Lambda function sets its
 /// invocation's request id); otherwise a UUID is generated. It is echoed on
@@ -165,7 +168,6 @@ pub fn router(state: AppState) -> Router {
     let cors = cors(&state.inner.gate, &state.inner.identity);
     Router::new()
         .merge(api)
-        .route("/healthz", get(routes::healthz))
         .route(
             "/",
             get(|| async {
@@ -201,6 +203,14 @@ pub fn router(state: AppState) -> Router {
             "/openapi.yaml",
             get(|| async { asset("application/yaml", OPENAPI_YAML) }),
         )
+        // Every route so far needs the origin's proof, when one is set.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            routes::from_origin,
+        ))
+        // Liveness answers anyone (load balancers, probes): it carries no
+        // state and charges nothing.
+        .route("/healthz", get(routes::healthz))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(tower::util::option_layer(cors))

@@ -319,6 +319,28 @@ pub async fn quota(State(st): State<AppState>, req: Request) -> Result<Response,
     )
 }
 
+/// Refuses a request that lacks the origin secret, when one is set: behind
+/// CloudFront, only requests CloudFront forwards carry it, so only those may
+/// claim a viewer address (`CloudFront-Viewer-Address`).
+pub async fn from_origin(
+    State(st): State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use subtle::ConstantTimeEq as _;
+    if let Some(secret) = &st.inner.gate.origin_secret {
+        let sent = req
+            .headers()
+            .get(crate::ORIGIN_VERIFY)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !bool::from(sent.ct_eq(secret.expose())) {
+            return ApiError::NotFromOrigin.into_response();
+        }
+    }
+    next.run(req).await
+}
+
 /// `GET /healthz`.
 pub async fn healthz() -> Response {
     (

@@ -26,7 +26,7 @@ mod operations;
 mod presign;
 
 #[cfg(feature = "local")]
-pub use local::{LocalBucket, LocalCredentials, LocalServeError};
+pub use local::{LocalBucket, LocalCredentials, LocalServeError, LocalService};
 pub use operations::OPERATIONS;
 pub use presign::{
     ChecksumSha256, InvalidChecksum, PresignError, PresignedUpload, Presigner, PutSpec,

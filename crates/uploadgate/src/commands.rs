@@ -1,15 +1,16 @@
 //! The commands, each a thin composition of the library crates.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
-use uploadgate_app::{Aws, Config, StoreKind, open_presigner, open_store, telemetry};
+use uploadgate_app::{
+    Aws, Config, SettingError, StoreKind, open_presigner, open_store, server, telemetry,
+};
 use uploadgate_core::{Clock, Limiter, Policy, StateKey, Subject, Subjects, SystemClock, UserId};
 use uploadgate_dynamodb::Created;
-use uploadgate_http::{AppState, router};
+use uploadgate_http::{AppState, ClientIpSource, router};
 
 use crate::cli::{Command, ConfigCommand, Invocation, QuotaCommand, TableCommand};
 
@@ -50,7 +51,23 @@ async fn table_create(config: Config) -> Result<()> {
 }
 
 async fn serve(config: Config) -> Result<()> {
+    // Behind CloudFront, only a request that proves it came through
+    // CloudFront may name its viewer's address.
+    if config.gate.client_ip == ClientIpSource::CloudFront && config.gate.origin_secret.is_none() {
+        return Err(SettingError::new(
+            "UPLOADGATE_ORIGIN_SECRET",
+            "`serve` with UPLOADGATE_CLIENT_IP=cloudfront needs the secret CloudFront adds as `x-origin-verify`; otherwise any caller could name any viewer address",
+        )
+        .into());
+    }
     telemetry::init(&config)?;
+    let (limits, lowered) = config.server.fit_open_files(2);
+    if lowered {
+        tracing::warn!(
+            max_connections = limits.max_connections,
+            "UPLOADGATE_MAX_CONNECTIONS lowered to fit the open-file limit"
+        );
+    }
     let aws = Aws::new();
     let api = TcpListener::bind(config.listen)
         .await
@@ -62,7 +79,7 @@ async fn serve(config: Config) -> Result<()> {
                 "uploadgate: local bucket \"{}\" at {}",
                 config.bucket, bucket.endpoint
             );
-            tokio::spawn(bucket.serve(shutdown_signal()));
+            tokio::spawn(bucket.serve(limits, shutdown_signal()));
         }
         None => println!("uploadgate: signing for S3 bucket \"{}\"", config.bucket),
     }
@@ -87,11 +104,8 @@ async fn serve(config: Config) -> Result<()> {
         }
     });
     println!("uploadgate: api listening on http://{}", api.local_addr()?);
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(api, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the API server failed")
+    server::serve(api, router(state), limits, shutdown_signal()).await;
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -18,17 +18,12 @@
 //!   readers see bytes and metadata that belong together.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use s3s::auth::SimpleAuth;
 use s3s::crypto::{Checksum as _, Md5, Sha256};
 use s3s::dto::{
@@ -38,7 +33,6 @@ use s3s::dto::{
 use s3s::service::S3ServiceBuilder;
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 use tokio::io::AsyncReadExt as _;
-use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::cors::{Any, CorsLayer};
 
@@ -99,6 +93,9 @@ pub enum LocalServeError {
     },
 }
 
+/// The local bucket's service: s3s behind CORS.
+pub type LocalService = tower_http::cors::Cors<s3s::service::S3Service>;
+
 /// An S3-compatible bucket on loopback, storing objects as files under
 /// `<data-dir>/objects/<bucket>/<key>` (metadata beside them under
 /// `objects-meta/`). s3s parses the S3 protocol and checks every signature;
@@ -156,47 +153,21 @@ impl LocalBucket {
         safe_relative(key).map(|rel| self.inner.objects.join(rel))
     }
 
-    /// Serves the bucket on `listener` until `shutdown` resolves. Accepts only
-    /// requests signed with `creds`; answers CORS for any origin, since every
-    /// write still needs a valid signature.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        creds: LocalCredentials,
-        shutdown: impl Future<Output = ()> + Send,
-    ) {
+    /// The bucket as a tower service: s3s checks every request's signature
+    /// against `creds`; CORS is answered for any origin, since every write
+    /// still needs a valid signature. The server that runs it (timeouts,
+    /// connection cap) is the caller's: `uploadgate serve` runs it like the
+    /// API.
+    pub fn service(self, creds: LocalCredentials) -> LocalService {
         let mut builder = S3ServiceBuilder::new(self);
         builder.set_auth(SimpleAuth::from_single(creds.access_key, creds.secret_key));
-        let s3 = builder.build();
         let cors = CorsLayer::new()
             .allow_origin(Any)
             .allow_methods([http::Method::PUT, http::Method::GET, http::Method::HEAD])
             .allow_headers(Any)
             .expose_headers([http::header::ETAG])
             .max_age(std::time::Duration::from_secs(600));
-        let svc = ServiceBuilder::new().layer(cors).service(s3);
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, peer): (_, SocketAddr) = tokio::select! {
-                () = &mut shutdown => return,
-                r = listener.accept() => match r {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "local bucket: accept failed");
-                        continue;
-                    }
-                },
-            };
-            let svc = TowerToHyperService::new(svc.clone());
-            tokio::spawn(async move {
-                if let Err(e) = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await
-                {
-                    tracing::debug!(%peer, error = %e, "local bucket: connection ended");
-                }
-            });
-        }
+        ServiceBuilder::new().layer(cors).service(builder.build())
     }
 
     fn check_bucket(&self, bucket: &str) -> S3Result<()> {

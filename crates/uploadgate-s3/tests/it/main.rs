@@ -31,11 +31,24 @@ async fn bucket() -> Bucket {
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let creds = LocalCredentials::generate();
     let bucket = LocalBucket::open(dir.path(), "uploads").unwrap();
-    tokio::spawn(
-        bucket
-            .clone()
-            .serve(listener, creds.clone(), std::future::pending()),
-    );
+    let service = bucket.clone().service(creds.clone());
+    // The simplest server: one hyper-util connection per accepted socket
+    // (`uploadgate serve` adds timeouts and a connection cap around it).
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let svc = hyper_util::service::TowerToHyperService::new(service.clone());
+            tokio::spawn(async move {
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+            });
+        }
+    });
     Bucket {
         endpoint,
         creds,

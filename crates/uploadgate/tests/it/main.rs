@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 
+mod hardening;
+
 const BIN: &str = env!("CARGO_BIN_EXE_uploadgate");
 
 struct Server {
@@ -24,7 +26,21 @@ impl Drop for Server {
 }
 
 fn serve(data_dir: &Path, env: &[(&str, &str)]) -> Server {
-    let mut cmd = Command::new(BIN);
+    serve_with(Command::new(BIN), data_dir, env)
+}
+
+/// `serve` with at most `nofile` open files (a shell's `ulimit -n`).
+fn serve_with_open_files(nofile: u32, data_dir: &Path, env: &[(&str, &str)]) -> Server {
+    let mut cmd = Command::new("bash");
+    cmd.args([
+        "-c",
+        &format!("ulimit -n {nofile} && exec \"$0\" \"$@\""),
+        BIN,
+    ]);
+    serve_with(cmd, data_dir, env)
+}
+
+fn serve_with(mut cmd: Command, data_dir: &Path, env: &[(&str, &str)]) -> Server {
     cmd.args([
         "serve",
         "--listen",
