@@ -3,6 +3,13 @@
 // Test helpers panic on purpose: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+use std::sync::Arc;
+
 use uploadgate_core::MemoryStore;
 
-uploadgate_core::store_conformance_tests!(|| async { MemoryStore::new() }, purges_itself = true);
+uploadgate_core::store_conformance_tests!(
+    || async { MemoryStore::new() },
+    purges_itself = true,
+    // Four limiters over one store, as four processes would share one.
+    shared = |n| async move { vec![Arc::new(MemoryStore::new()); n] }
+);
