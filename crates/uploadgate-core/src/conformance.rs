@@ -341,11 +341,13 @@ pub fn hot_key_trials() -> usize {
 /// exactly 100, and exactly 100 users were charged, once each.
 pub async fn hot_key_across_processes_admits_exactly_the_limit<S: Reset>(stores: Vec<S>) {
     const REQUESTS: usize = 300;
-    let policy: Arc<Policy> = Arc::new("uploads=user:5/1h;burst=ip:100/1h".parse().expect("policy"));
+    let policy: Arc<Policy> =
+        Arc::new("uploads=user:5/1h;burst=ip:100/1h".parse().expect("policy"));
     let limiters: Vec<Arc<Limiter<S, SystemClock>>> = stores
         .into_iter()
         .map(|s| {
-            let l = Limiter::new(Arc::clone(&policy), s, SystemClock).with_runtime(Arc::new(TokioRuntime));
+            let l = Limiter::new(Arc::clone(&policy), s, SystemClock)
+                .with_runtime(Arc::new(TokioRuntime));
             Arc::new(l)
         })
         .collect();
@@ -379,14 +381,20 @@ pub async fn hot_key_across_processes_admits_exactly_the_limit<S: Reset>(stores:
             allowed += 1;
         } else {
             assert_eq!(
-                d.violated().map(|l| l.limit.name.as_str()).collect::<Vec<_>>(),
+                d.violated()
+                    .map(|l| l.limit.name.as_str())
+                    .collect::<Vec<_>>(),
                 ["burst"]
             );
             denied += 1;
         }
     }
     assert_eq!((allowed, denied), (100, REQUESTS - 100));
-    let stored = limiters[0].store().load(std::slice::from_ref(&ip_key)).await.expect("load");
+    let stored = limiters[0]
+        .store()
+        .load(std::slice::from_ref(&ip_key))
+        .await
+        .expect("load");
     let counted = match stored[0].as_ref().and_then(|v| v.state.limits.get("burst")) {
         Some(LimitState::Sliding(s)) => s.entries.iter().map(|(_, n)| n).sum::<u64>(),
         other => panic!("the ip key holds no sliding state: {other:?}"),
@@ -394,7 +402,11 @@ pub async fn hot_key_across_processes_admits_exactly_the_limit<S: Reset>(stores:
     assert_eq!(counted, 100, "uploads recorded on the ip key");
     let keys: Vec<StateKey> = users.iter().map(StateKey::user).collect();
     let charged = limiters[0].store().load(&keys).await.expect("load users");
-    assert_eq!(charged.iter().filter(|v| v.is_some()).count(), 100, "users charged");
+    assert_eq!(
+        charged.iter().filter(|v| v.is_some()).count(),
+        100,
+        "users charged"
+    );
     limiters[0].reset(&ip_key).await.expect("reset");
 }
 
@@ -455,8 +467,7 @@ macro_rules! store_conformance_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn hot_key_across_processes_admits_exactly_the_limit() {
                 for _ in 0..c::hot_key_trials() {
-                    c::hot_key_across_processes_admits_exactly_the_limit(($shared)(4).await)
-                        .await
+                    c::hot_key_across_processes_admits_exactly_the_limit(($shared)(4).await).await
                 }
             }
         }

@@ -34,7 +34,8 @@ pub use algorithm::{FixedState, GcraState, SlidingState};
 pub use clock::{Clock, FakeClock, SystemClock, Timestamp};
 pub use domain::{IdError, ObjectKey, StateKey, Subject, Subjects, UserId, sanitize_filename};
 pub use limiter::{
-    Backoff, Contention, Decision, LimitStatus, Limiter, LimiterError, MAX_BATCH_KEYS, Runtime, Task,
+    Backoff, Contention, Decision, LimitStatus, Limiter, LimiterError, MAX_BATCH_KEYS, Runtime,
+    Task,
 };
 pub use policy::{Algorithm, Amount, Limit, LimitName, Policy, PolicyError, Span, Unit, Window};
 pub use store::{

@@ -14,9 +14,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use super::*;
-use crate::{
-    CasOutcome, FakeClock, MemoryStore, StoreError, Timestamp, UserId, Versioned, Write,
-};
+use crate::{CasOutcome, FakeClock, MemoryStore, StoreError, Timestamp, UserId, Versioned, Write};
 
 const T0: Timestamp = Timestamp(1_800_000_000_000);
 
@@ -92,8 +90,8 @@ impl Store for Gated {
             cas.len()
         };
         self.gate.acquire().await.unwrap().forget();
-        let meddles =
-            self.meddle_always.load(Ordering::SeqCst) || self.meddle_at.lock().unwrap().contains(&n);
+        let meddles = self.meddle_always.load(Ordering::SeqCst)
+            || self.meddle_at.lock().unwrap().contains(&n);
         let other = self.other.lock().unwrap().clone();
         if let (true, Some((other, who))) = (meddles, other) {
             assert!(other.consume(&who, 1).await.unwrap().allowed);
@@ -142,8 +140,8 @@ fn setup(policy: &str, open: bool, runtime: bool, backoff: Backoff) -> Setup {
         clock: clock.clone(),
         sleeps: Mutex::default(),
     });
-    let mut limiter = Limiter::new(Arc::clone(&policy), Arc::clone(&store), clock.clone())
-        .with_backoff(backoff);
+    let mut limiter =
+        Limiter::new(Arc::clone(&policy), Arc::clone(&store), clock.clone()).with_backoff(backoff);
     if runtime {
         limiter = limiter.with_runtime(rt.clone());
     }
@@ -201,7 +199,10 @@ async fn queue_behind_a_lead(
 ) {
     let lead = consume(&s.limiter, who("lead", 1));
     until("the lead reaches the store", || s.store.cas_calls() == 1).await;
-    let rest: Vec<_> = users.iter().map(|u| consume(&s.limiter, who(u, 1))).collect();
+    let rest: Vec<_> = users
+        .iter()
+        .map(|u| consume(&s.limiter, who(u, 1)))
+        .collect();
     let n = users.len();
     until("all queue", || s.limiter.core.queue.waiting() == n).await;
     (lead, rest)
@@ -214,7 +215,12 @@ async fn remaining(s: &Setup, who: &Subjects) -> Vec<u64> {
 
 #[tokio::test]
 async fn a_batch_applies_its_jobs_in_arrival_order_with_one_compare_and_swap() {
-    let s = setup("uploads=user:5/1h;burst=ip:10/1h", false, false, Backoff::DEFAULT);
+    let s = setup(
+        "uploads=user:5/1h;burst=ip:10/1h",
+        false,
+        false,
+        Backoff::DEFAULT,
+    );
     let (lead, rest) = queue_behind_a_lead(&s, &["a", "b", "c", "d"]).await;
     s.store.open(10);
     let d = lead.await.unwrap().unwrap();
@@ -242,7 +248,12 @@ async fn a_batch_applies_its_jobs_in_arrival_order_with_one_compare_and_swap() {
 
 #[tokio::test]
 async fn a_denied_job_writes_nothing_and_later_jobs_do_not_see_it() {
-    let s = setup("uploads=user:1/1h;burst=ip:10/1h", false, false, Backoff::DEFAULT);
+    let s = setup(
+        "uploads=user:1/1h;burst=ip:10/1h",
+        false,
+        false,
+        Backoff::DEFAULT,
+    );
     // `lead` again is over its user limit of 1; `a` and `c` are not.
     let (lead, rest) = queue_behind_a_lead(&s, &["a", "lead", "c"]).await;
     s.store.open(10);
@@ -259,7 +270,9 @@ async fn a_denied_job_writes_nothing_and_later_jobs_do_not_see_it() {
     assert_eq!(d[0].limits[1].remaining, 8);
     // The denial reports the ip quota it saw, without its own cost...
     assert_eq!(
-        d[1].violated().map(|l| l.limit.name.as_str()).collect::<Vec<_>>(),
+        d[1].violated()
+            .map(|l| l.limit.name.as_str())
+            .collect::<Vec<_>>(),
         ["uploads"]
     );
     assert_eq!(d[1].limits[1].remaining, 8);
@@ -274,7 +287,12 @@ async fn a_denied_job_writes_nothing_and_later_jobs_do_not_see_it() {
 
 #[tokio::test]
 async fn only_jobs_that_share_keys_transitively_are_batched_together() {
-    let s = setup("uploads=user:5/1h;burst=ip:10/1h", false, false, Backoff::DEFAULT);
+    let s = setup(
+        "uploads=user:5/1h;burst=ip:10/1h",
+        false,
+        false,
+        Backoff::DEFAULT,
+    );
     let lead = consume(&s.limiter, who("u1", 1));
     until("the lead reaches the store", || s.store.cas_calls() == 1).await;
     // (u2, ip 1) waits for the lead's ip; (u2, ip 2) and (u3, ip 2) join it
@@ -314,13 +332,17 @@ async fn a_conflict_with_another_process_is_retried_on_the_state_it_returns() {
     let backoff = Backoff::new(Duration::from_millis(4), Duration::from_millis(64), 5);
     let s = setup("uploads=user:5/1h;burst=ip:10/1h", false, true, backoff);
     // The other process charges ip 1 just before the batch's write.
-    s.store.meddle(&s.policy, &s.clock, who("elsewhere", 1), &[2]);
+    s.store
+        .meddle(&s.policy, &s.clock, who("elsewhere", 1), &[2]);
     let (lead, rest) = queue_behind_a_lead(&s, &["a", "b", "c"]).await;
     s.store.open(10);
     assert_eq!(lead.await.unwrap().unwrap().attempts, 1);
     for (h, left) in rest.into_iter().zip([7, 6, 5]) {
         let d = h.await.unwrap().unwrap();
-        assert_eq!((d.allowed, d.limits[1].remaining, d.attempts), (true, left, 2));
+        assert_eq!(
+            (d.allowed, d.limits[1].remaining, d.attempts),
+            (true, left, 2)
+        );
     }
     assert_eq!(s.store.cas_calls(), 3, "the batch retried once, as one");
     let sleeps = s.runtime.sleeps.lock().unwrap().clone();
@@ -333,7 +355,8 @@ async fn a_conflict_with_another_process_is_retried_on_the_state_it_returns() {
 async fn running_out_of_attempts_is_a_contention_denial_that_charges_nothing() {
     let backoff = Backoff::new(Duration::from_millis(2), Duration::from_millis(5), 3);
     let s = setup("uploads=user:50/1h;burst=ip:1000/1h", false, true, backoff);
-    s.store.meddle(&s.policy, &s.clock, who("elsewhere", 1), &[]);
+    s.store
+        .meddle(&s.policy, &s.clock, who("elsewhere", 1), &[]);
     let (lead, rest) = queue_behind_a_lead(&s, &["a", "b"]).await;
     s.store.open(100);
     let mut all = vec![lead.await.unwrap().unwrap()];
@@ -350,7 +373,11 @@ async fn running_out_of_attempts_is_a_contention_denial_that_charges_nothing() {
     // Two batches (the lead, then a and b) of three attempts each.
     assert_eq!(s.store.cas_calls(), 6);
     let sleeps = s.runtime.sleeps.lock().unwrap().clone();
-    assert_eq!(sleeps.len(), 4, "a pause between attempts, none after the last");
+    assert_eq!(
+        sleeps.len(),
+        4,
+        "a pause between attempts, none after the last"
+    );
     assert!(sleeps.iter().all(|p| *p <= Duration::from_millis(5)));
     // Only the other process was charged: once per compare-and-swap.
     assert_eq!(remaining(&s, &who("lead", 1)).await, [50, 994]);
@@ -359,7 +386,12 @@ async fn running_out_of_attempts_is_a_contention_denial_that_charges_nothing() {
 
 #[tokio::test]
 async fn a_dropped_caller_strands_nobody_and_is_charged_at_most_once() {
-    let s = setup("uploads=user:5/1h;burst=ip:10/1h", false, false, Backoff::DEFAULT);
+    let s = setup(
+        "uploads=user:5/1h;burst=ip:10/1h",
+        false,
+        false,
+        Backoff::DEFAULT,
+    );
     let (lead, mut rest) = queue_behind_a_lead(&s, &["a", "b", "c"]).await;
     // b leaves while it waits: it is never charged.
     let b = rest.remove(1);
@@ -389,7 +421,12 @@ async fn a_dropped_caller_strands_nobody_and_is_charged_at_most_once() {
 
 #[tokio::test]
 async fn with_a_runtime_a_batch_finishes_when_all_its_callers_leave() {
-    let s = setup("uploads=user:5/1h;burst=ip:10/1h", false, true, Backoff::DEFAULT);
+    let s = setup(
+        "uploads=user:5/1h;burst=ip:10/1h",
+        false,
+        true,
+        Backoff::DEFAULT,
+    );
     let (lead, rest) = queue_behind_a_lead(&s, &["a", "b"]).await;
     s.store.open(1);
     assert!(lead.await.unwrap().unwrap().allowed);
@@ -410,7 +447,12 @@ async fn with_a_runtime_a_batch_finishes_when_all_its_callers_leave() {
 
 #[tokio::test]
 async fn a_lone_request_costs_one_write_and_a_denial_confirms_only_its_violated_key() {
-    let s = setup("uploads=user:5/1h;burst=ip:1/1h", true, false, Backoff::DEFAULT);
+    let s = setup(
+        "uploads=user:5/1h;burst=ip:1/1h",
+        true,
+        false,
+        Backoff::DEFAULT,
+    );
     let d = s.limiter.consume(&who("a", 1), 1).await.unwrap();
     assert_eq!((d.allowed, d.attempts), (true, 1));
     assert_eq!(s.store.cas_calls(), 1);

@@ -111,7 +111,11 @@ pub(super) async fn run<S: Store, C: Clock>(
 }
 
 /// Starts a coalesced batch and hands it to its callers.
-fn dispatch<S: Store, C: Clock>(core: &Arc<Core<S, C>>, settings: &Settings, batch: Vec<Waiting<Handle>>) {
+fn dispatch<S: Store, C: Clock>(
+    core: &Arc<Core<S, C>>,
+    settings: &Settings,
+    batch: Vec<Waiting<Handle>>,
+) {
     let (jobs, assigns): (Vec<Job>, Vec<_>) = batch.into_iter().map(|w| (w.job, w.assign)).unzip();
     let task = run(Arc::clone(core), settings.clone(), jobs);
     // A panic ends the batch, not every caller polling it: they find their
@@ -211,7 +215,8 @@ async fn decide<S: Store, C: Clock>(
         if attempt < attempts
             && let Some(rt) = &settings.runtime
         {
-            rt.sleep(settings.backoff.pause(attempt, jitter_seed())).await;
+            rt.sleep(settings.backoff.pause(attempt, jitter_seed()))
+                .await;
         }
     }
     // Every attempt lost to other writers: a denial, not an outage.

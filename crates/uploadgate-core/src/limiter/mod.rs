@@ -15,6 +15,8 @@
 //! injected [`Runtime`]); running out of attempts is a denial flagged with
 //! [`Contention`], not an error.
 
+#[cfg(test)]
+mod batch_tests;
 mod decision;
 mod drive;
 mod eval;
@@ -22,8 +24,6 @@ mod queue;
 mod runtime;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod batch_tests;
 
 use std::fmt;
 use std::sync::Arc;
@@ -181,7 +181,8 @@ impl<S: Store, C: Clock> Limiter<S, C> {
             .iter()
             .map(|v| v.as_ref().map(|v| &v.state))
             .collect();
-        let (decision, _) = eval::evaluate(&self.core.policy, &current, self.core.clock.now(), None);
+        let (decision, _) =
+            eval::evaluate(&self.core.policy, &current, self.core.clock.now(), None);
         Ok(decision)
     }
 

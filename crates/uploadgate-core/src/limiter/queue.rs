@@ -190,7 +190,8 @@ impl<B> State<B> {
                 keep.push_back(w);
                 continue;
             }
-            let mut joined: Vec<usize> = keys.iter().filter_map(|k| owner.get(k).copied()).collect();
+            let mut joined: Vec<usize> =
+                keys.iter().filter_map(|k| owner.get(k).copied()).collect();
             joined.sort_unstable();
             joined.dedup();
             let fresh = keys.iter().filter(|k| !owner.contains_key(*k)).count();
@@ -288,7 +289,10 @@ mod tests {
         // behind it, though its own keys are not busy.
         assert!(!arrive(&q, &[user("c"), ip(3)], &mut h));
         assert_eq!(q.waiting(), 2);
-        assert_eq!(seqs(&q.release(&[user("b"), ip(2)])), Vec::<Vec<u64>>::new());
+        assert_eq!(
+            seqs(&q.release(&[user("b"), ip(2)])),
+            Vec::<Vec<u64>>::new()
+        );
         // Releasing ip 1 frees seq 2, which shares user c with seq 3.
         assert_eq!(seqs(&q.release(&[user("a"), ip(1)])), [vec![2, 3]]);
         assert_eq!(q.waiting(), 0);
@@ -314,7 +318,10 @@ mod tests {
         assert_eq!(seqs(&busy[1..]), [vec![4]]);
         // 5 needs user b (batch [2, 3]) and ip 2 (batch [4]).
         assert_eq!(q.waiting(), 1);
-        assert_eq!(seqs(&q.release(&[user("a"), user("b"), ip(1)])), Vec::<Vec<u64>>::new());
+        assert_eq!(
+            seqs(&q.release(&[user("a"), user("b"), ip(1)])),
+            Vec::<Vec<u64>>::new()
+        );
         assert_eq!(seqs(&q.release(&[user("d"), ip(2)])), [vec![5]]);
     }
 

@@ -11,5 +11,8 @@ uploadgate_core::store_conformance_tests!(
     || async { MemoryStore::new() },
     purges_itself = true,
     // Four limiters over one store, as four processes would share one.
-    shared = |n| async move { vec![Arc::new(MemoryStore::new()); n] }
+    shared = |n| async move {
+        let store = Arc::new(MemoryStore::new());
+        (0..n).map(|_| Arc::clone(&store)).collect::<Vec<_>>()
+    }
 );

@@ -22,8 +22,8 @@ async fn calls_per_decision_under_a_hot_key() {
     let mut counters: Vec<Calls> = vec![];
     for _ in 0..4 {
         let (store, calls) = counted_store().await;
-        let limiter =
-            Limiter::new(Arc::clone(&policy), store, SystemClock).with_runtime(Arc::new(TokioRuntime));
+        let limiter = Limiter::new(Arc::clone(&policy), store, SystemClock)
+            .with_runtime(Arc::new(TokioRuntime));
         limiters.push(Arc::new(limiter));
         counters.push(calls);
     }
