@@ -24,6 +24,7 @@
 //! requests that waited on them form the next batches ([`Release`]).
 
 use std::fmt;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -77,13 +78,15 @@ impl fmt::Debug for Settings {
     }
 }
 
-/// Runs a batch to its end: decides and answers its jobs (in arrival
-/// order), then frees its keys and starts the batches waiting on them.
-pub(super) async fn run<S: Store, C: Clock>(
+/// A batch, ready to run: decides and answers its jobs (in arrival order),
+/// then frees its keys and starts the batches waiting on them. The keys are
+/// freed however the future ends: completed, dropped midway, or dropped
+/// before it was ever polled (every caller left before it started).
+pub(super) fn run<S: Store, C: Clock>(
     core: Arc<Core<S, C>>,
     settings: Settings,
     jobs: Vec<Job>,
-) {
+) -> impl Future<Output = ()> + Send + 'static {
     let mut keys: Vec<StateKey> = Vec::new();
     let members: Vec<Member> = jobs
         .iter()
@@ -102,12 +105,17 @@ pub(super) async fn run<S: Store, C: Clock>(
             size: j.size,
         })
         .collect();
+    // Made here, not in the future's body, so that it exists (and frees
+    // the keys when dropped) even if the future is never polled.
     let release = Release {
-        core: Arc::clone(&core),
-        settings: settings.clone(),
+        core,
+        settings,
         keys,
     };
-    decide(&core, &settings, &release.keys, jobs, members).await;
+    async move {
+        let r = &release;
+        decide(&r.core, &r.settings, &r.keys, jobs, members).await;
+    }
 }
 
 /// Starts a coalesced batch and hands it to its callers.

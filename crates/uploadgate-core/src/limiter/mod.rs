@@ -15,8 +15,6 @@
 //! injected [`Runtime`]); running out of attempts is a denial flagged with
 //! [`Contention`], not an error.
 
-#[cfg(test)]
-mod batch_tests;
 mod decision;
 mod drive;
 mod eval;

@@ -162,3 +162,7 @@ async fn idle_state_is_purged() {
     assert_eq!(l.store().purge_expired(clock.now()).await.unwrap(), 100);
     assert!(l.store().is_empty());
 }
+
+mod batch;
+mod cancel;
+mod harness;
