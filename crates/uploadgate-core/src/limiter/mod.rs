@@ -14,6 +14,11 @@
 //! after an exponential, jittered, bounded pause ([`Backoff`], slept on the
 //! injected [`Runtime`]); running out of attempts is a denial flagged with
 //! [`Contention`], not an error.
+//!
+//! A denial decided on a cached view is confirmed through
+//! [`Store::refresh_for_denial`] once per key, on the keys whose limits
+//! denied it: a stale view of the others cannot make a denial wrong, and a
+//! new user behind a busy address then costs no read.
 
 mod decision;
 mod drive;
@@ -43,7 +48,10 @@ use queue::Arrival;
 /// All limits of one subject live under one key; a request touches one key
 /// per subject in the policy (usually one or two) and commits them in one
 /// compare-and-swap, so concurrent requests can never over-admit and a
-/// denial writes nothing.
+/// denial writes nothing. Concurrent requests sharing a key share that
+/// compare-and-swap. A server should give it its [`Runtime`]
+/// ([`with_runtime`](Limiter::with_runtime)): without one, conflicts with
+/// other processes are retried without a pause.
 ///
 /// ```
 /// use std::sync::Arc;

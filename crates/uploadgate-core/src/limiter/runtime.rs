@@ -28,6 +28,11 @@ pub trait Runtime: Send + Sync + 'static {
     /// caller. The limiter gives it each coalesced batch, so a batch
     /// finishes (and its charges settle) even when every request waiting on
     /// it is cancelled.
+    ///
+    /// It may be called while a dropped request is being destroyed, so it
+    /// must not panic: if the task cannot be spawned (the runtime is
+    /// shutting down), dropping it is safe, as the batch's own callers still
+    /// drive it (e.g. `if let Ok(h) = Handle::try_current() { h.spawn(task); }`).
     fn spawn(&self, task: Task);
 
     /// A future that completes after `duration`.
