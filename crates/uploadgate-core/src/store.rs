@@ -79,7 +79,9 @@ pub enum StoreError {
     /// The backend is throttling us, even after its own retries.
     #[error("state store throttled")]
     Throttled(#[source] Box<dyn StdError + Send + Sync>),
-    /// Stored state could not be decoded.
+    /// Stored state could not be decoded. The operation that reports it
+    /// wrote nothing (a store cannot condition a write on state it cannot
+    /// read), so the limiter still decides requests on other keys.
     #[error("stored state for `{key}` is corrupt")]
     Corrupt {
         /// The key.

@@ -87,8 +87,31 @@ pub(super) fn run<S: Store, C: Clock>(
     settings: Settings,
     jobs: Vec<Job>,
 ) -> impl Future<Output = ()> + Send + 'static {
+    // Made here, not in the future's body, so that it exists (and frees
+    // the keys when dropped) even if the future is never polled.
+    let release = Release {
+        core,
+        settings,
+        keys: union(&jobs).0,
+    };
+    async move {
+        let r = &release;
+        let mut jobs = jobs;
+        while let Err((concerned, e)) = decide(&r.core, &r.settings, jobs).await {
+            // The jobs the failure does not concern are decided again.
+            jobs = fail(concerned, e);
+            if jobs.is_empty() {
+                break;
+            }
+        }
+    }
+}
+
+/// The keys of `jobs` in order of first appearance, and each job's keys as
+/// positions among them.
+fn union(jobs: &[Job]) -> (Vec<StateKey>, Vec<Member>) {
     let mut keys: Vec<StateKey> = Vec::new();
-    let members: Vec<Member> = jobs
+    let members = jobs
         .iter()
         .map(|j| Member {
             keys: j
@@ -105,17 +128,7 @@ pub(super) fn run<S: Store, C: Clock>(
             size: j.size,
         })
         .collect();
-    // Made here, not in the future's body, so that it exists (and frees
-    // the keys when dropped) even if the future is never polled.
-    let release = Release {
-        core,
-        settings,
-        keys,
-    };
-    async move {
-        let r = &release;
-        decide(&r.core, &r.settings, &r.keys, jobs, members).await;
-    }
+    (keys, members)
 }
 
 /// Starts a coalesced batch and hands it to its callers.
@@ -155,18 +168,18 @@ impl<S: Store, C: Clock> Drop for Release<S, C> {
     }
 }
 
-/// Decides `jobs` (whose keys, as positions in `keys`, are `members`) and
-/// sends each its answer.
+/// Decides `jobs` and sends each its answer; on a store error, hands the
+/// jobs still unanswered back with it.
 async fn decide<S: Store, C: Clock>(
     core: &Core<S, C>,
     settings: &Settings,
-    keys: &[StateKey],
     mut jobs: Vec<Job>,
-    mut members: Vec<Member>,
-) {
+) -> Result<(), (Vec<Job>, StoreError)> {
+    let (keys, mut members) = union(&jobs);
+    let keys = keys.as_slice();
     let mut base = match core.store.load_cached(keys).await {
         Ok(view) => view,
-        Err(e) => return fail(jobs, e),
+        Err(e) => return Err((jobs, e)),
     };
     let mut confirmed = vec![false; keys.len()];
     let attempts = settings.backoff.attempts();
@@ -181,7 +194,7 @@ async fn decide<S: Store, C: Clock>(
             }
         }
         if jobs.is_empty() {
-            return;
+            return Ok(());
         }
         let now = core.clock.now();
         let (decisions, writes) = loop {
@@ -201,16 +214,20 @@ async fn decide<S: Store, C: Clock>(
                                 base[i] = state;
                             }
                         }
-                        Err(e) => return fail(jobs, e),
+                        Err(e) => return Err((jobs, e)),
                     }
                 }
             }
         };
         if writes.is_empty() {
-            return answer(jobs, decisions, attempt);
+            answer(jobs, decisions, attempt);
+            return Ok(());
         }
         match core.store.compare_and_swap(writes).await {
-            Ok(CasOutcome::Committed(_)) => return answer(jobs, decisions, attempt),
+            Ok(CasOutcome::Committed(_)) => {
+                answer(jobs, decisions, attempt);
+                return Ok(());
+            }
             Ok(CasOutcome::Conflict(current)) => {
                 for (key, state) in current {
                     if let Some(i) = keys.iter().position(|k| *k == key) {
@@ -218,7 +235,7 @@ async fn decide<S: Store, C: Clock>(
                     }
                 }
             }
-            Err(e) => return fail(jobs, e),
+            Err(e) => return Err((jobs, e)),
         }
         if attempt < attempts
             && let Some(rt) = &settings.runtime
@@ -234,6 +251,7 @@ async fn decide<S: Store, C: Clock>(
         d.attempts = attempts;
         let _ = job.answer.send(Ok(d));
     }
+    Ok(())
 }
 
 fn answer(jobs: Vec<Job>, decisions: Vec<Decision>, attempt: u32) {
@@ -247,9 +265,24 @@ fn answer(jobs: Vec<Job>, decisions: Vec<Decision>, attempt: u32) {
     }
 }
 
-fn fail(jobs: Vec<Job>, err: StoreError) {
-    let n = jobs.len();
-    for (job, e) in jobs.into_iter().zip(fan_out(err, n)) {
+/// Answers the jobs a store error concerns with it, and returns the others.
+/// A corrupt record concerns only the jobs on its key: one bad record must
+/// not fail every request coalesced with it. Any other failure concerns all.
+fn fail(jobs: Vec<Job>, err: StoreError) -> Vec<Job> {
+    let (concerned, rest): (Vec<Job>, Vec<Job>) = match &err {
+        StoreError::Corrupt { key, .. } => jobs
+            .into_iter()
+            .partition(|j| j.keys.iter().any(|k| k.as_str() == key)),
+        _ => (jobs, Vec::new()),
+    };
+    let (concerned, rest) = if concerned.is_empty() {
+        (rest, Vec::new())
+    } else {
+        (concerned, rest)
+    };
+    let n = concerned.len();
+    for (job, e) in concerned.into_iter().zip(fan_out(err, n)) {
         let _ = job.answer.send(Err(LimiterError::Store(e)));
     }
+    rest
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::harness::*;
-use crate::{Backoff, Contention, Decision};
+use crate::{Backoff, Contention, Decision, LimiterError, StoreError};
 
 #[tokio::test]
 async fn a_batch_applies_its_jobs_in_arrival_order_with_one_compare_and_swap() {
@@ -193,4 +193,34 @@ async fn a_lone_request_costs_one_write_and_a_denial_confirms_only_its_violated_
     assert!(!d.allowed && !d.is_contention());
     assert_eq!(s.store.cas_calls(), 1, "a denial writes nothing");
     assert_eq!(*s.store.refreshed.lock().unwrap(), [vec![ip_key(1)]]);
+}
+
+#[tokio::test]
+async fn a_corrupt_record_fails_only_the_requests_on_its_key() {
+    let s = setup(
+        "uploads=user:5/1h;burst=ip:10/1h",
+        false,
+        false,
+        Backoff::DEFAULT,
+    );
+    *s.store.corrupt.lock().unwrap() = Some(user_key("bad"));
+    let (lead, rest) = queue_behind_a_lead(&s, &["a", "bad", "c"]).await;
+    s.store.open(10);
+    assert!(lead.await.unwrap().unwrap().allowed);
+    let d: Vec<_> = futures_util::future::join_all(rest)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert!(
+        matches!(&d[1], Err(LimiterError::Store(StoreError::Corrupt { key, .. })) if key == "user#bad"),
+        "{:?}",
+        d[1]
+    );
+    let left: Vec<u64> = [&d[0], &d[2]]
+        .iter()
+        .map(|d| d.as_ref().unwrap().limits[1].remaining)
+        .collect();
+    assert_eq!(left, [8, 7]);
+    assert_eq!(s.store.cas_calls(), 2, "the others still share one write");
 }

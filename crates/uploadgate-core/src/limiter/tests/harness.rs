@@ -33,6 +33,8 @@ pub(super) struct Gated {
     pub(super) meddle_always: AtomicBool,
     /// Keys asked to confirm a denial.
     pub(super) refreshed: Mutex<Vec<Vec<StateKey>>>,
+    /// A key whose record cannot be decoded.
+    pub(super) corrupt: Mutex<Option<StateKey>>,
 }
 
 impl Gated {
@@ -45,6 +47,7 @@ impl Gated {
             meddle_at: Mutex::default(),
             meddle_always: AtomicBool::new(false),
             refreshed: Mutex::default(),
+            corrupt: Mutex::default(),
         }
     }
 
@@ -78,6 +81,13 @@ impl Gated {
 
 impl Store for Gated {
     async fn load(&self, k: &[StateKey]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        let corrupt = self.corrupt.lock().unwrap().clone();
+        if let Some(bad) = corrupt.filter(|c| k.contains(c)) {
+            return Err(StoreError::Corrupt {
+                key: bad.as_str().to_owned(),
+                source: "planted".into(),
+            });
+        }
         self.inner.load(k).await
     }
 
