@@ -4,19 +4,35 @@
 //!
 //! A store crate runs it from its tests with
 //! [`store_conformance_tests!`](crate::store_conformance_tests), giving an
-//! async constructor. Scenarios use fresh random keys, so they may share one
-//! backing table.
+//! async constructor of one store, and one of N instances over the same
+//! state (standing in for N processes). Scenarios use fresh random keys, so
+//! they may share one backing table.
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, RandomState};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::{
-    CasOutcome, FixedState, GcraState, KeyState, LimitState, Limiter, Policy, Reset, SlidingState,
-    StateKey, Store, Subjects, SystemClock, Timestamp, UserId, Write,
+    CasOutcome, FixedState, GcraState, KeyState, LimitState, Limiter, Policy, Reset, Runtime,
+    SlidingState, StateKey, Store, Subjects, SystemClock, Task, Timestamp, UserId, Write,
 };
+
+/// The limiter's [`Runtime`] on tokio, as a server gives it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokioRuntime;
+
+impl Runtime for TokioRuntime {
+    fn spawn(&self, task: Task) {
+        tokio::spawn(task);
+    }
+
+    fn sleep(&self, duration: Duration) -> Task {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -309,12 +325,100 @@ pub async fn denial_consumes_nothing<S: Reset>(store: S) {
     limiter.reset(&StateKey::ip(ip)).await.expect("reset");
 }
 
+/// Trials of [`hot_key_across_processes_admits_exactly_the_limit`]:
+/// `UG_HOT_KEY_TRIALS`, default 3.
+pub fn hot_key_trials() -> usize {
+    std::env::var("UG_HOT_KEY_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
+
+/// Through one limiter per store instance (each standing in for a process,
+/// all on the same state): 300 concurrent requests from distinct users
+/// behind one address, limited to 100 per address, admit exactly 100, with
+/// no error and no contention denial; the address's stored state counts
+/// exactly 100, and exactly 100 users were charged, once each.
+pub async fn hot_key_across_processes_admits_exactly_the_limit<S: Reset>(stores: Vec<S>) {
+    const REQUESTS: usize = 300;
+    let policy: Arc<Policy> =
+        Arc::new("uploads=user:5/1h;burst=ip:100/1h".parse().expect("policy"));
+    let limiters: Vec<Arc<Limiter<S, SystemClock>>> = stores
+        .into_iter()
+        .map(|s| {
+            let l = Limiter::new(Arc::clone(&policy), s, SystemClock)
+                .with_runtime(Arc::new(TokioRuntime));
+            Arc::new(l)
+        })
+        .collect();
+    assert!(!limiters.is_empty(), "no store instances");
+    let ip = IpAddr::V4(Ipv4Addr::new(
+        198,
+        18,
+        (RandomState::new().hash_one(3u8) % 250) as u8,
+        (COUNTER.fetch_add(1, Ordering::Relaxed) % 250) as u8,
+    ));
+    let ip_key = StateKey::ip(ip);
+    limiters[0].reset(&ip_key).await.expect("reset");
+    let users: Vec<UserId> = (0..REQUESTS).map(|_| fresh_user("hot")).collect();
+    let tasks: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| {
+            let l = Arc::clone(&limiters[i % limiters.len()]);
+            let who = Subjects {
+                user: user.clone(),
+                ip: Some(ip),
+            };
+            tokio::spawn(async move { l.consume(&who, 1).await })
+        })
+        .collect();
+    let (mut allowed, mut denied) = (0, 0);
+    for t in tasks {
+        let d = t.await.expect("task").expect("a decision, not an error");
+        assert!(!d.is_contention(), "gave up on contention: {d:?}");
+        if d.allowed {
+            allowed += 1;
+        } else {
+            assert_eq!(
+                d.violated()
+                    .map(|l| l.limit.name.as_str())
+                    .collect::<Vec<_>>(),
+                ["burst"]
+            );
+            denied += 1;
+        }
+    }
+    assert_eq!((allowed, denied), (100, REQUESTS - 100));
+    let stored = limiters[0]
+        .store()
+        .load(std::slice::from_ref(&ip_key))
+        .await
+        .expect("load");
+    let counted = match stored[0].as_ref().and_then(|v| v.state.limits.get("burst")) {
+        Some(LimitState::Sliding(s)) => s.entries.iter().map(|(_, n)| n).sum::<u64>(),
+        other => panic!("the ip key holds no sliding state: {other:?}"),
+    };
+    assert_eq!(counted, 100, "uploads recorded on the ip key");
+    let keys: Vec<StateKey> = users.iter().map(StateKey::user).collect();
+    let charged = limiters[0].store().load(&keys).await.expect("load users");
+    assert_eq!(
+        charged.iter().filter(|v| v.is_some()).count(),
+        100,
+        "users charged"
+    );
+    limiters[0].reset(&ip_key).await.expect("reset");
+}
+
 /// Generates one `#[tokio::test]` per scenario for a store. `$make` is an
 /// expression callable with no arguments that returns a future of the store.
-/// `purges_itself` says whether `purge_expired` really deletes.
+/// `purges_itself` says whether `purge_expired` really deletes. `$shared`
+/// is callable with a count `n` and returns a future of `n` store instances
+/// over the same state, as `n` processes would open it (clones of one
+/// handle where the store is process-local).
 #[macro_export]
 macro_rules! store_conformance_tests {
-    ($make:expr, purges_itself = $purges:expr) => {
+    ($make:expr, purges_itself = $purges:expr, shared = $shared:expr) => {
         mod store_conformance {
             #[allow(unused_imports)]
             use super::*;
@@ -359,6 +463,12 @@ macro_rules! store_conformance_tests {
             #[tokio::test]
             async fn denial_consumes_nothing() {
                 c::denial_consumes_nothing(($make)().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn hot_key_across_processes_admits_exactly_the_limit() {
+                for _ in 0..c::hot_key_trials() {
+                    c::hot_key_across_processes_admits_exactly_the_limit(($shared)(4).await).await
+                }
             }
         }
     };

@@ -12,7 +12,10 @@
 //! * the [`Store`] trait: compare-and-swap on versioned per-key state, the one
 //!   atomic operation every backend provides, and an in-memory [`MemoryStore`];
 //! * the [`Limiter`], which runs the algorithms against a store under CAS and
-//!   retries on conflict, so no backend ever needs a read-then-write;
+//!   retries on conflict, so no backend ever needs a read-then-write; it
+//!   coalesces concurrent requests on the same keys into one CAS, and takes
+//!   what it needs of an async runtime (spawning a batch, pausing before a
+//!   retry) as an injected [`Runtime`];
 //! * [`Operation`], the shape in which the adapters declare the calls they
 //!   make to outside services (strings only: no SDK comes in with it).
 //!
@@ -33,7 +36,10 @@ mod store;
 pub use algorithm::{FixedState, GcraState, SlidingState};
 pub use clock::{Clock, FakeClock, SystemClock, Timestamp};
 pub use domain::{IdError, ObjectKey, StateKey, Subject, Subjects, UserId, sanitize_filename};
-pub use limiter::{Decision, LimitStatus, Limiter, LimiterError};
+pub use limiter::{
+    Backoff, Contention, Decision, LimitStatus, Limiter, LimiterError, MAX_BATCH_KEYS, Runtime,
+    Task,
+};
 pub use operation::Operation;
 pub use policy::{Algorithm, Amount, Limit, LimitName, Policy, PolicyError, Span, Unit, Window};
 pub use store::{

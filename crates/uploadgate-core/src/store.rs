@@ -79,7 +79,9 @@ pub enum StoreError {
     /// The backend is throttling us, even after its own retries.
     #[error("state store throttled")]
     Throttled(#[source] Box<dyn StdError + Send + Sync>),
-    /// Stored state could not be decoded.
+    /// Stored state could not be decoded. The operation that reports it
+    /// wrote nothing (a store cannot condition a write on state it cannot
+    /// read), so the limiter still decides requests on other keys.
     #[error("stored state for `{key}` is corrupt")]
     Corrupt {
         /// The key.
@@ -123,10 +125,11 @@ pub trait Store: Send + Sync + 'static {
         self.load(keys)
     }
 
-    /// Called once before the limiter denies a request on state that came
-    /// from [`load_cached`](Store::load_cached). Returns `None` if that view
-    /// is recent enough to deny on, or the authoritative state of `keys` to
-    /// decide again.
+    /// Called once per key before the limiter denies a request on state
+    /// that came from [`load_cached`](Store::load_cached); `keys` are those
+    /// whose limits denied it (a stale view of the others cannot make a
+    /// denial wrong). Returns `None` if that view is recent enough to deny
+    /// on, or the authoritative state of `keys` to decide again.
     ///
     /// Usage only grows between resets (other writers add consumption, time
     /// only frees it), so a stale view that denies is still right to deny;

@@ -24,8 +24,8 @@
 //! process keeps the last state it saw per key ([`DynamoStore::load_cached`]
 //! answers from it), so the hot path is one round trip. A lost condition
 //! returns the current item with the failure (`ALL_OLD`); the limiter
-//! recomputes on it after a random pause of up to 4 ms, within its bound on
-//! attempts:
+//! recomputes on it, after its own jittered backoff, within its bound on
+//! attempts (and coalesces one process's requests on a key into one write):
 //!
 //! | case | calls | units (item under 1 KB) |
 //! |------|-------|-------------------------|
@@ -33,7 +33,7 @@
 //! | allowed, user + ip | 1 `TransactWriteItems` | 4 WCU (2 per item) |
 //! | cache stale (another process wrote) | +1 failed write per conflict; the current item comes back with it (`ReturnValuesOnConditionCheckFailure=ALL_OLD`), no read | +1 WCU (or +4) each |
 //! | repeat denial, cached view younger than the denial TTL | 0 | 0 |
-//! | denial on a cached view older than the denial TTL | 1 consistent `GetItem` per key | 1 RCU each |
+//! | denial on a cached view older than the denial TTL | 1 consistent `GetItem` per key whose limit denied | 1 RCU each |
 //!
 //! A write is billed on the larger of the old and new item, per started KB;
 //! [`codec::max_encoded_len`](uploadgate_core::codec::max_encoded_len) bounds
@@ -133,8 +133,6 @@ pub const EXPIRE_AT: &str = "expireAt";
 pub const DEFAULT_DENIAL_TTL: Duration = Duration::from_secs(5);
 /// Keys remembered per process.
 pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
-/// Upper bound of the pause after a lost compare-and-swap, microseconds.
-const CONFLICT_JITTER_US: u64 = 4_000;
 /// Most a transaction is retried when DynamoDB reports a conflicting
 /// transaction on one of its items (not a failed condition).
 const TRANSACTION_RETRIES: u32 = 4;
@@ -361,7 +359,6 @@ impl DynamoStore {
                 PutItemError::ConditionalCheckFailedException(e) => {
                     let current = Self::decode(&w.key, e.item())?;
                     self.remember(&w.key, current.clone());
-                    conflict_jitter().await;
                     Ok(CasOutcome::Conflict(vec![(w.key, current)]))
                 }
                 other => Err(classify(other)),
@@ -421,7 +418,6 @@ impl DynamoStore {
                 }
             }
             if !failed.is_empty() {
-                conflict_jitter().await;
                 return Ok(CasOutcome::Conflict(failed));
             }
             if !busy || attempt > TRANSACTION_RETRIES {
@@ -432,18 +428,6 @@ impl DynamoStore {
             tokio::time::sleep(Duration::from_millis(rand::random_range(0..=cap))).await;
         }
     }
-}
-
-/// A short random pause before the limiter retries a lost compare-and-swap.
-/// The retry is computed on the state the failure returned, so it needs no
-/// backoff to be correct; the jitter spreads out requests that collided on
-/// one hot key so they do not collide again in lockstep. The limiter bounds
-/// the attempts.
-async fn conflict_jitter() {
-    tokio::time::sleep(Duration::from_micros(rand::random_range(
-        0..=CONFLICT_JITTER_US,
-    )))
-    .await;
 }
 
 /// A fresh version, never equal to the one it replaces. Random, so a key

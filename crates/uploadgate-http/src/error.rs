@@ -63,6 +63,12 @@ pub enum ApiError {
     /// A limit denied the request.
     #[error("quota exceeded")]
     QuotaExceeded(Box<Decision>),
+    /// The request's key was too busy to decide in time: not a limit, and
+    /// not an outage. Nothing was charged.
+    #[error(
+        "too many requests on the same quota at once; nothing was charged, try again in a second"
+    )]
+    Busy(Box<Decision>),
     /// The state store failed and the gate fails closed.
     #[error("the quota store is unavailable")]
     Unavailable(#[source] LimiterError),
@@ -86,7 +92,7 @@ impl ApiError {
             ApiError::NotFromOrigin => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::QuotaExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::QuotaExceeded(_) | ApiError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -110,6 +116,7 @@ impl ApiError {
                 "quota-exceeded",
                 "Request cannot be satisfied as assigned quota has been exceeded",
             ),
+            ApiError::Busy(_) => ("busy", "Too many concurrent requests on one quota"),
             ApiError::Unavailable(_) => ("store-unavailable", "Quota store unavailable"),
             ApiError::Internal(_) => ("internal", "Internal server error"),
         }
@@ -168,6 +175,15 @@ impl IntoResponse for ApiError {
             }
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, "internal error");
+            }
+            ApiError::Busy(decision) => {
+                let retry = decision.retry_after().map(secs).unwrap_or(1).max(1);
+                body["retryAfter"] = json!(retry);
+                body["limits"] = limits_json(decision);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry));
+                if let Some(v) = ratelimit_header(decision) {
+                    headers.insert(RATELIMIT, v);
+                }
             }
             ApiError::InvalidToken(e) => {
                 // RFC 6750: the reason, never the token (messages are fixed

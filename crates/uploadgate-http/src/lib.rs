@@ -35,7 +35,7 @@ use uploadgate_s3::Presigner;
 pub use error::{ApiError, QUOTA_EXCEEDED_TYPE};
 pub use gate::{ClientIpSource, CorsOrigins, GateConfig, IdentityMode, OriginSecret};
 pub use identity::ClientAddr;
-pub use meter::{BoxFuture, Meter};
+pub use meter::{BoxFuture, Meter, Tokio};
 pub use metrics::MetricsSink;
 pub use request::MAX_BODY_BYTES;
 
@@ -88,7 +88,8 @@ impl AppState {
         sink: Option<Arc<dyn MetricsSink>>,
     ) -> Self {
         let identity = identity::Identity::new(&gate.identity, Arc::clone(&clock));
-        let limiter = Limiter::new(Arc::new(gate.policy.clone()), store, clock);
+        let limiter = Limiter::new(Arc::new(gate.policy.clone()), store, clock)
+            .with_runtime(Arc::new(meter::Tokio));
         AppState {
             inner: Arc::new(Inner {
                 gate,

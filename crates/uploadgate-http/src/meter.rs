@@ -8,11 +8,31 @@ use std::future::Future;
 use std::pin::Pin;
 
 use uploadgate_core::{
-    Clock, Decision, Limiter, LimiterError, Store, StoreError, Subjects, Timestamp,
+    Clock, Decision, Limiter, LimiterError, Runtime, Store, StoreError, Subjects, Task, Timestamp,
 };
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Tokio, as the limiter's [`Runtime`]: coalesced batches run as their
+/// own tasks (so they settle even if every waiting request is cancelled),
+/// and the pause before retrying a conflict is tokio's sleep.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tokio;
+
+impl Runtime for Tokio {
+    fn spawn(&self, task: Task) {
+        // Never panics: outside a runtime (shutting down), the batch's own
+        // callers still drive it, so dropping the task is safe.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(task);
+        }
+    }
+
+    fn sleep(&self, duration: std::time::Duration) -> Task {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
 
 /// What the handlers ask of the limiter.
 pub trait Meter: Send + Sync + 'static {

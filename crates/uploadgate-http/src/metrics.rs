@@ -6,7 +6,8 @@
 //! Every line carries all six metrics, zero where they do not apply, so
 //! sums and rates need no fill-in: `Allowed`, `Denied`, `FailOpen`,
 //! `FailClosed`, `ShadowDenied` (Count: admitted in shadow mode although
-//! a limit denied it), `StoreLatency` (Milliseconds: the whole decision,
+//! a limit denied it), `Contention` (Count: a key too busy to decide in
+//! time, answered 429), `StoreLatency` (Milliseconds: the whole decision,
 //! retries included) and `Retries` (Count: compare-and-swap attempts after
 //! the first). `requestId` and `limits` ride along as properties for Logs
 //! Insights; they are not dimensions, so they cost nothing in metrics.
@@ -48,6 +49,9 @@ pub enum Outcome {
     FailClosed,
     /// Shadow mode: a limit would have denied it, but it was admitted.
     ShadowDenied,
+    /// Its key was too busy to decide in time (429 with a short
+    /// `Retry-After`); nothing was charged.
+    Contention,
 }
 
 /// One decision's metrics.
@@ -85,6 +89,7 @@ impl Record<'_> {
                         {"Name": "FailOpen", "Unit": "Count"},
                         {"Name": "FailClosed", "Unit": "Count"},
                         {"Name": "ShadowDenied", "Unit": "Count"},
+                        {"Name": "Contention", "Unit": "Count"},
                         {"Name": "StoreLatency", "Unit": "Milliseconds"},
                         {"Name": "Retries", "Unit": "Count"},
                     ],
@@ -96,6 +101,7 @@ impl Record<'_> {
             "FailOpen": is(Outcome::FailOpen),
             "FailClosed": is(Outcome::FailClosed),
             "ShadowDenied": is(Outcome::ShadowDenied),
+            "Contention": is(Outcome::Contention),
             "StoreLatency": self.store_latency.as_secs_f64() * 1000.0,
             "Retries": self.retries,
             "requestId": self.request_id,

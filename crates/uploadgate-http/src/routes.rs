@@ -115,6 +115,7 @@ async fn decide(
     if let Some(sink) = &st.inner.metrics {
         let (outcome, limits, retries) = match &result {
             Ok(d) if d.allowed => (Outcome::Allowed, limits(d), d.attempts),
+            Ok(d) if d.is_contention() => (Outcome::Contention, limits(d), d.attempts),
             Ok(d) if st.inner.gate.shadow => (Outcome::ShadowDenied, limits(d), d.attempts),
             Ok(d) => (Outcome::Denied, limits(d), d.attempts),
             Err(e) if fails_open(st, e) => (Outcome::FailOpen, String::new(), 0),
@@ -141,6 +142,15 @@ async fn decide(
             // Field values are only evaluated when the event is enabled.
             tracing::info!(decision = "allowed", limits = %limits(&d), attempts = d.attempts, "upload admitted");
             Ok(Some(d))
+        }
+        Ok(d) if d.is_contention() => {
+            // Busy, not full: nothing was charged; try again in a second.
+            tracing::warn!(
+                decision = "contention",
+                attempts = d.attempts,
+                "key too busy to decide; answered 429"
+            );
+            Err(ApiError::Busy(Box::new(d)))
         }
         Ok(d) if st.inner.gate.shadow => {
             // Measured, not enforced: the URL goes out with the would-be

@@ -8,11 +8,20 @@
 #![allow(clippy::unwrap_used)]
 
 mod calls;
+mod hot;
 mod operations;
 mod router;
 mod support;
 
 uploadgate_core::store_conformance_tests!(
     || async { crate::support::store().await },
-    purges_itself = false
+    purges_itself = false,
+    // Separate stores, each with its own client and cache: processes.
+    shared = |n| async move {
+        let mut stores = vec![];
+        for _ in 0..n {
+            stores.push(crate::support::store().await);
+        }
+        stores
+    }
 );

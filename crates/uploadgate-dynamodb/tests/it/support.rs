@@ -10,10 +10,12 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use tokio::sync::OnceCell;
 pub use uploadgate_dynamodb::test_util::{endpoint, sdk_config_for};
 use uploadgate_dynamodb::{DynamoStore, client_config, create_table};
@@ -67,14 +69,42 @@ pub async fn counted_client() -> (Client, Calls) {
 }
 
 /// Records every request the SDK sends (retries included), by the operation
-/// name the SDK itself puts in the request's config bag.
+/// name the SDK itself puts in the request's config bag, the write units
+/// they are billed, and the responses that report a failed condition.
 #[derive(Clone, Debug, Default)]
-pub struct Calls(Arc<Mutex<Vec<String>>>);
+pub struct Calls {
+    ops: Arc<Mutex<Vec<String>>>,
+    /// Write units billed, and those of writes whose condition failed.
+    units: Arc<Mutex<(u64, u64)>>,
+    failed: Arc<Mutex<u64>>,
+}
+
+/// Write units a request is billed for an item under 1 KB: 1 per
+/// `PutItem`, 2 per item of a `TransactWriteItems`, committed or not.
+#[derive(Clone, Copy, Debug)]
+struct Units(u64);
+
+impl Storable for Units {
+    type Storer = StoreReplace<Self>;
+}
 
 impl Calls {
     /// Operations sent since the last call, e.g. `["PutItem"]`.
     pub fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().unwrap())
+        std::mem::take(&mut *self.ops.lock().unwrap())
+    }
+
+    /// Responses since the last call that reported a failed condition
+    /// (`ConditionalCheckFailedException`, or a transaction cancelled for
+    /// one); each still costs write units.
+    pub fn take_failed_conditions(&self) -> u64 {
+        std::mem::take(&mut *self.failed.lock().unwrap())
+    }
+
+    /// Write units billed since the last call (items under 1 KB), and how
+    /// many of them went to writes whose condition failed.
+    pub fn take_write_units(&self) -> (u64, u64) {
+        std::mem::take(&mut *self.units.lock().unwrap())
     }
 }
 
@@ -85,7 +115,7 @@ impl Intercept for Calls {
 
     fn read_before_transmit(
         &self,
-        _ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        ctx: &BeforeTransmitInterceptorContextRef<'_>,
         _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
@@ -95,9 +125,39 @@ impl Intercept for Calls {
         if meta.service() != "DynamoDB" {
             return Err(format!("a DynamoDB client sent {meta:?}").into());
         }
-        self.0.lock().unwrap().push(meta.name().to_owned());
+        let target = meta.name().to_owned();
+        let body = ctx.request().body().bytes().unwrap_or_default();
+        let units = match target.as_str() {
+            "PutItem" => 1,
+            "TransactWriteItems" => 2 * count(body, "\"Put\":") as u64,
+            _ => 0,
+        };
+        self.units.lock().unwrap().0 += units;
+        cfg.interceptor_state().store_put(Units(units));
+        self.ops.lock().unwrap().push(target);
         Ok(())
     }
+
+    fn read_after_deserialization(
+        &self,
+        ctx: &AfterDeserializationInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let body = ctx.response().body().bytes().unwrap_or_default();
+        if count(body, "ConditionalCheckFailed") > 0 {
+            *self.failed.lock().unwrap() += 1;
+            self.units.lock().unwrap().1 += cfg.load::<Units>().map_or(0, |u| u.0);
+        }
+        Ok(())
+    }
+}
+
+fn count(haystack: &[u8], needle: &str) -> usize {
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle.as_bytes())
+        .count()
 }
 
 /// A store on a loopback port nothing listens on, with the production

@@ -538,3 +538,81 @@ async fn health_and_demo_page() {
     assert_eq!(r.status, 200);
     assert!(r.raw.contains("export"), "the client module is served");
 }
+
+/// Another process that wins every compare-and-swap on the key: the gate
+/// gives up after its attempts and answers 429 `busy` with a short
+/// `Retry-After`, charging nothing; never a 5xx, never an admission.
+#[tokio::test]
+async fn a_key_too_busy_to_decide_is_a_429_not_an_outage() {
+    use uploadgate_core::{CasOutcome, StateKey, Store, StoreError, Timestamp, Versioned, Write};
+
+    /// A real memory store, plus a rival that rewrites every key just
+    /// before each of our compare-and-swaps.
+    struct Rival(MemoryStore);
+
+    impl Store for Rival {
+        async fn load(&self, k: &[StateKey]) -> Result<Vec<Option<Versioned>>, StoreError> {
+            self.0.load(k).await
+        }
+        async fn compare_and_swap(&self, w: Vec<Write>) -> Result<CasOutcome, StoreError> {
+            let current = self
+                .0
+                .load(&w.iter().map(|w| w.key.clone()).collect::<Vec<_>>())
+                .await?;
+            // The rival leaves the state as it is, only its version moves.
+            let rival = w
+                .iter()
+                .zip(current)
+                .map(|(w, cur)| Write {
+                    key: w.key.clone(),
+                    expected: cur.as_ref().map(|c| c.version),
+                    state: cur.map(|c| c.state).unwrap_or_default(),
+                    expire_at: w.expire_at,
+                })
+                .collect();
+            assert!(matches!(
+                self.0.compare_and_swap(rival).await?,
+                CasOutcome::Committed(_)
+            ));
+            self.0.compare_and_swap(w).await
+        }
+        async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+            self.0.purge_expired(now).await
+        }
+    }
+
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+    impl uploadgate_http::MetricsSink for Sink {
+        fn emit(&self, line: String) {
+            self.0.lock().unwrap().push(line);
+        }
+    }
+    let cfg = config(&[("UPLOADGATE_LIMITS", "uploads=user:5/3h")]);
+    let p = presigner(&cfg);
+    let clock: std::sync::Arc<dyn uploadgate_core::Clock> = std::sync::Arc::new(FakeClock::new(T0));
+    let app = uploadgate_http::router(uploadgate_http::AppState::with_metrics_sink(
+        cfg.gate,
+        Rival(MemoryStore::new()),
+        clock,
+        p,
+        Some(std::sync::Arc::new(Sink(lines.clone()))),
+    ));
+    let r = upload(&app, "bea", 10).await;
+    assert_eq!(r.status, 429, "{}", r.raw);
+    assert_eq!(
+        r.body["type"],
+        json!("https://uploadgate.dev/problems/busy")
+    );
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(r.body.get("url").is_none());
+    let metric: serde_json::Value = serde_json::from_str(&lines.lock().unwrap()[0]).unwrap();
+    assert_eq!(
+        (
+            metric["Contention"].as_u64(),
+            metric["Allowed"].as_u64(),
+            metric["Denied"].as_u64()
+        ),
+        (Some(1), Some(0), Some(0))
+    );
+}

@@ -15,5 +15,11 @@ uploadgate_core::store_conformance_tests!(
         let dir = tempfile::tempdir().expect("tempdir").keep();
         FileStore::open(&dir).expect("open store")
     },
-    purges_itself = true
+    purges_itself = true,
+    // Clones of one store share its database and writer thread, as the
+    // handlers of one process do (a second process cannot open the file).
+    shared = |n| async move {
+        let dir = tempfile::tempdir().expect("tempdir").keep();
+        vec![FileStore::open(&dir).expect("open store"); n]
+    }
 );

@@ -1,0 +1,210 @@
+//! Runs the algorithms of a [`Policy`] against a [`Store`] under
+//! compare-and-swap, coalescing concurrent requests on the same keys.
+//!
+//! Every request on a hot key running its own compare-and-swap loop costs
+//! O(N²) attempts for N concurrent requests, and on DynamoDB every lost
+//! race is a billed failed write. So within one process, requests that
+//! touch the same key are decided together: applied in arrival order to one
+//! view of their keys and committed with one compare-and-swap over all of
+//! them (module `queue` forms the batches, `eval` decides them, `drive`
+//! runs them). Each request still gets its own [`Decision`]. A request on
+//! idle keys is a batch of one and costs what it always did.
+//!
+//! Conflicts with other processes are retried on the state they return,
+//! after an exponential, jittered, bounded pause ([`Backoff`], slept on the
+//! injected [`Runtime`]); running out of attempts is a denial flagged with
+//! [`Contention`], not an error.
+//!
+//! A denial decided on a cached view is confirmed through
+//! [`Store::refresh_for_denial`] once per key, on the keys whose limits
+//! denied it: a stale view of the others cannot make a denial wrong, and a
+//! new user behind a busy address then costs no read.
+
+mod decision;
+mod drive;
+mod eval;
+mod queue;
+mod runtime;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use decision::{Contention, Decision, LimitStatus, LimiterError};
+pub use queue::MAX_BATCH_KEYS;
+pub use runtime::{Backoff, Runtime, Task};
+
+use crate::clock::Clock;
+use crate::domain::{StateKey, Subjects};
+use crate::policy::Policy;
+use crate::store::{KeyState, Reset, Store};
+
+use drive::{Core, Settings};
+use queue::Arrival;
+
+/// Admits or denies uploads against a policy, atomically, on any store.
+///
+/// All limits of one subject live under one key; a request touches one key
+/// per subject in the policy (usually one or two) and commits them in one
+/// compare-and-swap, so concurrent requests can never over-admit and a
+/// denial writes nothing. Concurrent requests sharing a key share that
+/// compare-and-swap. A server should give it its [`Runtime`]
+/// ([`with_runtime`](Limiter::with_runtime)): without one, conflicts with
+/// other processes are retried without a pause.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use uploadgate_core::{FakeClock, Limiter, MemoryStore, Subjects, Timestamp, UserId};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let clock = FakeClock::new(Timestamp(1_800_000_000_000));
+/// let policy = Arc::new("uploads=user:3/1h".parse()?);
+/// let limiter = Limiter::new(policy, MemoryStore::new(), clock.clone());
+/// let alice = Subjects { user: UserId::parse("alice")?, ip: None };
+///
+/// // Three uploads, five minutes apart, are admitted...
+/// for left in [2, 1, 0] {
+///     let decision = limiter.consume(&alice, 1_000).await?;
+///     assert!(decision.allowed);
+///     assert_eq!(decision.limits[0].remaining, left);
+///     clock.advance(Duration::from_secs(300));
+/// }
+/// // ...the fourth is not, and is told to come back when the first one
+/// // leaves the window: one hour after it, which is 45 minutes from now.
+/// let decision = limiter.consume(&alice, 1_000).await?;
+/// assert!(!decision.allowed);
+/// assert_eq!(decision.retry_after(), Some(Duration::from_secs(45 * 60)));
+/// assert_eq!(decision.violated().next().map(|l| l.limit.name.as_str()), Some("uploads"));
+///
+/// // A second early it is still denied; at that moment it is admitted.
+/// clock.advance(Duration::from_secs(45 * 60 - 1));
+/// assert!(!limiter.consume(&alice, 1_000).await?.allowed);
+/// clock.advance(Duration::from_secs(1));
+/// let decision = limiter.consume(&alice, 1_000).await?;
+/// assert!(decision.allowed);
+/// assert_eq!(decision.limits[0].remaining, 0);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Limiter<S, C> {
+    core: Arc<Core<S, C>>,
+    settings: Settings,
+}
+
+impl<S: fmt::Debug, C: fmt::Debug> fmt::Debug for Limiter<S, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Limiter")
+            .field("core", &self.core)
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl<S: Store, C: Clock> Limiter<S, C> {
+    /// A limiter for `policy` on `store`, reading time from `clock`, with no
+    /// runtime (batches are driven by their callers, conflicts retried
+    /// without a pause) and the default [`Backoff`].
+    pub fn new(policy: Arc<Policy>, store: S, clock: C) -> Self {
+        Limiter {
+            core: Arc::new(Core {
+                policy,
+                store,
+                clock,
+                queue: Default::default(),
+            }),
+            settings: Settings {
+                runtime: None,
+                backoff: Backoff::DEFAULT,
+            },
+        }
+    }
+
+    /// Runs coalesced batches on `runtime` (so they finish even if all
+    /// their callers leave) and sleeps there between conflicting attempts.
+    pub fn with_runtime(mut self, runtime: Arc<dyn Runtime>) -> Self {
+        self.settings.runtime = Some(runtime);
+        self
+    }
+
+    /// Retries conflicts with other processes on this schedule.
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.settings.backoff = backoff;
+        self
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.core.policy
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.core.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.core.clock
+    }
+
+    /// The retry schedule.
+    pub fn backoff(&self) -> Backoff {
+        self.settings.backoff
+    }
+
+    /// Charges one upload of `size` bytes to every limit, or to none.
+    ///
+    /// Concurrent calls on the same keys share one compare-and-swap; the
+    /// answer is this call's own. Dropping the future before it resolves
+    /// never affects the other calls: if this call's batch had not started
+    /// writing it is not charged; if it had, the charge stands.
+    pub async fn consume(&self, subjects: &Subjects, size: u64) -> Result<Decision, LimiterError> {
+        let keys = self.keys(subjects)?;
+        let (arrival, answered) = self.core.queue.arrive(keys, size);
+        match arrival {
+            Arrival::Lead(job) => {
+                drive::run(Arc::clone(&self.core), self.settings.clone(), vec![job]).await;
+            }
+            Arrival::Wait(assigned) => {
+                // Help drive the batch this call was put in: without a
+                // runtime, its callers are what drive it.
+                if let Ok(batch) = assigned.await {
+                    batch.await;
+                }
+            }
+        }
+        answered.await.unwrap_or(Err(LimiterError::Abandoned))
+    }
+
+    /// What every limit has left, consuming nothing.
+    pub async fn peek(&self, subjects: &Subjects) -> Result<Decision, LimiterError> {
+        let keys = self.keys(subjects)?;
+        let current = self.core.store.load(&keys).await?;
+        let current: Vec<Option<&KeyState>> = current
+            .iter()
+            .map(|v| v.as_ref().map(|v| &v.state))
+            .collect();
+        let (decision, _) =
+            eval::evaluate(&self.core.policy, &current, self.core.clock.now(), None);
+        Ok(decision)
+    }
+
+    fn keys(&self, subjects: &Subjects) -> Result<Vec<StateKey>, LimiterError> {
+        self.core
+            .policy
+            .subjects()
+            .into_iter()
+            .map(|s| subjects.key(s).ok_or(LimiterError::MissingSubject(s)))
+            .collect()
+    }
+}
+
+impl<S: Reset, C: Clock> Limiter<S, C> {
+    /// Forgets all usage of one subject. Returns whether it had any.
+    pub async fn reset(&self, key: &StateKey) -> Result<bool, LimiterError> {
+        Ok(self.core.store.delete(key).await?)
+    }
+}
