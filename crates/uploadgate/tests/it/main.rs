@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 
+mod cognito;
+
 const BIN: &str = env!("CARGO_BIN_EXE_uploadgate");
 
 struct Server {
