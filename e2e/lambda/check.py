@@ -6,6 +6,12 @@ the emulated Lambda runtime API), on DynamoDB (moto) and S3 (LocalStack,
 which verifies presigned signatures). Requests go through the emulated
 function URL, so the function sees payload 2.0 events.
 
+Identity is the function's default, `jwt`: every user is a user of a pool
+in moto's Cognito (e2e/lambda/cognito.py), created on first use, and every
+request carries that user's access token in `x-upload-token`, as a browser
+behind CloudFront would (origin access control overwrites Authorization).
+The gate's user id is the token's `sub`.
+
 Environment (set by run.sh):
   LAMBDA_BASE          http://127.0.0.1:PORT/lambda-url/uploadgate-lambda
   LOCALSTACK_ENDPOINT  the S3 endpoint
@@ -13,12 +19,17 @@ Environment (set by run.sh):
   URL_TTL_SECONDS      UPLOADGATE_URL_TTL of the function, in seconds
   WATCH_OUT/WATCH_ERR  files with cargo lambda watch's stdout/stderr (the
                        function's EMF lines / JSON log lines)
+  COGNITO_ENDPOINT     moto, whose Cognito issues the tokens
+  COGNITO_POOL_ID, COGNITO_CLIENT_ID, COGNITO_ISSUER
+                       the pool, its app client (the function's audience)
+                       and the issuer the function accepts
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
                        the function's credentials, which must not be logged
 
 Prints one line per check and ends with "N passed, N failed".
 """
 
+import base64
 import http.client
 import json
 import os
@@ -33,6 +44,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from cognito import Users, claims
+
 BASE = os.environ["LAMBDA_BASE"]
 BUCKET = os.environ["BUCKET"]
 TTL = int(os.environ["URL_TTL_SECONDS"])
@@ -41,6 +54,8 @@ SECRETS = [
     os.environ["AWS_SESSION_TOKEN"],
 ]
 SECRET_KEY = os.environ["AWS_SECRET_ACCESS_KEY"]
+USERS = Users(os.environ["COGNITO_ENDPOINT"], os.environ["COGNITO_POOL_ID"], os.environ["COGNITO_CLIENT_ID"])
+TOKEN_HEADER = "x-upload-token"
 
 # Request ids of decided requests (200 or 429 on POST /v1/uploads), with
 # the decision, for the log and metric checks.
@@ -74,9 +89,14 @@ def request(method, url, headers=None, body=None):
     return res.status, hdrs, data
 
 
-def ask(user, size, content_type="application/pdf", filename="doc.pdf", extra=None):
-    headers = {"x-user-id": user, "content-type": "application/json"}
+def ask(user, size, content_type="application/pdf", filename="doc.pdf", extra=None, token=None):
+    """POST /v1/uploads as Cognito user `user` (its access token in
+    x-upload-token), or with `token` as the whole x-upload-token value;
+    `extra` headers last (None removes one)."""
+    headers = {TOKEN_HEADER: token if token is not None else USERS.get(user)["access"],
+               "content-type": "application/json"}
     headers.update(extra or {})
+    headers = {k: v for k, v in headers.items() if v is not None}
     body = json.dumps({"filename": filename, "contentType": content_type, "size": size})
     status, hdrs, data = request("POST", BASE + "/v1/uploads", headers, body.encode())
     answer = json.loads(data) if data else None
@@ -122,6 +142,57 @@ def uid(prefix):
 # ---------------------------------------------------------------- checks
 
 
+def quota(token):
+    status, _, data = request("GET", BASE + "/v1/quota", {TOKEN_HEADER: token})
+    return status, json.loads(data) if data else None
+
+
+def key_user(answer):
+    """The user segment of the key: uploads/<user>/<uuid>/<file>."""
+    return answer["key"].split("/")[1]
+
+
+def a_cognito_token_names_its_user():
+    user = USERS.get(uid("token"))
+    expect(claims(user["access"])["iss"] == os.environ["COGNITO_ISSUER"], claims(user["access"]))
+    status, _, answer = ask(None, 10, token=user["access"])
+    expect(status == 200, f"{status} {answer}")
+    # The user is the token's sub, which Cognito reports for this user.
+    expect(claims(user["access"])["sub"] == user["sub"], claims(user["access"]))
+    expect(key_user(answer) == user["sub"], answer["key"])
+    status, q = quota(user["access"])
+    expect(status == 200 and q["user"] == user["sub"], f"{status} {q}")
+    # "Bearer <token>" in the token header is the same token.
+    status, _, answer = ask(None, 10, token="Bearer " + user["access"])
+    expect(status == 200 and key_user(answer) == user["sub"], f"{status} {answer}")
+    # The ID token (aud instead of client_id) names the same user too.
+    status, _, answer = ask(None, 10, token=user["id"])
+    expect(status == 200 and key_user(answer) == user["sub"], f"{status} {answer}")
+    expect([l["remaining"] for l in answer["limits"] if l["name"] == "uploads"] == [2], answer["limits"])
+
+
+def a_tampered_or_missing_token_gets_401_and_costs_nothing():
+    victim, attacker = USERS.get(uid("victim")), USERS.get(uid("attacker"))
+    header, _, signature = attacker["access"].split(".")
+    forged_claims = dict(claims(attacker["access"]), sub=victim["sub"])
+    payload = base64.urlsafe_b64encode(json.dumps(forged_claims).encode()).decode().rstrip("=")
+    forged = f"{header}.{payload}.{signature}"
+    status, hdrs, answer = ask(None, 10, token=forged)
+    expect(status == 401, f"{status} {answer}")
+    expect(answer["detail"] == "the token's signature does not verify", answer)
+    expect(hdrs.get("www-authenticate", "").startswith('Bearer error="invalid_token"'), hdrs)
+    expect(forged not in open(os.environ["WATCH_ERR"], encoding="utf-8", errors="replace").read(), "token logged")
+    # Behind CloudFront a token in Authorization never arrives (OAC
+    # overwrites it); the function does not look there either.
+    status, _, answer = ask(None, 10, token="", extra={TOKEN_HEADER: None,
+                                                       "authorization": "Bearer " + victim["access"]})
+    expect(status == 401, f"{status} {answer}")
+    expect(answer["detail"] == "no token: send it in the `x-upload-token` header", answer)
+    status, q = quota(victim["access"])
+    expect(status == 200, f"{status} {q}")
+    expect([l["remaining"] for l in q["limits"] if l["name"] == "uploads"] == [5], f"charged: {q}")
+
+
 def five_allowed_then_429_with_retry_after():
     user = uid("limit")
     for i in range(1, 6):
@@ -137,6 +208,11 @@ def five_allowed_then_429_with_retry_after():
     expect(answer["violated-policies"] == ["uploads"], answer)
     expect('"uploads";q=5;w=10800' in hdrs["ratelimit-policy"], hdrs)
     expect(hdrs["ratelimit"].startswith('"uploads";r=0;t='), hdrs)
+    # Another user's token spends its own quota.
+    status, _, answer = ask(uid("other"), 100)
+    expect(status == 200, f"another user: {status} {answer}")
+    expect([l["remaining"] for l in answer["limits"] if l["name"] == "uploads"] == [4], answer["limits"])
+    expect(key_user(answer) != USERS.get(user)["sub"], answer["key"])
 
 
 def the_url_works_once_and_get_returns_the_bytes():
@@ -251,8 +327,10 @@ def no_url_signature_or_credential_is_logged():
     low = text.lower()
     for needle in ("x-amz-signature", "x-amz-credential", "x-amz-security-token", "aws_secret_access_key"):
         expect(needle not in low, f"{needle} in the output")
-    for secret in SECRETS + SIGNATURES:
-        expect(secret not in text, f"a credential or signature in the output: {secret[:8]}...")
+    tokens = [u[kind] for u in USERS.known.values() for kind in ("access", "id")]
+    expect(len(tokens) >= 10, "tokens were collected")
+    for secret in SECRETS + SIGNATURES + tokens:
+        expect(secret not in text, f"a credential, signature or token in the output: {secret[:8]}...")
     # The secret key itself ("test" for LocalStack) as any logged value.
     for l in log_lines():
         expect(SECRET_KEY not in [str(x) for x in all_values(l)], f"the secret key in {l}")
@@ -280,6 +358,8 @@ def main():
     status, _, expiring = ask(uid("expire"), 10)
     issued = time.monotonic()
     checks = [
+        a_cognito_token_names_its_user,
+        a_tampered_or_missing_token_gets_401_and_costs_nothing,
         five_allowed_then_429_with_retry_after,
         the_url_works_once_and_get_returns_the_bytes,
         a_tampered_signature_is_refused,

@@ -83,6 +83,10 @@ unset AWS_PROFILE AWS_DEFAULT_PROFILE
 suffix="$(date +%s)-$$"
 export UPLOADGATE_STORE=dynamodb UPLOADGATE_TABLE="uploadgate-lambda-measure-$suffix"
 export UPLOADGATE_TARGET=s3 UPLOADGATE_BUCKET="ug-lambda-measure-$suffix"
+# startup.py names its users in x-user-id, as the README's figures were
+# measured; the function's own default, jwt, would refuse to start without
+# an issuer (e2e/lambda/run.sh tests that path, with moto's Cognito).
+export UPLOADGATE_IDENTITY=header
 "$LOCALSTACK_PYTHON" e2e/scripts/s3admin.py "$LOCALSTACK_ENDPOINT" create-bucket "$UPLOADGATE_BUCKET"
 cargo run --locked -q -p uploadgate -- table create >&2
 

@@ -2,7 +2,11 @@
 # End-to-end test of the Lambda function: the real `uploadgate-lambda`
 # binary under `cargo lambda watch` (which emulates the Lambda runtime API
 # and function URLs), on DynamoDB (moto) and S3 (LocalStack, which verifies
-# presigned signatures, expiry and conditional writes).
+# presigned signatures, expiry and conditional writes), in the identity mode
+# the function defaults to and the Terraform module deploys: `jwt`, with
+# tokens of a user pool in moto's Cognito (e2e/lambda/cognito.py), sent in
+# `x-upload-token` as behind CloudFront (whose origin access control
+# overwrites Authorization).
 #
 #   e2e/lambda/run.sh                          # debug build (reuses cargo test's)
 #   UG_LAMBDA_PROFILE=release e2e/lambda/run.sh  # release build (for the memory figure)
@@ -86,14 +90,22 @@ BUCKET="ug-lambda-e2e-$suffix"
 "$LOCALSTACK_PYTHON" e2e/scripts/s3admin.py "$LOCALSTACK_ENDPOINT" create-bucket "$BUCKET"
 UPLOADGATE_STORE=dynamodb UPLOADGATE_TABLE="$TABLE" \
   cargo run --locked -q -p uploadgate -- table create >&2
+# The issuer: a user pool and app client in moto's Cognito; the function
+# verifies their tokens against the pool's JWKS, served by moto.
+eval "$("$LOCALSTACK_PYTHON" e2e/lambda/cognito.py "$MOTO_ENDPOINT" "uploadgate-lambda-e2e-$suffix")"
+say "issuer $COGNITO_ISSUER, keys at $COGNITO_JWKS_URL"
 
 PORT="$(free_port)"
+# No UPLOADGATE_IDENTITY: `jwt` is the function's own default.
 release_flag=()
 [ "$PROFILE" = release ] && release_flag=(--release)
 say "cargo lambda watch on 127.0.0.1:$PORT ($PROFILE build; logs in $RUN)"
 env UPLOADGATE_STORE=dynamodb UPLOADGATE_TABLE="$TABLE" UPLOADGATE_TARGET=s3 \
   UPLOADGATE_BUCKET="$BUCKET" UPLOADGATE_URL_TTL="${URL_TTL_SECONDS}s" \
   UPLOADGATE_LIMITS='uploads=user:5/3h;burst=ip:100/1m' UPLOADGATE_CLIENT_IP=cloudfront \
+  UPLOADGATE_JWT_ISSUER="$COGNITO_ISSUER" \
+  UPLOADGATE_JWT_AUDIENCE="$COGNITO_CLIENT_ID" UPLOADGATE_JWKS_URL="$COGNITO_JWKS_URL" \
+  UPLOADGATE_TOKEN_HEADER=x-upload-token \
   PATH="$bin:$PATH" \
   setsid "$bin/cargo-lambda" lambda watch -A 127.0.0.1 -P "$PORT" --ignore-changes \
   --disable-cors -p uploadgate-lambda "${release_flag[@]}" \
@@ -119,6 +131,7 @@ fi
 
 status=0
 LAMBDA_BASE="$BASE" BUCKET="$BUCKET" URL_TTL_SECONDS="$URL_TTL_SECONDS" \
+  COGNITO_ENDPOINT="$MOTO_ENDPOINT" \
   WATCH_OUT="$RUN/watch.out" WATCH_ERR="$RUN/watch.err" \
   "$LOCALSTACK_PYTHON" e2e/lambda/check.py || status=$?
 

@@ -3,6 +3,8 @@
 #   1. terraform fmt -check
 #   2. terraform init -backend=false + validate, module and example, against
 #      the AWS provider in a local filesystem mirror (found, not hard-coded)
+#   2b. terraform test of the module (tests/*.tftest.hcl, mock providers):
+#      the function's environment per identity mode, and the variable checks
 #   3. checkov --skip-download: no failed check, every skip inline with a reason
 #   4. pytest: test_agreement.py (code <-> infra: it runs
 #      `cargo run -p uploadgate-lambda --example manifest` and `cargo tree`,
@@ -118,6 +120,12 @@ terraform -chdir="$WORK/module/uploadgate" validate -no-color
 # test_docs.py checks the provider's arguments against the module.
 terraform -chdir="$WORK/module/uploadgate" providers schema -json >"$WORK/provider-schema.json"
 export UPLOADGATE_TF_PROVIDER_SCHEMA="$WORK/provider-schema.json"
+
+step "terraform test infra/modules/uploadgate (settings per identity mode, variable checks)"
+# Mock providers: no AWS, no emulator. The module hashes its zip at plan
+# time, so hand it one.
+printf 'not a function: the plan only hashes it\n' >"$WORK/stub.zip"
+terraform -chdir="$WORK/module/uploadgate" test -no-color -var "lambda_zip_path=$WORK/stub.zip"
 
 step "terraform validate infra/examples/complete"
 tf_quiet -chdir="$WORK/tf/examples/complete" init -backend=false -input=false

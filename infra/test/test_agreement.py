@@ -1,5 +1,6 @@
-"""The Lambda function and infra/modules/uploadgate agree: main.tf gives the
-function every setting it reads and nothing else, and iam.tf grants exactly
+"""The Lambda function and infra/modules/uploadgate agree: main.tf's settings
+map holds every setting the function reads and nothing else (null where it
+does not apply, and then not sent), and iam.tf grants exactly
 the IAM actions of the operations it can perform, on the table and the upload
 prefix only.
 
@@ -118,11 +119,15 @@ def _block(text: str, opening: int) -> str:
 
 
 def module_environment(main_tf: str | None = None) -> dict[str, str]:
-    """`environment = { KEY = expression }` in the module's locals."""
+    """`settings = { KEY = expression }` in the module's locals: every
+    setting, `null` where it does not apply, which `local.environment`
+    leaves out of the function's environment."""
     text = strip_hcl_comments(main_tf if main_tf is not None else (MODULE / "main.tf").read_text(encoding="utf-8"))
-    m = re.search(r"\benvironment\s*=\s*\{", text)
-    assert m, "no `environment = { ... }` map in main.tf"
+    m = re.search(r"\bsettings\s*=\s*\{", text)
+    assert m, "no `settings = { ... }` map in main.tf"
     env = dict(re.findall(r"^\s*([A-Z][A-Z0-9_]*)\s*=\s*(.+?)\s*$", _block(text, m.end() - 1), flags=re.M))
+    assert re.search(r"\benvironment\s*=\s*\{\s*for\s+(\w+)\s*,\s*(\w+)\s+in\s+local\.settings\s*:\s*\1\s*=>\s*\2\s+if\s+\2\s*!=\s*null\s*\}",
+                     text), "local.environment must be local.settings without its null values"
     lambda_tf = strip_hcl_comments((MODULE / "lambda.tf").read_text(encoding="utf-8"))
     assert re.search(r"variables\s*=\s*local\.environment\b", lambda_tf), \
         "aws_lambda_function must take its environment from local.environment"
@@ -193,10 +198,24 @@ def test_fixed_settings_of_this_topology():
              "UPLOADGATE_LOG_FORMAT": '"json"', "UPLOADGATE_METRICS": '"emf"',
              "UPLOADGATE_TABLE": "aws_dynamodb_table.limits.name", "UPLOADGATE_BUCKET": "aws_s3_bucket.uploads.id"}
     assert {k: env.get(k) for k in fixed} == fixed
-    # main.tf says the fixed log format and metrics are the function's own
-    # defaults too.
+    # The function's own defaults are the module's too: fixed (log format,
+    # metrics), or the default of the variable that sets them (identity).
     defaults = manifest()["lambda_defaults"]
-    assert defaults and all(env.get(k) == f'"{v}"' for k, v in defaults.items()), defaults
+    assert defaults and all(module_default(env.get(k)) == f'"{v}"' for k, v in defaults.items()), \
+        {k: (v, env.get(k)) for k, v in defaults.items()}
+
+
+def module_default(expression: str | None) -> str | None:
+    """A settings value as deployed by default: a literal, or the default of
+    the variable it is (`var.NAME`)."""
+    m = re.fullmatch(r"var\.(\w+)", expression or "")
+    if not m:
+        return expression
+    text = strip_hcl_comments((MODULE / "variables.tf").read_text(encoding="utf-8"))
+    block = re.search(rf'^variable "{m.group(1)}" \{{(.*?)^\}}', text, flags=re.M | re.S)
+    assert block, f"no variable {m.group(1)} in variables.tf"
+    default = re.search(r"^  default\s*=\s*(.+?)\s*$", block.group(1), flags=re.M)
+    return default.group(1) if default else None
 
 
 def test_iam_grants_exactly_the_actions_of_the_function():
@@ -263,6 +282,12 @@ def test_environment_check_fails_on_a_missing_an_extra_or_a_serve_only_setting()
     assert dropped != main
     with pytest.raises(AssertionError, match="UPLOADGATE_URL_TTL"):
         check_environment(set(module_environment(dropped)), m)
+    # Null settings kept in the environment would reach the function as
+    # empty values.
+    unfiltered = re.sub(r"environment\s*=\s*\{\s*for .*\}", "environment = local.settings", main)
+    assert unfiltered != main
+    with pytest.raises(AssertionError, match="without its null values"):
+        module_environment(unfiltered)
 
 
 def test_nothing_to_compare_is_a_failure():

@@ -50,7 +50,7 @@ KEY_PREFIX = "uploads/"
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 ALL_VIEWER_EXCEPT_HOST_HEADER = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 SERVICES = [
-    "acm", "apigateway", "cloudfront", "dynamodb", "iam", "kms",
+    "acm", "apigateway", "cloudfront", "cognitoidp", "dynamodb", "iam", "kms",
     "lambda", "logs", "route53", "s3", "sts", "wafv2",
 ]
 EXPECTED_ENV = {
@@ -62,8 +62,14 @@ EXPECTED_ENV = {
     "UPLOADGATE_CONTENT_TYPES": "application/pdf,image/png,image/jpeg,image/tiff",
     "UPLOADGATE_URL_TTL": "5m",
     "UPLOADGATE_KEY_PREFIX": KEY_PREFIX,
-    "UPLOADGATE_IDENTITY": "header",
-    "UPLOADGATE_IDENTITY_HEADER": "x-user-id",
+    # The example's default: tokens of its Cognito user pool (the issuer and
+    # the audience are the pool's and the client's, added in test_function).
+    # Settings of other identity modes are absent, not empty.
+    "UPLOADGATE_IDENTITY": "jwt",
+    "UPLOADGATE_TOKEN_HEADER": "x-upload-token",
+    "UPLOADGATE_USER_CLAIM": "sub",
+    "UPLOADGATE_JWT_LEEWAY": "30s",
+    "UPLOADGATE_SHADOW": "false",
     "UPLOADGATE_CORS_ORIGINS": "http://localhost:3000",
     "UPLOADGATE_FAIL_OPEN": "false",
     "UPLOADGATE_DENIAL_TTL": "5s",
@@ -338,6 +344,8 @@ def test_function(stack):
         **EXPECTED_ENV,
         "UPLOADGATE_TABLE": stack.outputs["table_name"],
         "UPLOADGATE_BUCKET": stack.outputs["bucket_name"],
+        "UPLOADGATE_JWT_ISSUER": f"https://cognito-idp.{REGION}.amazonaws.com/{stack.outputs['user_pool_id']}",
+        "UPLOADGATE_JWT_AUDIENCE": stack.outputs["user_pool_client_id"],
     }
     assert env == stack.outputs["function_environment"]
 
@@ -387,6 +395,30 @@ def test_log_group(stack):
     groups = logs.describe_log_groups(logGroupNamePrefix=stack.outputs["log_group_name"])["logGroups"]
     assert [g["logGroupName"] for g in groups] == [f"/aws/lambda/{NAME}"]
     assert groups[0]["retentionInDays"] == 30
+
+
+# --------------------------------------------------------------------------
+# Cognito: the issuer of the tokens the function verifies
+# --------------------------------------------------------------------------
+
+def test_user_pool_and_client(stack):
+    idp = stack.client("cognito-idp")
+    pool_id = stack.outputs["user_pool_id"]
+    assert pool_id.startswith(f"{REGION}_"), pool_id
+    pool = idp.describe_user_pool(UserPoolId=pool_id)["UserPool"]
+    assert pool["Name"] == f"{NAME}-users"
+    assert pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
+    assert pool["Policies"]["PasswordPolicy"]["MinimumLength"] == 12
+    assert stack.outputs["jwt_issuer"] == f"https://cognito-idp.{REGION}.amazonaws.com/{pool_id}"
+
+    client = idp.describe_user_pool_client(
+        UserPoolId=pool_id, ClientId=stack.outputs["user_pool_client_id"])["UserPoolClient"]
+    assert client["ClientName"] == f"{NAME}-upload-page"
+    # A public client: a browser cannot keep a secret.
+    assert "ClientSecret" not in client
+    assert sorted(client["ExplicitAuthFlows"]) == [
+        "ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_SRP_AUTH"]
+    assert client["PreventUserExistenceErrors"] == "ENABLED"
 
 
 # --------------------------------------------------------------------------
@@ -547,3 +579,6 @@ def test_destroy_leaves_nothing(stack):
 
     dists = stack.client("cloudfront", region="us-east-1").list_distributions()["DistributionList"]
     assert dists.get("Quantity", 0) == 0
+
+    pools = stack.client("cognito-idp").list_user_pools(MaxResults=60)["UserPools"]
+    assert outputs["user_pool_id"] not in [p["Id"] for p in pools]

@@ -9,8 +9,15 @@ module "uploadgate" {
   name            = var.name
   lambda_zip_path = coalesce(var.lambda_zip_path, "${path.root}/../../../target/lambda/uploadgate-lambda/bootstrap.zip")
 
+  # Tokens of the example's Cognito user pool (cognito.tf), for its app
+  # client, in the module's token_header (x-upload-token: CloudFront's
+  # origin access control overwrites Authorization). The module refuses
+  # token settings outside identity = "jwt", as the gate does.
+  identity     = var.identity
+  jwt_issuer   = var.identity == "jwt" ? local.jwt_issuer : null
+  jwt_audience = var.identity == "jwt" ? [aws_cognito_user_pool_client.upload_page.id] : []
+
   limits               = var.limits
-  identity             = var.identity
   cors_allowed_origins = var.cors_allowed_origins
   max_object_bytes     = 52428800
   content_types        = ["application/pdf", "image/png", "image/jpeg", "image/tiff"]

@@ -67,3 +67,18 @@ output "rest_api_url" {
   description = "URL of POST /upload-check, if enabled."
   value       = module.uploadgate.rest_api_url
 }
+
+output "user_pool_id" {
+  description = "ID of the Cognito user pool whose tokens the gate accepts."
+  value       = aws_cognito_user_pool.users.id
+}
+
+output "user_pool_client_id" {
+  description = "ID of the upload page's app client: the audience of the tokens the gate accepts."
+  value       = aws_cognito_user_pool_client.upload_page.id
+}
+
+output "jwt_issuer" {
+  description = "The issuer (iss) of the pool's tokens."
+  value       = local.jwt_issuer
+}

@@ -17,11 +17,11 @@ variable "endpoints" {
 
   validation {
     condition = length(var.endpoints) == 0 || (
-      alltrue([for s in ["acm", "apigateway", "cloudfront", "dynamodb", "iam", "kms", "lambda", "logs", "route53", "s3", "sts", "wafv2"] : contains(keys(var.endpoints), s)]) &&
-      alltrue([for s in keys(var.endpoints) : contains(["acm", "apigateway", "cloudfront", "dynamodb", "iam", "kms", "lambda", "logs", "route53", "s3", "sts", "wafv2"], s)]) &&
+      alltrue([for s in ["acm", "apigateway", "cloudfront", "cognitoidp", "dynamodb", "iam", "kms", "lambda", "logs", "route53", "s3", "sts", "wafv2"] : contains(keys(var.endpoints), s)]) &&
+      alltrue([for s in keys(var.endpoints) : contains(["acm", "apigateway", "cloudfront", "cognitoidp", "dynamodb", "iam", "kms", "lambda", "logs", "route53", "s3", "sts", "wafv2"], s)]) &&
       alltrue([for u in values(var.endpoints) : can(regex("^https?://(127\\.[0-9]+\\.[0-9]+\\.[0-9]+|localhost|\\[::1\\])(:[0-9]+)?/?$", u))])
     )
-    error_message = "endpoints must be empty or map each of acm, apigateway, cloudfront, dynamodb, iam, kms, lambda, logs, route53, s3, sts, wafv2 to a loopback URL (http://127.0.0.1:PORT)."
+    error_message = "endpoints must be empty or map each of acm, apigateway, cloudfront, cognitoidp, dynamodb, iam, kms, lambda, logs, route53, s3, sts, wafv2 to a loopback URL (http://127.0.0.1:PORT)."
   }
 }
 
@@ -38,9 +38,9 @@ variable "cors_allowed_origins" {
 }
 
 variable "identity" {
-  description = "Where the gate reads the user identity from: header (x-user-id) or body (userId in the JSON body)."
+  description = "Where the gate reads the user identity from: jwt (default: a token of the example's Cognito user pool, in x-upload-token), header (x-user-id), body (userId in the JSON body) or anonymous (per-IP limits only; set limits to match)."
   type        = string
-  default     = "header"
+  default     = "jwt"
 }
 
 variable "limits" {

@@ -1,15 +1,21 @@
 locals {
-  # Every setting the gate reads in Lambda (infra/test/test_agreement.py
-  # checks this map against the settings the function reads, as the Lambda
-  # crate's manifest example prints them). Fixed values are the ones this
-  # topology implies: DynamoDB store, S3 target, client IP from the
-  # CloudFront-Viewer-Address header (requestContext.http.sourceIp is a
-  # CloudFront edge address behind the distribution), JSON log lines and
-  # CloudWatch Embedded Metric Format lines on stdout (CloudWatch Logs turns
-  # those into metrics; no cloudwatch:PutMetricData is needed). The last two
-  # are the Lambda's own defaults too; setting them makes the environment
-  # say what the function does.
-  environment = {
+  # Every setting the gate reads in Lambda, each once: infra/test/
+  # test_agreement.py checks the keys of this map against the settings the
+  # function reads, as the Lambda crate's manifest example prints them.
+  # A setting that does not apply to this deployment is null and is not
+  # sent (local.environment drops it): the gate reads an empty variable as
+  # a value, and refuses token settings outside identity = "jwt".
+  #
+  # Fixed values are the ones this topology implies: DynamoDB store, S3
+  # target, client IP from the CloudFront-Viewer-Address header
+  # (requestContext.http.sourceIp is a CloudFront edge address behind the
+  # distribution), JSON log lines and CloudWatch Embedded Metric Format
+  # lines on stdout (CloudWatch Logs turns those into metrics; no
+  # cloudwatch:PutMetricData is needed). The last two are the Lambda's own
+  # defaults too; setting them makes the environment say what the function
+  # does.
+  jwt = var.identity == "jwt"
+  settings = {
     UPLOADGATE_STORE            = "dynamodb"
     UPLOADGATE_TABLE            = aws_dynamodb_table.limits.name
     UPLOADGATE_DENIAL_TTL       = var.denial_ttl
@@ -22,13 +28,32 @@ locals {
     UPLOADGATE_URL_TTL          = var.url_ttl
     UPLOADGATE_KEY_PREFIX       = var.key_prefix
     UPLOADGATE_IDENTITY         = var.identity
-    UPLOADGATE_IDENTITY_HEADER  = var.identity_header
-    UPLOADGATE_CORS_ORIGINS     = join(",", var.cors_allowed_origins)
-    UPLOADGATE_FAIL_OPEN        = tostring(var.fail_open)
-    UPLOADGATE_LOG              = var.log_filter
-    UPLOADGATE_LOG_FORMAT       = "json"
-    UPLOADGATE_METRICS          = "emf"
+    UPLOADGATE_IDENTITY_HEADER  = var.identity == "header" ? var.identity_header : null
+    UPLOADGATE_JWT_ISSUER       = local.jwt ? var.jwt_issuer : null
+    UPLOADGATE_JWT_AUDIENCE     = local.jwt ? join(",", var.jwt_audience) : null
+    UPLOADGATE_JWKS_URL         = local.jwt ? var.jwks_url : null
+    # A PEM file path: the function's zip holds only its bootstrap, so there
+    # is no file to name, and a JWKS (jwks_url, or the issuer's default
+    # location) follows the issuer's key rotation without a redeploy.
+    UPLOADGATE_JWT_PUBLIC_KEY = null
+    UPLOADGATE_JWT_TOKEN_USE  = local.jwt ? var.jwt_token_use : null
+    UPLOADGATE_JWT_LEEWAY     = local.jwt ? var.jwt_leeway : null
+    UPLOADGATE_USER_CLAIM     = local.jwt ? var.user_claim : null
+    UPLOADGATE_TOKEN_HEADER   = local.jwt ? var.token_header : null
+    UPLOADGATE_TIERS          = local.jwt && length(var.tiers) > 0 ? join("|", [for name, policy in var.tiers : "${name}=${policy}"]) : null
+    UPLOADGATE_TIER_CLAIM     = local.jwt ? var.tier_claim : null
+    UPLOADGATE_SHADOW         = tostring(var.shadow)
+    UPLOADGATE_CORS_ORIGINS   = join(",", var.cors_allowed_origins)
+    UPLOADGATE_FAIL_OPEN      = tostring(var.fail_open)
+    UPLOADGATE_LOG            = var.log_filter
+    UPLOADGATE_LOG_FORMAT     = "json"
+    UPLOADGATE_METRICS        = "emf"
   }
+  environment = { for k, v in local.settings : k => v if v != null }
+
+  # One limit of the limits grammar (NAME=SUBJECT:AMOUNT/WINDOW[:ALGORITHM]),
+  # for the plan-time checks of var.limits and var.tiers.
+  limit_pattern = "^[A-Za-z0-9_-]+=(user|ip):[0-9]+(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?/([0-9]+(s|m|h|d|w)|1mo)(:(sliding|gcra|fixed))?$"
 
   # Objects the gate may presign a PUT for; everything that is scoped to the
   # upload prefix (IAM grant, If-None-Match deny, lifecycle) uses this.

@@ -91,9 +91,14 @@ variable "limits" {
   validation {
     condition = alltrue([
       for item in split(";", var.limits) :
-      can(regex("^[A-Za-z0-9_-]+=(user|ip):[0-9]+(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?/([0-9]+(s|m|h|d|w)|1mo)(:(sliding|gcra|fixed))?$", trimspace(item)))
+      can(regex(local.limit_pattern, trimspace(item)))
     ])
     error_message = "limits must look like NAME=SUBJECT:AMOUNT/WINDOW[:ALGORITHM] joined by ';', e.g. uploads=user:5/3h;burst=ip:30/1m:gcra (SUBJECT user|ip, ALGORITHM sliding|gcra|fixed)."
+  }
+
+  validation {
+    condition     = var.identity != "anonymous" || !anytrue([for item in split(";", var.limits) : can(regex("^[^=]+=user:", trimspace(item)))])
+    error_message = "identity = \"anonymous\" has no users: every limit must count per ip (NAME=ip:...)."
   }
 }
 
@@ -146,18 +151,18 @@ variable "key_prefix" {
 }
 
 variable "identity" {
-  description = "UPLOADGATE_IDENTITY: where the gate reads the user's identity from: \"header\" (identity_header, which something in front of the gate must set and vouch for) or \"body\" (userId in the JSON body, the original design's model: any caller can claim any id)."
+  description = "UPLOADGATE_IDENTITY: where the gate reads the user's identity from: \"jwt\" (default, as the function's own: a bearer token verified against jwt_issuer's keys, its user_claim is the user), \"header\" (identity_header, which something in front of the gate must set and vouch for), \"body\" (userId in the JSON body, the original design's model: any caller can claim any id) or \"anonymous\" (no user: every limit must count per ip)."
   type        = string
-  default     = "header"
+  default     = "jwt"
 
   validation {
-    condition     = contains(["header", "body"], var.identity)
-    error_message = "identity must be header or body."
+    condition     = contains(["jwt", "header", "body", "anonymous"], var.identity)
+    error_message = "identity must be jwt, header, body or anonymous."
   }
 }
 
 variable "identity_header" {
-  description = "UPLOADGATE_IDENTITY_HEADER: request header carrying the user id (identity = header). Behind CloudFront OAC the Authorization header is overwritten with CloudFront's own signature, so it cannot be used."
+  description = "UPLOADGATE_IDENTITY_HEADER: request header carrying the user id (identity = header; not sent otherwise). Behind CloudFront OAC the Authorization header is overwritten with CloudFront's own signature, so it cannot be used."
   type        = string
   default     = "x-user-id"
 
@@ -165,6 +170,144 @@ variable "identity_header" {
     condition     = can(regex("^[a-z0-9][a-z0-9-]*$", var.identity_header)) && !contains(["authorization", "host"], var.identity_header) && !startswith(var.identity_header, "x-amz-")
     error_message = "identity_header must be a lower-case header name, and not one that origin access control sets or overwrites (authorization, host, x-amz-*)."
   }
+}
+
+variable "jwt_issuer" {
+  description = "UPLOADGATE_JWT_ISSUER: the only accepted iss (issuer) claim of a token; required with identity = jwt and refused otherwise. For a Cognito user pool: https://cognito-idp.<region>.amazonaws.com/<pool id>."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.jwt_issuer == null || can(regex("^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[^[:space:]]*)?$", var.jwt_issuer))
+    error_message = "jwt_issuer must be an https:// URL, e.g. https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123."
+  }
+
+  validation {
+    condition     = (var.jwt_issuer != null) == (var.identity == "jwt")
+    error_message = "jwt_issuer is required with identity = \"jwt\" (the issuer whose tokens the gate accepts), and only read with it: the gate refuses token settings in any other identity mode."
+  }
+}
+
+variable "jwt_audience" {
+  description = "UPLOADGATE_JWT_AUDIENCE: accepted audiences, joined with commas; required with identity = jwt and refused otherwise. A token's aud (Cognito ID tokens) or client_id (Cognito access tokens) must name one: the user pool app client id(s)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.jwt_audience : can(regex("^[^,[:space:]]+$", a))])
+    error_message = "jwt_audience entries must be non-empty and hold no comma or whitespace (they are joined with commas)."
+  }
+
+  validation {
+    condition     = (length(var.jwt_audience) > 0) == (var.identity == "jwt")
+    error_message = "jwt_audience is required with identity = \"jwt\" (the app client ids tokens must be issued for), and only read with it: the gate refuses token settings in any other identity mode."
+  }
+}
+
+variable "jwks_url" {
+  description = "UPLOADGATE_JWKS_URL: where the issuer publishes its public keys (identity = jwt). null (default) means <jwt_issuer>/.well-known/jwks.json, Cognito's layout."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.jwks_url == null || can(regex("^https://[A-Za-z0-9.-]+(:[0-9]+)?/[^[:space:]]*$", var.jwks_url))
+    error_message = "jwks_url must be null or an https:// URL."
+  }
+
+  validation {
+    condition     = var.jwks_url == null || var.identity == "jwt"
+    error_message = "jwks_url is only read with identity = \"jwt\"; the gate refuses it in any other identity mode."
+  }
+}
+
+variable "jwt_token_use" {
+  description = "UPLOADGATE_JWT_TOKEN_USE: with identity = jwt, require Cognito's token_use claim to be \"access\" or \"id\". null (default): either kind of token of the audience is accepted."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.jwt_token_use == null || contains(["access", "id"], coalesce(var.jwt_token_use, "-"))
+    error_message = "jwt_token_use must be null, \"access\" or \"id\"."
+  }
+
+  validation {
+    condition     = var.jwt_token_use == null || var.identity == "jwt"
+    error_message = "jwt_token_use is only read with identity = \"jwt\"."
+  }
+}
+
+variable "jwt_leeway" {
+  description = "UPLOADGATE_JWT_LEEWAY: clock skew allowed on a token's exp and nbf (identity = jwt), 0s to 60s."
+  type        = string
+  default     = "30s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.jwt_leeway)) && try(tonumber(trimsuffix(var.jwt_leeway, "s")) <= 60, false)
+    error_message = "jwt_leeway must be a number of seconds from 0s to 60s, e.g. 30s."
+  }
+}
+
+variable "user_claim" {
+  description = "UPLOADGATE_USER_CLAIM: the token claim that holds the user id (identity = jwt), e.g. sub (default: Cognito's immutable user id) or cognito:username."
+  type        = string
+  default     = "sub"
+
+  validation {
+    condition     = can(regex("^[^[:space:]]{1,128}$", var.user_claim))
+    error_message = "user_claim must be a claim name: 1-128 characters, no whitespace."
+  }
+}
+
+variable "token_header" {
+  description = "UPLOADGATE_TOKEN_HEADER: request header carrying the token (identity = jwt), as a bare token or \"Bearer <token>\". Not authorization: behind CloudFront origin access control, CloudFront overwrites the Authorization header with its own SigV4 signature, so the token would never reach the function."
+  type        = string
+  default     = "x-upload-token"
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9-]*$", var.token_header)) && !contains(["authorization", "host"], var.token_header) && !startswith(var.token_header, "x-amz-")
+    error_message = "token_header must be a lower-case header name, and not one that origin access control sets or overwrites (authorization, host, x-amz-*)."
+  }
+}
+
+variable "tiers" {
+  description = "UPLOADGATE_TIERS: quota tiers by name, each a policy in the limits grammar, e.g. { pro = \"uploads=user:100/3h;volume=user:5GiB/30d\" }; joined into UPLOADGATE_TIERS as name=<limits> items separated by vertical bars (identity = jwt, with tier_claim). A caller whose tier_claim names no tier gets limits."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition = alltrue([
+      for name, policy in var.tiers :
+      can(regex("^[A-Za-z0-9_.:-]{1,64}$", name)) && alltrue([for item in split(";", policy) : can(regex(local.limit_pattern, trimspace(item)))])
+    ])
+    error_message = "tiers must map names of 1-64 of A-Z a-z 0-9 _ . : - to limits in the limits grammar, e.g. { pro = \"uploads=user:100/3h;volume=user:5GiB/30d\" }."
+  }
+
+  validation {
+    condition     = length(var.tiers) == 0 || var.identity == "jwt"
+    error_message = "tiers are chosen by a token claim, so they are only read with identity = \"jwt\"."
+  }
+}
+
+variable "tier_claim" {
+  description = "UPLOADGATE_TIER_CLAIM: the token claim whose value names the caller's tier (identity = jwt; required with tiers and only with them), e.g. custom:plan or cognito:groups (a list: its first tier name wins)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.tier_claim == null || can(regex("^[^[:space:]]{1,128}$", var.tier_claim))
+    error_message = "tier_claim must be a claim name: 1-128 characters, no whitespace."
+  }
+
+  validation {
+    condition     = (var.tier_claim != null) == (length(var.tiers) > 0)
+    error_message = "tier_claim and tiers go together: tiers are chosen by the claim, and the claim names a tier."
+  }
+}
+
+variable "shadow" {
+  description = "UPLOADGATE_SHADOW: shadow mode. Decisions are computed, logged and metered (ShadowDenied) but never enforced: an over-limit request still gets its URL. For rolling out limits; false (default) enforces them."
+  type        = bool
+  default     = false
 }
 
 variable "cors_allowed_origins" {

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 
+mod cognito;
 mod hardening;
 
 const BIN: &str = env!("CARGO_BIN_EXE_uploadgate");
