@@ -87,6 +87,16 @@ resource "aws_cloudfront_distribution" "this" {
     domain_name              = local.function_url_host
     origin_access_control_id = aws_cloudfront_origin_access_control.lambda.id
 
+    # A second proof that a request came through this distribution, checked
+    # by the gate (UPLOADGATE_ORIGIN_SECRET).
+    dynamic "custom_header" {
+      for_each = var.origin_secret == null ? [] : [var.origin_secret]
+      content {
+        name  = "x-origin-verify"
+        value = custom_header.value
+      }
+    }
+
     custom_origin_config {
       http_port              = 80
       https_port             = 443

@@ -43,6 +43,7 @@ locals {
     UPLOADGATE_TIERS          = local.jwt && length(var.tiers) > 0 ? join("|", [for name, policy in var.tiers : "${name}=${policy}"]) : null
     UPLOADGATE_TIER_CLAIM     = local.jwt ? var.tier_claim : null
     UPLOADGATE_SHADOW         = tostring(var.shadow)
+    UPLOADGATE_ORIGIN_SECRET  = var.origin_secret
     UPLOADGATE_CORS_ORIGINS   = join(",", var.cors_allowed_origins)
     UPLOADGATE_FAIL_OPEN      = tostring(var.fail_open)
     UPLOADGATE_LOG            = var.log_filter

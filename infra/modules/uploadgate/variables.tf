@@ -304,6 +304,18 @@ variable "tier_claim" {
   }
 }
 
+variable "origin_secret" {
+  description = "UPLOADGATE_ORIGIN_SECRET and CloudFront's custom origin header x-origin-verify: a shared secret (at least 16 visible characters) CloudFront adds to every origin request; the gate refuses requests without it (403). The function URL already takes only CloudFront's signed requests (OAC, AWS_IAM), so the Lambda needs none; set it as a second proof, and always when CloudFront fronts uploadgate serve. null (default): none."
+  type        = string
+  default     = null
+  sensitive   = true
+
+  validation {
+    condition     = var.origin_secret == null || can(regex("^[!-~]{16,}$", var.origin_secret))
+    error_message = "origin_secret must be at least 16 visible ASCII characters (a random token), or null."
+  }
+}
+
 variable "shadow" {
   description = "UPLOADGATE_SHADOW: shadow mode. Decisions are computed, logged and metered (ShadowDenied) but never enforced: an over-limit request still gets its URL. For rolling out limits; false (default) enforces them."
   type        = bool
