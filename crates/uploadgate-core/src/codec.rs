@@ -9,24 +9,31 @@
 //! Layout (all integers unsigned LEB128):
 //!
 //! ```text
-//! state  := FORMAT(=1) count limit*
+//! state  := 1 count limit*                 (no grants: the common case)
+//!         | 2 count limit* gcount grant*   (with grants under idempotency keys)
 //! limit  := name_len name_utf8 tag body
 //! tag 0  := sliding: n  t0 c0  (dt_i c_i){n-1}   times ascending, dt = t_i - t_{i-1}
 //! tag 1  := gcra:    tat_ns rem
 //! tag 2  := fixed:   start used
+//! grant  := key_len key_utf8 unique(16 bytes) fingerprint(16 bytes) expires_at n (remaining reset_at){n}
 //! ```
 
 use crate::algorithm::{FixedState, GcraState, SlidingState};
+use crate::clock::Timestamp;
 use crate::domain::Subject;
 use crate::policy::{Algorithm, Limit, Policy, Unit, Window};
-use crate::store::{KeyState, LimitState};
+use crate::store::{Grant, KeyState, LimitState};
 
 /// The largest state one subject may need under a policy (checked at
 /// configuration): a few write units on DynamoDB, far under its 400 KB item
 /// limit. A sliding limit of 1000 uploads needs at most about 4 KB.
 pub const MAX_STATE_BYTES: usize = 8 * 1024;
 
+/// The format of a state without grants: what every store has written so
+/// far, so a state without grants is byte for byte what it always was.
 const FORMAT: u8 = 1;
+/// The format of a state with grants.
+const FORMAT_GRANTS: u8 = 2;
 const TAG_SLIDING: u8 = 0;
 const TAG_GCRA: u8 = 1;
 const TAG_FIXED: u8 = 2;
@@ -57,7 +64,11 @@ pub enum CodecError {
 /// Encodes a state.
 pub fn encode(state: &KeyState) -> Vec<u8> {
     let mut out = Vec::with_capacity(32);
-    out.push(FORMAT);
+    out.push(if state.grants.is_empty() {
+        FORMAT
+    } else {
+        FORMAT_GRANTS
+    });
     put(&mut out, state.limits.len() as u64);
     for (name, limit) in &state.limits {
         put(&mut out, name.len() as u64);
@@ -88,6 +99,21 @@ pub fn encode(state: &KeyState) -> Vec<u8> {
             }
         }
     }
+    if !state.grants.is_empty() {
+        put(&mut out, state.grants.len() as u64);
+        for (key, g) in &state.grants {
+            put(&mut out, key.len() as u64);
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(&g.unique);
+            out.extend_from_slice(&g.fingerprint);
+            put(&mut out, g.expires_at.0);
+            put(&mut out, g.limits.len() as u64);
+            for &(remaining, reset_at) in &g.limits {
+                put(&mut out, remaining);
+                put(&mut out, reset_at);
+            }
+        }
+    }
     out
 }
 
@@ -95,7 +121,7 @@ pub fn encode(state: &KeyState) -> Vec<u8> {
 pub fn decode(bytes: &[u8]) -> Result<KeyState, CodecError> {
     let mut r = Reader { bytes, pos: 0 };
     let format = r.byte()?;
-    if format != FORMAT {
+    if format != FORMAT && format != FORMAT_GRANTS {
         return Err(CodecError::Format(format));
     }
     let count = r.varint()?;
@@ -138,6 +164,29 @@ pub fn decode(bytes: &[u8]) -> Result<KeyState, CodecError> {
             tag => return Err(CodecError::Tag(tag)),
         };
         state.limits.insert(name, limit);
+    }
+    if format == FORMAT_GRANTS {
+        let count = r.varint()?;
+        for _ in 0..count {
+            let len = usize::try_from(r.varint()?).map_err(|_| CodecError::Truncated)?;
+            let key = std::str::from_utf8(r.take(len)?)
+                .map_err(|_| CodecError::Malformed("idempotency key is not UTF-8"))?
+                .to_owned();
+            let mut grant = Grant {
+                unique: r.array()?,
+                fingerprint: r.array()?,
+                expires_at: Timestamp(r.varint()?),
+                limits: Vec::new(),
+            };
+            let n = r.varint()?;
+            if n > (r.remaining() / 2) as u64 {
+                return Err(CodecError::Truncated);
+            }
+            for _ in 0..n {
+                grant.limits.push((r.varint()?, r.varint()?));
+            }
+            state.grants.insert(key, grant);
+        }
     }
     match r.remaining() {
         0 => Ok(state),
@@ -188,7 +237,20 @@ pub fn max_encoded_len(policy: &Policy, subject: Subject) -> Option<usize> {
             }
         };
     }
-    Some(total)
+    Some(total + max_grants_len(policy))
+}
+
+/// The largest encoding of the grants one key can hold under `policy`:
+/// at most [`Grant::MAX_PER_KEY`], each with one (remaining, reset) pair
+/// per limit of the policy.
+pub fn max_grants_len(policy: &Policy) -> usize {
+    MAX_VARINT
+        + Grant::MAX_PER_KEY
+            * (MAX_VARINT
+                + Grant::MAX_KEY_LEN
+                + 32
+                + 2 * MAX_VARINT
+                + policy.limits().len() * 2 * MAX_VARINT)
 }
 
 /// How many uploads a count limit admits in any span of `span_ms`.
@@ -246,6 +308,12 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], CodecError> {
+        let mut a = [0; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
         let end = self.pos.checked_add(n).ok_or(CodecError::Truncated)?;
         let s = self.bytes.get(self.pos..end).ok_or(CodecError::Truncated)?;
@@ -290,10 +358,28 @@ mod tests {
         ]
     }
 
+    fn grant() -> impl Strategy<Value = Grant> {
+        (
+            any::<[u8; 16]>(),
+            any::<[u8; 16]>(),
+            any::<u64>(),
+            proptest::collection::vec((any::<u64>(), any::<u64>()), 0..4),
+        )
+            .prop_map(|(unique, fingerprint, exp, limits)| Grant {
+                unique,
+                fingerprint,
+                expires_at: Timestamp(exp),
+                limits,
+            })
+    }
+
     proptest! {
         #[test]
-        fn round_trips(limits in proptest::collection::btree_map("[a-z_é]{1,20}", limit_state(), 0..5)) {
-            let st = KeyState { limits };
+        fn round_trips(
+            limits in proptest::collection::btree_map("[a-z_é]{1,20}", limit_state(), 0..5),
+            grants in proptest::collection::btree_map("[!-~]{1,64}", grant(), 0..4),
+        ) {
+            let st = KeyState { limits, grants };
             prop_assert_eq!(decode(&encode(&st)), Ok(st));
         }
 
@@ -334,7 +420,7 @@ mod tests {
                 if oa.allowed && ob.allowed {
                     (a, b) = (na, nb);
                 }
-                let st = KeyState { limits: BTreeMap::from([
+                let st = KeyState { grants: BTreeMap::new(), limits: BTreeMap::from([
                     ("uploads".to_owned(), LimitState::Sliding(SlidingState { entries: a.clone() })),
                     ("volume".to_owned(), LimitState::Sliding(SlidingState { entries: b.clone() })),
                 ]) };
@@ -349,6 +435,7 @@ mod tests {
             .map(|i| (1_800_000_000_000 + i * 10_800, 1))
             .collect();
         let st = KeyState {
+            grants: BTreeMap::new(),
             limits: BTreeMap::from([(
                 "uploads".to_owned(),
                 LimitState::Sliding(SlidingState { entries }),
@@ -357,11 +444,13 @@ mod tests {
         let len = encode(&st).len();
         assert!((2_000..4_000).contains(&len), "{len}");
         let policy: Policy = "uploads=user:1000/3h".parse().unwrap();
-        let bound = max_encoded_len(&policy, Subject::User).unwrap();
+        let bound = max_encoded_len(&policy, Subject::User).unwrap() - max_grants_len(&policy);
         assert!(len <= bound && bound < 4_200, "{len} <= {bound}");
         // The documented default is tiny.
         let policy: Policy = "uploads=user:5/3h".parse().unwrap();
-        assert!(max_encoded_len(&policy, Subject::User).unwrap() < 150);
+        assert!(max_encoded_len(&policy, Subject::User).unwrap() - max_grants_len(&policy) < 150);
+        // Grants under idempotency keys fit beside them.
+        assert!(max_encoded_len(&policy, Subject::User).unwrap() < 1_500);
     }
 
     #[test]
@@ -370,10 +459,10 @@ mod tests {
         assert_eq!(max_encoded_len(&unbounded, Subject::User), None);
         let bounded: Policy = "volume=user:50MiB/24h;uploads=user:5/3h".parse().unwrap();
         // 5 per 3 h admits at most 5 * (8 + 1) = 45 uploads in 24 h.
-        let n = max_encoded_len(&bounded, Subject::User).unwrap();
+        let n = max_encoded_len(&bounded, Subject::User).unwrap() - max_grants_len(&bounded);
         assert!(n < 600, "{n}");
         let gcra: Policy = "volume=user:50MiB/24h:gcra".parse().unwrap();
-        assert!(max_encoded_len(&gcra, Subject::User).unwrap() < 64);
+        assert!(max_encoded_len(&gcra, Subject::User).unwrap() - max_grants_len(&gcra) < 64);
     }
 
     #[test]

@@ -15,12 +15,40 @@ use crate::domain::StateKey;
 /// a delete, so a stale version can never match again (no ABA).
 pub type Version = u64;
 
-/// All limit states of one subject, keyed by limit name. Stores keep it in
-/// the compact [`codec`](crate::codec).
+/// All limit states of one subject, keyed by limit name, and the grants
+/// made under idempotency keys. Stores keep it in the compact
+/// [`codec`](crate::codec).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyState {
     /// Limit name -> that limit's state.
     pub limits: BTreeMap<String, LimitState>,
+    /// Idempotency key -> the grant made under it, until it expires.
+    pub grants: BTreeMap<String, Grant>,
+}
+
+/// An upload granted under an idempotency key: a retry with the same key
+/// and the same request gets the same object key and limits, and is not
+/// charged again. Kept in the state of the key it was charged to, so the
+/// charge and the record are one compare-and-swap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// The unique part of the object key (a UUID's bytes).
+    pub unique: [u8; 16],
+    /// A hash of the request that made it: a retry must match it.
+    pub fingerprint: [u8; 16],
+    /// When it stops mattering: the URL's expiry.
+    pub expires_at: Timestamp,
+    /// What each limit of the policy reported when it was granted:
+    /// (remaining, the time capacity next frees up, ms since the epoch).
+    pub limits: Vec<(u64, u64)>,
+}
+
+impl Grant {
+    /// Most grants one key keeps (the newest); older ones are forgotten
+    /// early, so state stays bounded whatever the traffic.
+    pub const MAX_PER_KEY: usize = 8;
+    /// Longest idempotency key, in bytes.
+    pub const MAX_KEY_LEN: usize = 64;
 }
 
 /// The state of one limit, as its algorithm keeps it. A state of another

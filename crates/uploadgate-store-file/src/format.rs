@@ -138,6 +138,7 @@ impl From<JsonKeyState> for KeyState {
             (name, state)
         });
         KeyState {
+            grants: Default::default(),
             limits: limits.collect(),
         }
     }
@@ -187,6 +188,7 @@ mod tests {
         );
         let (v, e) = record::decode("k", &from_json(&raw).unwrap()).unwrap();
         let want = KeyState {
+            grants: Default::default(),
             limits: BTreeMap::from([
                 (
                     "a".into(),

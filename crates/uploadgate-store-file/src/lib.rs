@@ -247,6 +247,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = StateKey::user(&UserId::parse("alice").unwrap());
         let st = KeyState {
+            grants: Default::default(),
             limits: BTreeMap::from([(
                 "uploads".into(),
                 LimitState::Sliding(SlidingState {
@@ -284,6 +285,7 @@ pub(crate) mod tests {
 
     pub(crate) fn state(n: u64) -> KeyState {
         KeyState {
+            grants: Default::default(),
             limits: BTreeMap::from([(
                 "uploads".into(),
                 LimitState::Sliding(SlidingState {

@@ -84,6 +84,54 @@ pub struct Decision {
     /// contended key, not because a limit was reached (then no limit is
     /// [`violated`](Decision::violated)).
     pub contention: Option<Contention>,
+    /// What became of the request's idempotency key, if it had one.
+    pub grant: Option<GrantOutcome>,
+}
+
+/// What a request under an idempotency key got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantOutcome {
+    /// A new grant, charged now and recorded under the key.
+    Granted,
+    /// The key already holds a grant for the same request: nothing is
+    /// charged, and the answer is the original one (its object key's
+    /// unique part, and the limits as they were then).
+    Replayed {
+        /// The unique part of the original object key.
+        unique: [u8; 16],
+    },
+    /// The key holds a grant for another request: refused, nothing charged.
+    Mismatch,
+}
+
+/// A request's idempotency key, and what to record under it if admitted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrantRequest {
+    /// The key (1 to [`Grant::MAX_KEY_LEN`](crate::Grant::MAX_KEY_LEN)
+    /// bytes; the caller checks its form).
+    pub key: String,
+    /// A hash of the request: a retry must match it.
+    pub fingerprint: [u8; 16],
+    /// The unique part of the object key this request would get.
+    pub unique: [u8; 16],
+    /// How long the record lasts: the URL's expiry.
+    pub expires_at: crate::clock::Timestamp,
+    /// Whose state keeps the record: the user's, or in anonymous mode the
+    /// client address's.
+    pub holder: Subject,
+}
+
+/// What one request asks of the limiter.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Charge {
+    /// The upload's size in bytes.
+    pub size: u64,
+    /// The quota tier (a name given to
+    /// [`Limiter::with_tiers`](crate::Limiter::with_tiers)); `None`, or an
+    /// unknown name, is the default policy.
+    pub tier: Option<String>,
+    /// The idempotency key, if any.
+    pub grant: Option<GrantRequest>,
 }
 
 impl Decision {
@@ -209,6 +257,7 @@ mod tests {
             contention: Some(Contention {
                 retry_after: Contention::RETRY_AFTER,
             }),
+            grant: None,
         };
         assert!(d.is_contention());
         assert_eq!(d.retry_after(), Some(Duration::from_secs(1)));

@@ -47,6 +47,10 @@ pub(super) type Handle = Shared<Task>;
 /// What every batch of a limiter shares.
 pub(super) struct Core<S, C> {
     pub(super) policy: Arc<Policy>,
+    /// Named policies (quota tiers), each a policy of its own.
+    pub(super) tiers: Vec<(String, Arc<Policy>)>,
+    /// Every limit definition of `policy` and `tiers`, by name.
+    pub(super) known: eval::Known,
     pub(super) store: S,
     pub(super) clock: C,
     pub(super) queue: Queue<Handle>,
@@ -56,6 +60,7 @@ impl<S: fmt::Debug, C: fmt::Debug> fmt::Debug for Core<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Core")
             .field("policy", &self.policy)
+            .field("tiers", &self.tiers)
             .field("store", &self.store)
             .field("clock", &self.clock)
             .finish_non_exhaustive()
@@ -125,7 +130,7 @@ fn union(jobs: &[Job]) -> (Vec<StateKey>, Vec<Member>) {
                     }
                 })
                 .collect(),
-            size: j.size,
+            ask: j.ask.clone(),
         })
         .collect();
     (keys, members)
@@ -198,7 +203,7 @@ async fn decide<S: Store, C: Clock>(
         }
         let now = core.clock.now();
         let (decisions, writes) = loop {
-            match eval::pass(&core.policy, keys, &base, &confirmed, &members, now) {
+            match eval::pass(&core.known, keys, &base, &confirmed, &members, now) {
                 Pass::Decided { decisions, writes } => break (decisions, writes),
                 Pass::Confirm(denied_on) => {
                     // A denial may rest on a cached view: the store vouches
@@ -247,7 +252,7 @@ async fn decide<S: Store, C: Clock>(
     // Every attempt lost to other writers: a denial, not an outage.
     let now = core.clock.now();
     for (job, member) in jobs.into_iter().zip(&members) {
-        let mut d = eval::contention(&core.policy, &base, member, now, Contention::RETRY_AFTER);
+        let mut d = eval::contention(&core.known, &base, member, now, Contention::RETRY_AFTER);
         d.attempts = attempts;
         let _ = job.answer.send(Ok(d));
     }

@@ -1,5 +1,5 @@
-//! The pure part of deciding a batch: the policy's algorithms applied to
-//! one view of the batch's keys, job after job in arrival order.
+//! The pure part of deciding a batch: each job's policy applied to one view
+//! of the batch's keys, job after job in arrival order.
 //!
 //! An admitted job's new states are what the next job sees; a denied job
 //! changes nothing. The pass ends with one answer per job and the writes
@@ -7,23 +7,46 @@
 //! of the view, so the whole batch commits in one compare-and-swap or not
 //! at all. No I/O here: the driver (module `drive`) feeds views in and
 //! carries writes out.
+//!
+//! A key's state may hold more than the job's policy knows: limits of other
+//! quota tiers (a user who changed tier keeps what they used) and grants
+//! made under idempotency keys. A write carries them over: a foreign limit
+//! is brought up to date by its own definition (from any policy the limiter
+//! knows), and dropped once it holds nothing; expired grants are dropped.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::algorithm::{Outcome, evaluate as run_limit};
 use crate::clock::Timestamp;
 use crate::domain::StateKey;
-use crate::policy::Policy;
-use crate::store::{KeyState, Versioned, Write};
+use crate::policy::{Limit, Policy};
+use crate::store::{Grant, KeyState, Versioned, Write};
 
-use super::decision::{Decision, LimitStatus};
+use super::decision::{Decision, GrantOutcome, GrantRequest, LimitStatus};
 
-/// A job as a pass sees it: its keys as positions in the batch's keys, in
-/// the order of the policy's subjects, and the upload's size.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Every limit definition the limiter knows, by name, across its policies:
+/// what brings a foreign limit's state up to date.
+pub(super) type Known = HashMap<String, Vec<Limit>>;
+
+/// What a job asks: its size, the policy it is judged by, and the grant to
+/// record, with the position (among the job's keys) of the key that keeps
+/// it.
+#[derive(Clone, Debug)]
+pub(super) struct Ask {
+    pub(super) size: u64,
+    pub(super) policy: Arc<Policy>,
+    pub(super) grant: Option<(GrantRequest, usize)>,
+}
+
+/// A job as a pass sees it: its keys as positions in the batch's keys (the
+/// policy's subjects in order, then the grant's holder if it is not one of
+/// them), and what it asks.
+#[derive(Clone, Debug)]
 pub(super) struct Member {
     pub(super) keys: Vec<usize>,
-    pub(super) size: u64,
+    pub(super) ask: Ask,
 }
 
 /// The result of a pass.
@@ -44,7 +67,7 @@ pub(super) enum Pass {
 /// Applies `members`, in order, to the view `base` of `keys`. `confirmed`
 /// says, per key, whether a denial on it may stand without asking the store.
 pub(super) fn pass(
-    policy: &Policy,
+    known: &Known,
     keys: &[StateKey],
     base: &[Option<Versioned>],
     confirmed: &[bool],
@@ -63,8 +86,19 @@ pub(super) fn pass(
                 None => base[i].as_ref().map(|v| &v.state),
             })
             .collect();
-        let (decision, states) = evaluate(policy, &current, now, Some(m.size));
+        let policy = &m.ask.policy;
+        if let Some(answer) = earlier_grant(m, &current, now) {
+            decisions.push(answer);
+            continue;
+        }
+        let (mut decision, mut states) = evaluate(policy, known, &current, now, Some(m.ask.size));
         if decision.allowed {
+            if let Some((request, at)) = &m.ask.grant
+                && let Some(slot) = states.get_mut(*at)
+            {
+                record(slot, request, &decision, now);
+                decision.grant = Some(GrantOutcome::Granted);
+            }
             for (&i, state) in m.keys.iter().zip(states) {
                 work[i] = Some(state);
             }
@@ -83,7 +117,7 @@ pub(super) fn pass(
             unconfirmed.dedup();
             return Pass::Confirm(unconfirmed);
         }
-        decisions.push(denial(policy, &current, now, &decision));
+        decisions.push(denial(policy, known, &current, now, &decision));
     }
     let writes = work
         .into_iter()
@@ -100,15 +134,89 @@ pub(super) fn pass(
     Pass::Decided { decisions, writes }
 }
 
+/// The answer to a job whose idempotency key already holds a live grant:
+/// the original answer for the same request, a refusal for another one.
+/// Either way nothing is charged and nothing is written.
+fn earlier_grant(m: &Member, current: &[Option<&KeyState>], now: Timestamp) -> Option<Decision> {
+    let (request, at) = m.ask.grant.as_ref()?;
+    let grant = current
+        .get(*at)
+        .copied()
+        .flatten()?
+        .grants
+        .get(&request.key)
+        .filter(|g| g.expires_at > now)?;
+    let policy = &m.ask.policy;
+    // The limits as they were reported then (the policy may have changed
+    // since; then as they are now).
+    let (mut d, _) = evaluate(policy, &Known::new(), current, now, None);
+    if grant.limits.len() == d.limits.len() {
+        for (l, &(remaining, reset_at)) in d.limits.iter_mut().zip(&grant.limits) {
+            l.remaining = remaining;
+            l.reset_after = Duration::from_millis(reset_at.saturating_sub(now.as_millis()));
+        }
+    }
+    if grant.fingerprint == request.fingerprint {
+        d.grant = Some(GrantOutcome::Replayed {
+            unique: grant.unique,
+        });
+    } else {
+        d.allowed = false;
+        d.grant = Some(GrantOutcome::Mismatch);
+    }
+    Some(d)
+}
+
+/// Records `request`'s grant in a key's new state: expired grants go, and
+/// past [`Grant::MAX_PER_KEY`] the ones that expire first.
+fn record(
+    slot: &mut (KeyState, Timestamp),
+    request: &GrantRequest,
+    decision: &Decision,
+    now: Timestamp,
+) {
+    let (state, expire_at) = slot;
+    let reset_at = |l: &LimitStatus| {
+        now.as_millis()
+            .saturating_add(u64::try_from(l.reset_after.as_millis()).unwrap_or(u64::MAX))
+    };
+    state.grants.insert(
+        request.key.clone(),
+        Grant {
+            unique: request.unique,
+            fingerprint: request.fingerprint,
+            expires_at: request.expires_at,
+            limits: decision
+                .limits
+                .iter()
+                .map(|l| (l.remaining, reset_at(l)))
+                .collect(),
+        },
+    );
+    while state.grants.len() > Grant::MAX_PER_KEY {
+        let oldest = state
+            .grants
+            .iter()
+            .min_by_key(|(_, g)| g.expires_at)
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => state.grants.remove(&k),
+            None => break,
+        };
+    }
+    *expire_at = (*expire_at).max(request.expires_at);
+}
+
 /// What a denied request is told: what is left without its cost, and when
 /// each limit that denied it would admit it.
 pub(super) fn denial(
     policy: &Policy,
+    known: &Known,
     current: &[Option<&KeyState>],
     now: Timestamp,
     denied: &Decision,
 ) -> Decision {
-    let (mut report, _) = evaluate(policy, current, now, None);
+    let (mut report, _) = evaluate(policy, known, current, now, None);
     for (r, d) in report.limits.iter_mut().zip(&denied.limits) {
         r.retry_after = d.retry_after;
     }
@@ -116,18 +224,37 @@ pub(super) fn denial(
     report
 }
 
-/// Runs every limit for an upload of `size` bytes (`None`: a read that
-/// charges nothing) on `current`, one state per subject of the policy, in
-/// its order; returns the decision and, per subject, the new state and when
-/// it expires.
+/// Runs every limit of `policy` for an upload of `size` bytes (`None`: a
+/// read that charges nothing) on `current`: one state per subject of the
+/// policy, in its order, then any extra key (a grant's holder). Returns
+/// the decision and, per key, its new state and when it expires: what the
+/// policy counts, plus what it carries over (see the module docs).
 pub(super) fn evaluate(
     policy: &Policy,
+    known: &Known,
     current: &[Option<&KeyState>],
     now: Timestamp,
     size: Option<u64>,
 ) -> (Decision, Vec<(KeyState, Timestamp)>) {
     let subjects = policy.subjects();
-    let mut states: Vec<(KeyState, Timestamp)> = vec![(KeyState::default(), now); current.len()];
+    let mut states: Vec<(KeyState, Timestamp)> = current
+        .iter()
+        .enumerate()
+        .map(|(i, cur)| {
+            let own: Vec<&str> = subjects
+                .get(i)
+                .map(|s| {
+                    policy
+                        .limits()
+                        .iter()
+                        .filter(|l| l.subject == *s)
+                        .map(|l| l.name.as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            carry(*cur, &own, known, now)
+        })
+        .collect();
     let mut limits = Vec::with_capacity(policy.limits().len());
     let mut allowed = true;
     for limit in policy.limits() {
@@ -161,15 +288,57 @@ pub(super) fn evaluate(
             limits,
             attempts: 0,
             contention: None,
+            grant: None,
         },
         states,
     )
 }
 
+/// What a key's new state keeps of the current one besides the limits
+/// `own` (which the policy writes itself): other policies' limits, brought
+/// up to date by their definitions and dropped when empty or unknown, and
+/// the grants that have not expired. Starts the key's expiry at `now`.
+fn carry(
+    current: Option<&KeyState>,
+    own: &[&str],
+    known: &Known,
+    now: Timestamp,
+) -> (KeyState, Timestamp) {
+    let mut state = KeyState::default();
+    let mut expire_at = now;
+    let Some(current) = current else {
+        return (state, expire_at);
+    };
+    for (name, held) in &current.limits {
+        if own.contains(&name.as_str()) {
+            continue;
+        }
+        // The longest-lived reading among the definitions of this name
+        // (another algorithm's definition reads the state as empty).
+        let kept = known
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter_map(|limit| run_limit(limit, Some(held), now, 0).1)
+            .max_by_key(|(_, expires)| *expires);
+        if let Some((state_now, expires)) = kept {
+            expire_at = expire_at.max(expires);
+            state.limits.insert(name.clone(), state_now);
+        }
+    }
+    for (key, grant) in &current.grants {
+        if grant.expires_at > now {
+            expire_at = expire_at.max(grant.expires_at);
+            state.grants.insert(key.clone(), grant.clone());
+        }
+    }
+    (state, expire_at)
+}
+
 /// What a job is told when its batch gave up on contention: what is left on
 /// the last authoritative view, without its cost (it was not charged).
 pub(super) fn contention(
-    policy: &Policy,
+    known: &Known,
     base: &[Option<Versioned>],
     member: &Member,
     now: Timestamp,
@@ -180,7 +349,7 @@ pub(super) fn contention(
         .iter()
         .map(|&i| base[i].as_ref().map(|v| &v.state))
         .collect();
-    let (mut report, _) = evaluate(policy, &current, now, None);
+    let (mut report, _) = evaluate(&member.ask.policy, known, &current, now, None);
     report.allowed = false;
     report.contention = Some(super::decision::Contention { retry_after });
     report

@@ -31,7 +31,9 @@ mod tests;
 use std::fmt;
 use std::sync::Arc;
 
-pub use decision::{Contention, Decision, LimitStatus, LimiterError};
+pub use decision::{
+    Charge, Contention, Decision, GrantOutcome, GrantRequest, LimitStatus, LimiterError,
+};
 pub use queue::MAX_BATCH_KEYS;
 pub use runtime::{Backoff, Runtime, Task};
 
@@ -41,6 +43,7 @@ use crate::policy::Policy;
 use crate::store::{KeyState, Reset, Store};
 
 use drive::{Core, Settings};
+use eval::{Ask, Known};
 use queue::Arrival;
 
 /// Admits or denies uploads against a policy, atomically, on any store.
@@ -108,9 +111,12 @@ impl<S: Store, C: Clock> Limiter<S, C> {
     /// runtime (batches are driven by their callers, conflicts retried
     /// without a pause) and the default [`Backoff`].
     pub fn new(policy: Arc<Policy>, store: S, clock: C) -> Self {
+        let known = known(&policy, &[]);
         Limiter {
             core: Arc::new(Core {
                 policy,
+                tiers: Vec::new(),
+                known,
                 store,
                 clock,
                 queue: Default::default(),
@@ -120,6 +126,38 @@ impl<S: Store, C: Clock> Limiter<S, C> {
                 backoff: Backoff::DEFAULT,
             },
         }
+    }
+
+    /// Adds named policies (quota tiers): a request names its tier in its
+    /// [`Charge`]. One subject's state serves every tier, by limit name, so
+    /// a user who changes tier keeps what they used of the limits both
+    /// tiers have, and what they used of the others waits for them.
+    pub fn with_tiers(mut self, tiers: Vec<(String, Policy)>) -> Self {
+        let tiers: Vec<(String, Arc<Policy>)> = tiers
+            .into_iter()
+            .map(|(name, p)| (name, Arc::new(p)))
+            .collect();
+        match Arc::get_mut(&mut self.core) {
+            Some(core) => {
+                core.known = known(&core.policy, &tiers);
+                core.tiers = tiers;
+            }
+            // Built and not yet shared: unreachable, and harmless if not.
+            None => debug_assert!(false, "with_tiers on a shared limiter"),
+        }
+        self
+    }
+
+    /// The policy of `tier` (the default policy for `None` or a name no
+    /// tier has).
+    pub fn policy_of(&self, tier: Option<&str>) -> &Arc<Policy> {
+        tier.and_then(|t| self.core.tiers.iter().find(|(n, _)| n == t))
+            .map_or(&self.core.policy, |(_, p)| p)
+    }
+
+    /// Whether `tier` names a tier.
+    pub fn has_tier(&self, tier: &str) -> bool {
+        self.core.tiers.iter().any(|(n, _)| n == tier)
     }
 
     /// Runs coalesced batches on `runtime` (so they finish even if all
@@ -162,8 +200,47 @@ impl<S: Store, C: Clock> Limiter<S, C> {
     /// never affects the other calls: if this call's batch had not started
     /// writing it is not charged; if it had, the charge stands.
     pub async fn consume(&self, subjects: &Subjects, size: u64) -> Result<Decision, LimiterError> {
-        let keys = self.keys(subjects)?;
-        let (arrival, answered) = self.core.queue.arrive(keys, size);
+        self.charge(
+            subjects,
+            &Charge {
+                size,
+                ..Charge::default()
+            },
+        )
+        .await
+    }
+
+    /// Charges what `charge` asks (its tier's limits, its idempotency key),
+    /// as [`consume`](Limiter::consume) does.
+    pub async fn charge(
+        &self,
+        subjects: &Subjects,
+        charge: &Charge,
+    ) -> Result<Decision, LimiterError> {
+        let policy = Arc::clone(self.policy_of(charge.tier.as_deref()));
+        let mut keys = keys(&policy, subjects)?;
+        let grant = match &charge.grant {
+            Some(request) => {
+                let holder = subjects
+                    .key(request.holder)
+                    .ok_or(LimiterError::MissingSubject(request.holder))?;
+                let at = match keys.iter().position(|k| *k == holder) {
+                    Some(at) => at,
+                    None => {
+                        keys.push(holder);
+                        keys.len() - 1
+                    }
+                };
+                Some((request.clone(), at))
+            }
+            None => None,
+        };
+        let ask = Ask {
+            size: charge.size,
+            policy,
+            grant,
+        };
+        let (arrival, answered) = self.core.queue.arrive(keys, ask);
         match arrival {
             Arrival::Lead(job) => {
                 drive::run(Arc::clone(&self.core), self.settings.clone(), vec![job]).await;
@@ -181,25 +258,55 @@ impl<S: Store, C: Clock> Limiter<S, C> {
 
     /// What every limit has left, consuming nothing.
     pub async fn peek(&self, subjects: &Subjects) -> Result<Decision, LimiterError> {
-        let keys = self.keys(subjects)?;
+        self.peek_tier(subjects, None).await
+    }
+
+    /// What every limit of `tier` has left, consuming nothing.
+    pub async fn peek_tier(
+        &self,
+        subjects: &Subjects,
+        tier: Option<&str>,
+    ) -> Result<Decision, LimiterError> {
+        let policy = self.policy_of(tier);
+        let keys = keys(policy, subjects)?;
         let current = self.core.store.load(&keys).await?;
         let current: Vec<Option<&KeyState>> = current
             .iter()
             .map(|v| v.as_ref().map(|v| &v.state))
             .collect();
-        let (decision, _) =
-            eval::evaluate(&self.core.policy, &current, self.core.clock.now(), None);
+        let (decision, _) = eval::evaluate(
+            policy,
+            &self.core.known,
+            &current,
+            self.core.clock.now(),
+            None,
+        );
         Ok(decision)
     }
+}
 
-    fn keys(&self, subjects: &Subjects) -> Result<Vec<StateKey>, LimiterError> {
-        self.core
-            .policy
-            .subjects()
-            .into_iter()
-            .map(|s| subjects.key(s).ok_or(LimiterError::MissingSubject(s)))
-            .collect()
+/// The keys of a request under `policy`: one per subject it counts.
+fn keys(policy: &Policy, subjects: &Subjects) -> Result<Vec<StateKey>, LimiterError> {
+    policy
+        .subjects()
+        .into_iter()
+        .map(|s| subjects.key(s).ok_or(LimiterError::MissingSubject(s)))
+        .collect()
+}
+
+/// Every limit definition of `policy` and `tiers`, by name.
+fn known(policy: &Policy, tiers: &[(String, Arc<Policy>)]) -> Known {
+    let mut known = Known::new();
+    for limit in std::iter::once(policy)
+        .chain(tiers.iter().map(|(_, p)| p.as_ref()))
+        .flat_map(Policy::limits)
+    {
+        let defs = known.entry(limit.name.as_str().to_owned()).or_default();
+        if !defs.contains(limit) {
+            defs.push(limit.clone());
+        }
     }
+    known
 }
 
 impl<S: Reset, C: Clock> Limiter<S, C> {

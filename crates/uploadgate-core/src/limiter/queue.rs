@@ -20,6 +20,7 @@ use futures_channel::oneshot;
 use crate::domain::StateKey;
 
 use super::decision::{Decision, LimiterError};
+use super::eval::Ask;
 
 /// Most keys one batch writes: the item limit of a DynamoDB transaction.
 pub const MAX_BATCH_KEYS: usize = 100;
@@ -34,8 +35,8 @@ pub(super) struct Job {
     pub(super) seq: u64,
     /// Its keys, in the order of the policy's subjects.
     pub(super) keys: Vec<StateKey>,
-    /// The upload's size.
-    pub(super) size: u64,
+    /// What it asks.
+    pub(super) ask: Ask,
     /// Where its answer goes.
     pub(super) answer: oneshot::Sender<Answer>,
 }
@@ -111,7 +112,7 @@ impl<B> Queue<B> {
     pub(super) fn arrive(
         &self,
         keys: Vec<StateKey>,
-        size: u64,
+        ask: Ask,
     ) -> (Arrival<B>, oneshot::Receiver<Answer>) {
         let (answer, answered) = oneshot::channel();
         let mut st = self.lock();
@@ -120,7 +121,7 @@ impl<B> Queue<B> {
         let job = Job {
             seq,
             keys,
-            size,
+            ask,
             answer,
         };
         let idle = job
@@ -256,8 +257,16 @@ mod tests {
     type Q = Queue<()>;
 
     /// Arrives and keeps the receivers alive (the caller is waiting).
+    fn ask() -> Ask {
+        Ask {
+            size: 1,
+            policy: std::sync::Arc::new("u=user:1/1h".parse().expect("a policy")),
+            grant: None,
+        }
+    }
+
     fn arrive(q: &Q, keys: &[StateKey], held: &mut Vec<Box<dyn std::any::Any>>) -> bool {
-        let (arrival, answer) = q.arrive(keys.to_vec(), 1);
+        let (arrival, answer) = q.arrive(keys.to_vec(), ask());
         held.push(Box::new(answer));
         match arrival {
             Arrival::Lead(job) => {
@@ -364,7 +373,7 @@ mod tests {
         let q = Q::default();
         let mut h = vec![];
         assert!(arrive(&q, &[ip(1)], &mut h));
-        let (gone, gone_answer) = q.arrive(vec![user("gone"), ip(1)], 1);
+        let (gone, gone_answer) = q.arrive(vec![user("gone"), ip(1)], ask());
         drop((gone, gone_answer));
         assert!(!arrive(&q, &[user("stays"), ip(1)], &mut h));
         let batches = q.release(&[ip(1)]);

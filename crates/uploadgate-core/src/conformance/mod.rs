@@ -15,6 +15,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+mod tiers;
+
+pub use tiers::{
+    a_tier_change_takes_effect_at_once_and_keeps_usage,
+    an_idempotent_retry_is_free_and_a_changed_request_is_refused,
+};
+
 use crate::{
     CasOutcome, FixedState, GcraState, KeyState, LimitState, Limiter, Policy, Reset, Runtime,
     SlidingState, StateKey, Store, Subjects, SystemClock, Task, Timestamp, UserId, Write,
@@ -48,6 +55,7 @@ fn fresh_key(tag: &str) -> StateKey {
 
 fn state(entries: &[(u64, u64)]) -> KeyState {
     KeyState {
+        grants: Default::default(),
         limits: BTreeMap::from([(
             "uploads".to_owned(),
             LimitState::Sliding(SlidingState {
@@ -424,6 +432,15 @@ macro_rules! store_conformance_tests {
             use super::*;
             use $crate::conformance as c;
 
+            #[tokio::test]
+            async fn a_tier_change_takes_effect_at_once_and_keeps_usage() {
+                c::a_tier_change_takes_effect_at_once_and_keeps_usage(($make)().await).await
+            }
+            #[tokio::test]
+            async fn an_idempotent_retry_is_free_and_a_changed_request_is_refused() {
+                c::an_idempotent_retry_is_free_and_a_changed_request_is_refused(($make)().await)
+                    .await
+            }
             #[tokio::test]
             async fn missing_key_loads_none() {
                 c::missing_key_loads_none(($make)().await).await
