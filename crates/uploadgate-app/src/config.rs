@@ -319,6 +319,48 @@ mod tests {
     }
 
     #[test]
+    fn identity_modes_refuse_what_they_cannot_honour() {
+        // Anonymous mode has no users to limit.
+        let e = env(&[
+            ("UPLOADGATE_IDENTITY", "anonymous"),
+            ("UPLOADGATE_LIMITS", "burst=ip:10/1m;uploads=user:5/3h"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.setting, "UPLOADGATE_LIMITS");
+        assert!(e.message.contains("`uploads` counts per user"), "{e}");
+        assert!(
+            env(&[
+                ("UPLOADGATE_IDENTITY", "anonymous"),
+                ("UPLOADGATE_LIMITS", "burst=ip:10/1m")
+            ])
+            .is_ok()
+        );
+        // A token setting outside jwt mode would be a gate that believes it
+        // verifies tokens.
+        let e = env(&[("UPLOADGATE_JWT_ISSUER", "https://issuer.example.com")]).unwrap_err();
+        assert_eq!(e.setting, "UPLOADGATE_JWT_ISSUER");
+        // jwt needs an issuer and an audience; tiers need their claim.
+        let jwt = [
+            ("UPLOADGATE_IDENTITY", "jwt"),
+            ("UPLOADGATE_JWT_ISSUER", "https://issuer.example.com"),
+            ("UPLOADGATE_JWT_AUDIENCE", "client"),
+        ];
+        assert!(matches!(
+            env(&jwt).unwrap().gate.identity,
+            IdentityMode::Jwt(_)
+        ));
+        assert_eq!(
+            env(&jwt[..2]).unwrap_err().setting,
+            "UPLOADGATE_JWT_AUDIENCE"
+        );
+        let mut tiers = jwt.to_vec();
+        tiers.push(("UPLOADGATE_TIERS", "pro=uploads=user:9/1h"));
+        assert_eq!(env(&tiers).unwrap_err().setting, "UPLOADGATE_TIERS");
+        tiers.push(("UPLOADGATE_TIER_CLAIM", "plan"));
+        assert_eq!(env(&tiers).unwrap().gate.tiers.len(), 1);
+    }
+
+    #[test]
     fn the_dynamodb_store_takes_a_table_and_a_denial_ttl() {
         let c = env(&[
             ("UPLOADGATE_STORE", "dynamodb"),

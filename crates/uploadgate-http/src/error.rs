@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use uploadgate_core::{Decision, LimiterError};
 
 use crate::json::limits_json;
-use crate::ratelimit::{RATELIMIT, ratelimit_header, secs};
+use crate::ratelimit::{insert_fields, secs};
 
 /// The problem type of draft-ietf-httpapi-ratelimit-headers for quota
 /// exhaustion.
@@ -63,6 +63,9 @@ pub enum ApiError {
     /// A limit denied the request.
     #[error("quota exceeded")]
     QuotaExceeded(Box<Decision>),
+    /// The `Idempotency-Key` was used before for another request.
+    #[error("this Idempotency-Key was used for another request; use a new key for a new upload")]
+    IdempotencyMismatch,
     /// The request's key was too busy to decide in time: not a limit, and
     /// not an outage. Nothing was charged.
     #[error(
@@ -86,6 +89,7 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } | ApiError::ObjectTooLarge(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
+            ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::UnsupportedType { .. } | ApiError::UnsupportedBody { .. } => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
@@ -117,6 +121,7 @@ impl ApiError {
                 "Request cannot be satisfied as assigned quota has been exceeded",
             ),
             ApiError::Busy(_) => ("busy", "Too many concurrent requests on one quota"),
+            ApiError::IdempotencyMismatch => ("idempotency-key-reused", "Idempotency key reused"),
             ApiError::Unavailable(_) => ("store-unavailable", "Quota store unavailable"),
             ApiError::Internal(_) => ("internal", "Internal server error"),
         }
@@ -165,9 +170,7 @@ impl IntoResponse for ApiError {
                 body["allowed"] = json!(false);
                 body["limits"] = limits_json(decision);
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry));
-                if let Some(v) = ratelimit_header(decision) {
-                    headers.insert(RATELIMIT, v);
-                }
+                insert_fields(&mut headers, decision);
             }
             ApiError::Unavailable(e) => {
                 tracing::error!(error = %e, source = ?std::error::Error::source(e), "quota store failed; failing closed");
@@ -181,9 +184,7 @@ impl IntoResponse for ApiError {
                 body["retryAfter"] = json!(retry);
                 body["limits"] = limits_json(decision);
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry));
-                if let Some(v) = ratelimit_header(decision) {
-                    headers.insert(RATELIMIT, v);
-                }
+                insert_fields(&mut headers, decision);
             }
             ApiError::InvalidToken(e) => {
                 // RFC 6750: the reason, never the token (messages are fixed

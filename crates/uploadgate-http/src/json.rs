@@ -88,5 +88,7 @@ pub(crate) struct CheckAnswer<'a> {
 pub(crate) struct QuotaAnswer<'a> {
     /// `null` in anonymous mode.
     pub(crate) user: Option<&'a str>,
+    /// The caller's quota tier; `null` for the default policy.
+    pub(crate) tier: Option<&'a str>,
     pub(crate) limits: LimitsJson<'a>,
 }

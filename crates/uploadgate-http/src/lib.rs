@@ -7,6 +7,7 @@
 //! sign a URL with the [`Presigner`], and turn every failure into RFC 9457
 //! problem+json through the single [`ApiError`] mapping.
 
+mod charge;
 mod error;
 mod gate;
 pub mod identity;
@@ -62,6 +63,7 @@ struct Inner {
     meter: Box<dyn Meter>,
     presigner: Presigner,
     metrics: Option<Arc<dyn MetricsSink>>,
+    fallbacks: charge::Fallbacks,
 }
 
 impl AppState {
@@ -89,6 +91,7 @@ impl AppState {
     ) -> Self {
         let identity = identity::Identity::new(&gate.identity, Arc::clone(&clock));
         let limiter = Limiter::new(Arc::new(gate.policy.clone()), store, clock)
+            .with_tiers(gate.tiers.clone())
             .with_runtime(Arc::new(meter::Tokio));
         AppState {
             inner: Arc::new(Inner {
@@ -97,6 +100,7 @@ impl AppState {
                 meter: Box::new(limiter),
                 presigner,
                 metrics: sink,
+                fallbacks: charge::Fallbacks::default(),
             }),
         }
     }
@@ -124,6 +128,7 @@ fn cors(gate: &GateConfig, identity: &identity::Identity) -> Option<CorsLayer> {
     let mut allow_headers = vec![
         header::CONTENT_TYPE,
         HeaderName::from_static("x-amz-content-sha256"),
+        charge::IDEMPOTENCY_KEY,
     ];
     if let Some(h) = identity.header() {
         allow_headers.push(h.clone());
@@ -157,7 +162,7 @@ fn asset(content_type: &'static str, body: &'static str) -> axum::response::Resp
 /// The API: `POST /v1/uploads`, `GET /v1/quota`, `POST /upload-check`,
 /// `GET /healthz`, the demo page at `/` and the OpenAPI document.
 pub fn router(state: AppState) -> Router {
-    let policy = ratelimit::policy_header(&state.inner.gate.policy);
+    let policy = ratelimit::policy_header(state.inner.gate.policy.limits());
     let api = Router::new()
         .route("/v1/uploads", post(routes::create_upload))
         .route("/v1/quota", get(routes::quota))

@@ -8,7 +8,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use uploadgate_core::{
-    Clock, Decision, Limiter, LimiterError, Runtime, Store, StoreError, Subjects, Task, Timestamp,
+    Charge, Clock, Decision, Limiter, LimiterError, Policy, Runtime, Store, StoreError, Subjects,
+    Task, Timestamp,
 };
 
 /// A boxed, sendable future.
@@ -36,15 +37,26 @@ impl Runtime for Tokio {
 
 /// What the handlers ask of the limiter.
 pub trait Meter: Send + Sync + 'static {
-    /// Charges one upload of `size` bytes to every limit, or to none.
+    /// Charges what `charge` asks (its tier's limits, its idempotency
+    /// key) to every limit, or to none.
     fn consume<'a>(
         &'a self,
         who: &'a Subjects,
-        size: u64,
+        charge: &'a Charge,
     ) -> BoxFuture<'a, Result<Decision, LimiterError>>;
 
-    /// What every limit has left, consuming nothing.
-    fn peek<'a>(&'a self, who: &'a Subjects) -> BoxFuture<'a, Result<Decision, LimiterError>>;
+    /// What every limit of `tier` has left, consuming nothing.
+    fn peek<'a>(
+        &'a self,
+        who: &'a Subjects,
+        tier: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Decision, LimiterError>>;
+
+    /// Whether `name` is a quota tier.
+    fn has_tier(&self, name: &str) -> bool;
+
+    /// The policy of `tier` (the default one for `None` or an unknown name).
+    fn policy_of(&self, tier: Option<&str>) -> &Policy;
 
     /// Deletes idle state (stores with their own expiry do nothing).
     fn purge_expired(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
@@ -57,13 +69,25 @@ impl<S: Store, C: Clock> Meter for Limiter<S, C> {
     fn consume<'a>(
         &'a self,
         who: &'a Subjects,
-        size: u64,
+        charge: &'a Charge,
     ) -> BoxFuture<'a, Result<Decision, LimiterError>> {
-        Box::pin(Limiter::consume(self, who, size))
+        Box::pin(Limiter::charge(self, who, charge))
     }
 
-    fn peek<'a>(&'a self, who: &'a Subjects) -> BoxFuture<'a, Result<Decision, LimiterError>> {
-        Box::pin(Limiter::peek(self, who))
+    fn peek<'a>(
+        &'a self,
+        who: &'a Subjects,
+        tier: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Decision, LimiterError>> {
+        Box::pin(Limiter::peek_tier(self, who, tier))
+    }
+
+    fn has_tier(&self, name: &str) -> bool {
+        Limiter::has_tier(self, name)
+    }
+
+    fn policy_of(&self, tier: Option<&str>) -> &Policy {
+        Limiter::policy_of(self, tier)
     }
 
     fn purge_expired(&self) -> BoxFuture<'_, Result<u64, StoreError>> {

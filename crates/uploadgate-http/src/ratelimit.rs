@@ -9,7 +9,7 @@
 
 use http::HeaderValue;
 use sfv::{Integer, KeyRef, ListSerializer, StringRef};
-use uploadgate_core::{Decision, LimitStatus, Policy, Unit};
+use uploadgate_core::{Decision, Limit, LimitStatus, Unit};
 
 /// `RateLimit-Policy` header name.
 pub const RATELIMIT_POLICY: &str = "ratelimit-policy";
@@ -46,10 +46,10 @@ fn finish(ser: ListSerializer<String>) -> Option<HeaderValue> {
     ser.finish().and_then(|s| HeaderValue::from_str(&s).ok())
 }
 
-/// The `RateLimit-Policy` value for a policy.
-pub fn policy_header(policy: &Policy) -> Option<HeaderValue> {
+/// The `RateLimit-Policy` value for a policy's limits.
+pub fn policy_header<'a>(limits: impl IntoIterator<Item = &'a Limit>) -> Option<HeaderValue> {
     let mut ser = ListSerializer::new();
-    for l in policy.limits() {
+    for l in limits {
         let w = (l.window().nominal_ms() / 1000).max(1);
         let mut item = ser.bare_item(name(l.name.as_str()));
         item = item
@@ -60,6 +60,17 @@ pub fn policy_header(policy: &Policy) -> Option<HeaderValue> {
         }
     }
     finish(ser)
+}
+
+/// Both fields for a decision: the policy it was made under (a caller's
+/// tier may differ from the default policy) and what is left.
+pub fn insert_fields(headers: &mut http::HeaderMap, decision: &Decision) {
+    if let Some(v) = policy_header(decision.limits.iter().map(|l| &l.limit)) {
+        headers.insert(RATELIMIT_POLICY, v);
+    }
+    if let Some(v) = ratelimit_header(decision) {
+        headers.insert(RATELIMIT, v);
+    }
 }
 
 /// The `RateLimit` value for a decision.

@@ -11,17 +11,19 @@ use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 use uploadgate_core::{
-    Decision, LimitStatus, LimiterError, ObjectKey, StoreError, Subjects, Unit, UserId,
+    Charge, Decision, GrantOutcome, LimitStatus, LimiterError, ObjectKey, StoreError, Subjects,
+    Unit, UserId,
 };
 
 use crate::AppState;
+use crate::charge::charge;
 use crate::error::ApiError;
 use crate::identity::{Caller, client_ip};
 use crate::json::{
     CheckAnswer, LimitsJson, QuotaAnswer, UploadAnswer, UploadJson, decision_limits,
 };
 use crate::metrics::{self, Outcome};
-use crate::ratelimit::{RATELIMIT, ratelimit_header};
+use crate::ratelimit::insert_fields;
 use crate::request::{UploadRequest, parse, read_body, require_json};
 
 /// A validated upload request.
@@ -31,7 +33,11 @@ struct UploadSpec {
     size: u64,
 }
 
-fn upload_spec(st: &AppState, req: &UploadRequest) -> Result<UploadSpec, ApiError> {
+fn upload_spec(
+    st: &AppState,
+    policy: &uploadgate_core::Policy,
+    req: &UploadRequest,
+) -> Result<UploadSpec, ApiError> {
     let gate = &st.inner.gate;
     let filename = req
         .filename
@@ -59,8 +65,7 @@ fn upload_spec(st: &AppState, req: &UploadRequest) -> Result<UploadSpec, ApiErro
             gate.max_object_bytes
         )));
     }
-    if let Some(l) = gate
-        .policy
+    if let Some(l) = policy
         .limits()
         .iter()
         .find(|l| l.amount.unit == Unit::Bytes && size > l.amount.value.get())
@@ -98,11 +103,18 @@ async fn decide(
     route: &'static str,
     parts: &Parts,
     who: &Subjects,
-    size: u64,
+    charge: &Charge,
 ) -> Result<Option<Decision>, ApiError> {
     let started = std::time::Instant::now();
-    let result = st.inner.meter.consume(who, size).await;
+    let result = st.inner.meter.consume(who, charge).await;
     let latency = started.elapsed();
+    // Another request under the same idempotency key: the client's mistake,
+    // not a decision.
+    if let Ok(d) = &result
+        && d.grant == Some(GrantOutcome::Mismatch)
+    {
+        return Err(ApiError::IdempotencyMismatch);
+    }
     // The limits a log line or metric names: all of them when admitted, the
     // violated ones when denied. Formatted only if something records them.
     let limits = |d: &Decision| {
@@ -208,8 +220,12 @@ fn names<'a>(limits: impl Iterator<Item = &'a LimitStatus>) -> String {
         .join(",")
 }
 
-async fn presign(st: &AppState, user: &UserId, spec: &UploadSpec) -> Result<UploadJson, ApiError> {
-    let unique = uuid::Uuid::new_v4();
+async fn presign(
+    st: &AppState,
+    user: &UserId,
+    spec: &UploadSpec,
+    unique: uuid::Uuid,
+) -> Result<UploadJson, ApiError> {
     let key = ObjectKey::for_upload(
         &st.inner.gate.key_prefix,
         user,
@@ -253,19 +269,40 @@ fn ok_json(decision: Option<&Decision>, body: &impl Serialize) -> Result<Respons
         body,
     )
         .into_response();
-    if let Some(v) = decision.and_then(ratelimit_header) {
-        res.headers_mut().insert(RATELIMIT, v);
+    if let Some(d) = decision {
+        insert_fields(res.headers_mut(), d);
     }
     Ok(res)
+}
+
+/// The object key's unique part a decision settles on: the original one
+/// when an idempotent retry is replayed, else this request's.
+fn unique_of(decision: Option<&Decision>, fresh: uuid::Uuid) -> uuid::Uuid {
+    match decision.and_then(|d| d.grant) {
+        Some(GrantOutcome::Replayed { unique }) => uuid::Uuid::from_bytes(unique),
+        _ => fresh,
+    }
 }
 
 /// `POST /v1/uploads`: charge the quotas, then sign a single-use URL.
 pub async fn create_upload(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (parts, body, caller) = read_post(&st, req).await?;
-    let spec = upload_spec(&st, &body)?;
+    let tier = crate::charge::tier(&st, &caller);
+    let spec = upload_spec(&st, st.inner.meter.policy_of(tier.as_deref()), &body)?;
     let who = subjects(&st, &parts, &caller);
-    let decision = decide(&st, "uploads", &parts, &who, spec.size).await?;
-    let upload = presign(&st, &who.user, &spec).await?;
+    let fresh = uuid::Uuid::new_v4();
+    let charge = charge(
+        &st,
+        &parts,
+        &caller,
+        "uploads",
+        &[&spec.filename, &spec.content_type],
+        spec.size,
+        *fresh.as_bytes(),
+    )?;
+    let decision = decide(&st, "uploads", &parts, &who, &charge).await?;
+    let unique = unique_of(decision.as_ref(), fresh);
+    let upload = presign(&st, &who.user, &spec, unique).await?;
     ok_json(
         decision.as_ref(),
         &UploadAnswer {
@@ -280,24 +317,39 @@ pub async fn create_upload(State(st): State<AppState>, req: Request) -> Result<R
 /// `size`.
 pub async fn upload_check(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (parts, body, caller) = read_post(&st, req).await?;
+    let tier = crate::charge::tier(&st, &caller);
     let declares_upload = body.content_type.is_some() || body.size.is_some();
     let spec = if declares_upload {
-        Some(upload_spec(&st, &body)?)
+        Some(upload_spec(
+            &st,
+            st.inner.meter.policy_of(tier.as_deref()),
+            &body,
+        )?)
     } else {
         None
     };
     let who = subjects(&st, &parts, &caller);
+    let fresh = uuid::Uuid::new_v4();
     // Without a declared upload only count limits are charged (size 0).
-    let decision = decide(
+    let (fields, size): (Vec<&str>, u64) = match &spec {
+        Some(s) => (vec![&s.filename, &s.content_type], s.size),
+        None => (Vec::new(), 0),
+    };
+    let charge = charge(
         &st,
-        "upload-check",
         &parts,
-        &who,
-        spec.as_ref().map_or(0, |s| s.size),
-    )
-    .await?;
+        &caller,
+        "upload-check",
+        &fields,
+        size,
+        *fresh.as_bytes(),
+    )?;
+    let decision = decide(&st, "upload-check", &parts, &who, &charge).await?;
     let upload = match &spec {
-        Some(spec) => Some(presign(&st, &who.user, spec).await?),
+        Some(spec) => {
+            let unique = unique_of(decision.as_ref(), fresh);
+            Some(presign(&st, &who.user, spec, unique).await?)
+        }
         None => None,
     };
     ok_json(
@@ -310,12 +362,14 @@ pub async fn upload_check(State(st): State<AppState>, req: Request) -> Result<Re
     )
 }
 
-/// `GET /v1/quota`: what is left, consuming nothing.
+/// `GET /v1/quota`: what is left of the caller's own tier, consuming
+/// nothing.
 pub async fn quota(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (parts, _) = req.into_parts();
     let caller = st.inner.identity.caller(&parts, None).await?;
+    let tier = crate::charge::tier(&st, &caller);
     let who = subjects(&st, &parts, &caller);
-    let decision = match st.inner.meter.peek(&who).await {
+    let decision = match st.inner.meter.peek(&who, tier.as_deref()).await {
         Ok(d) => d,
         Err(LimiterError::MissingSubject(s)) => return Err(missing_subject(s)),
         Err(e) => return Err(ApiError::Unavailable(e)),
@@ -324,6 +378,7 @@ pub async fn quota(State(st): State<AppState>, req: Request) -> Result<Response,
         Some(&decision),
         &QuotaAnswer {
             user: caller.user.as_ref().map(UserId::as_str),
+            tier: tier.as_deref(),
             limits: LimitsJson(&decision.limits),
         },
     )

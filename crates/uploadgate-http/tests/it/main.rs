@@ -6,6 +6,7 @@
 mod api;
 mod fuzz;
 mod jwt;
+mod modes;
 mod openapi;
 
 use std::net::SocketAddr;

@@ -36,7 +36,11 @@ where
 
 /// One admitted `consume` (the breakdown's limiter rows).
 pub(crate) async fn consume_allowed(state: AppState, who: uploadgate_core::Subjects) {
-    let d = state.meter().consume(&who, 123_456).await.expect("consume");
+    let charge = uploadgate_core::Charge {
+        size: 123_456,
+        ..Default::default()
+    };
+    let d = state.meter().consume(&who, &charge).await.expect("consume");
     assert!(d.allowed);
 }
 
