@@ -76,9 +76,20 @@ async fn remaining(app: &Router, user: &str, ip: std::net::IpAddr) -> Vec<u64> {
 /// 100 concurrent requests over 4 routers, each on its own store instance
 /// with its own cache. `users` requests share each user id (100 = one user).
 async fn trial(limits: &str, users: usize) -> (usize, Vec<Router>, Vec<String>, std::net::IpAddr) {
+    trial_of(100, limits, users, &[]).await
+}
+
+/// `requests` concurrent requests over 4 routers (as `trial`), with `env`.
+/// Every answer must be 200 or 429: never a 5xx.
+async fn trial_of(
+    requests: usize,
+    limits: &str,
+    users: usize,
+    env: &[(&str, &str)],
+) -> (usize, Vec<Router>, Vec<String>, std::net::IpAddr) {
     let mut apps = vec![];
     for _ in 0..4 {
-        apps.push(app(limits, store().await, &[], None));
+        apps.push(app(limits, store().await, env, None));
     }
     let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::new(
         198,
@@ -89,7 +100,7 @@ async fn trial(limits: &str, users: usize) -> (usize, Vec<Router>, Vec<String>, 
     let ids: Vec<String> = (0..users)
         .map(|_| format!("contend-{:016x}", rand::random::<u64>()))
         .collect();
-    let tasks: Vec<_> = (0..100)
+    let tasks: Vec<_> = (0..requests)
         .map(|i| {
             let app = apps[i % 4].clone();
             let user = ids[i % users].clone();
@@ -140,6 +151,24 @@ async fn a_hundred_users_behind_one_address_admit_exactly_the_ip_limit() {
         }
         assert_eq!(left.iter().filter(|r| **r == 2).count(), 5, "{left:?}");
         assert_eq!(left.iter().filter(|r| **r == 3).count(), 95, "{left:?}");
+    }
+}
+
+/// The hot key of the review: 300 distinct users behind one address with
+/// `burst=ip:100/1h`, over 4 routers, with fail-open on. Exactly 100 are
+/// admitted, every other answer is 429, and none is a 5xx: losing
+/// compare-and-swaps is contention, never an outage to fail open on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_hundred_users_behind_one_address_admit_exactly_a_hundred_failing_open() {
+    for _ in 0..trials().min(3) {
+        let (allowed, ..) = trial_of(
+            300,
+            "uploads=user:3/3h;burst=ip:100/1h",
+            300,
+            &[("UPLOADGATE_FAIL_OPEN", "true")],
+        )
+        .await;
+        assert_eq!(allowed, 100);
     }
 }
 
