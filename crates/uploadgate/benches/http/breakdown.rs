@@ -46,7 +46,7 @@ pub(crate) async fn consume_allowed(state: AppState, who: uploadgate_core::Subje
 
 /// The router called in-process (no TCP, no HTTP codec), then its parts, one
 /// request at a time on one thread: where a request's server time goes.
-pub(crate) fn breakdown(s: &Settings, dir: &std::path::Path) {
+pub(crate) fn breakdown(s: &Settings, dir: &std::path::Path, tokens: &[String]) {
     use hyper::service::Service as _;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -159,6 +159,36 @@ pub(crate) fn breakdown(s: &Settings, dir: &std::path::Path) {
                         .await
                         .expect("presign"),
                     );
+                }
+            })
+            .await,
+        ));
+        // One ES256 token verification (signature, claims, user), as the
+        // `jwt` identity mode does per request.
+        let pem = std::fs::read(dir.join("issuer.pem")).expect("the bench's public key");
+        let verifier = uploadgate_http::token::JwtVerifier::new(
+            uploadgate_http::token::JwtConfig {
+                issuer: crate::jwt::ISSUER.into(),
+                audiences: vec![crate::jwt::AUDIENCE.into()],
+                keys: uploadgate_http::token::KeySource::Static(
+                    uploadgate_http::token::PublicKey::from_pem(&pem).expect("PEM key"),
+                ),
+                token_use: None,
+                user_claim: "sub".into(),
+                tier_claim: None,
+                leeway: Duration::from_secs(30),
+                header: hyper::header::AUTHORIZATION,
+            },
+            std::sync::Arc::new(uploadgate_core::SystemClock),
+        );
+        let n_tokens = tokens.len() as u64;
+        rows.push((
+            "JwtVerifier::verify (ES256)",
+            per_call(budget, 1_000_000, |n| {
+                let token = &tokens[(n % n_tokens) as usize];
+                let verifier = &verifier;
+                async move {
+                    std::hint::black_box(verifier.verify(token).await.expect("a valid token"));
                 }
             })
             .await,

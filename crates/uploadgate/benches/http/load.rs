@@ -23,6 +23,8 @@ pub(crate) enum Kind {
     /// `POST /upload-check` with `{}`: the same parsing, limiter charge and
     /// JSON answer as an upload, but no presign (and no key, UUID or expiry).
     Check,
+    /// `POST /v1/uploads` as a verified bearer token (one per user).
+    UploadJwt,
 }
 
 #[derive(Clone, Debug)]
@@ -30,6 +32,8 @@ pub(crate) struct Target {
     pub(crate) name: &'static str,
     pub(crate) addr: SocketAddr,
     pub(crate) kind: Kind,
+    /// Per-user tokens, for [`Kind::UploadJwt`].
+    pub(crate) tokens: Option<Arc<Vec<String>>>,
 }
 
 pub(crate) fn request(t: &Target, user: u64) -> hyper::Request<Full<Bytes>> {
@@ -45,6 +49,15 @@ pub(crate) fn request(t: &Target, user: u64) -> hyper::Request<Full<Bytes>> {
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header("x-user-id", format!("user-{user}"))
             .body(Full::new(Bytes::from_static(UPLOAD_BODY.as_bytes()))),
+        Kind::UploadJwt => {
+            let tokens = t.tokens.as_ref().expect("jwt targets have tokens");
+            let token = &tokens[(user % tokens.len() as u64) as usize];
+            b.method("POST")
+                .uri("/v1/uploads")
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Full::new(Bytes::from_static(UPLOAD_BODY.as_bytes())))
+        }
         Kind::Check => b
             .method("POST")
             .uri("/upload-check")
@@ -330,7 +343,7 @@ pub(crate) async fn sanity(targets: &[Target]) {
         let body = res.into_body().collect().await.expect("body").to_bytes();
         let text = String::from_utf8_lossy(&body);
         assert_eq!(status, hyper::StatusCode::OK, "{}: {text}", t.name);
-        if t.kind == Kind::Upload {
+        if matches!(t.kind, Kind::Upload | Kind::UploadJwt) {
             assert!(
                 text.contains(&format!("\"url\":\"{DUMMY_S3}/uploads/uploads/user-0/")),
                 "{}: unexpected upload answer: {text}",

@@ -11,6 +11,9 @@
 //! - `file`:    `POST /v1/uploads` on the file store;
 //! - `check` (only when listed in `UG_BENCH_PHASES`): `POST /upload-check`
 //!   with `{}` on the memory store: the upload path without the presign.
+//! - `jwt`: `POST /v1/uploads` on the memory store with
+//!   `UPLOADGATE_IDENTITY=jwt`: every request carries an ES256 bearer token
+//!   (one per user), verified against a PEM key;
 //! - `sdk` (only when listed in `UG_BENCH_PHASES`): `POST /v1/uploads` on a
 //!   third server, memory store, whose presigner signs through aws-sdk-s3's
 //!   `presigned()` (the former path) instead of aws-sigv4 directly.
@@ -34,12 +37,12 @@
 //! `UG_BENCH_ROUNDS` (3), `UG_BENCH_CONC` (64), `UG_BENCH_USERS` (10000),
 //! `UG_BENCH_MAX_REQS` per phase (2000000), `UG_BENCH_SERVER_THREADS`
 //! (cores), `UG_BENCH_CLIENT_THREADS` (1), `UG_BENCH_LIMITS`
-//! (`uploads=user:2000/1h`: sliding, the default algorithm, with about the
+//! (`uploads=user:1500/1h`: sliding, the default algorithm, with about the
 //! largest count the configuration's state-size check admits; a run charges
 //! each of 10000 users a few dozen uploads at most), `UG_BENCH_LOG` (unset: no tracing
 //! subscriber; e.g. `info`: the `serve` command's subscriber and filter,
 //! writing to a sink, to measure logging cost), `UG_BENCH_PHASES`
-//! (`healthz,memory,file`), `UG_BENCH_BREAKDOWN_SECS` (1; 0 skips the
+//! (`healthz,memory,file,jwt`), `UG_BENCH_BREAKDOWN_SECS` (1; 0 skips the
 //! in-process breakdown printed first).
 //!
 //! The bench process uses the binary's global allocator (mimalloc), so the
@@ -51,6 +54,7 @@
 #![allow(missing_docs)]
 
 mod breakdown;
+mod jwt;
 mod load;
 
 use breakdown::breakdown;
@@ -124,9 +128,9 @@ impl Settings {
             max_reqs: env_or("UG_BENCH_MAX_REQS", 2_000_000),
             server_threads: env_or("UG_BENCH_SERVER_THREADS", cores),
             client_threads: env_or("UG_BENCH_CLIENT_THREADS", 1),
-            limits: env_or("UG_BENCH_LIMITS", "uploads=user:2000/1h".to_owned()),
+            limits: env_or("UG_BENCH_LIMITS", "uploads=user:1500/1h".to_owned()),
             log: std::env::var("UG_BENCH_LOG").ok().filter(|s| !s.is_empty()),
-            phases: env_or("UG_BENCH_PHASES", "healthz,memory,file".to_owned())
+            phases: env_or("UG_BENCH_PHASES", "healthz,memory,file,jwt".to_owned())
                 .split(',')
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty())
@@ -155,9 +159,29 @@ fn build_state_with<S: Store>(
     store: S,
     adapt: impl FnOnce(Presigner) -> Presigner,
 ) -> AppState {
+    build_state_full(settings, store, &[], adapt)
+}
+
+/// [`build_state`] with more settings (`UPLOADGATE_*` pairs).
+fn build_state_env<S: Store>(settings: &Settings, store: S, env: &[(&str, &str)]) -> AppState {
+    build_state_full(settings, store, env, |p| p)
+}
+
+fn build_state_full<S: Store>(
+    settings: &Settings,
+    store: S,
+    env: &[(&str, &str)],
+    adapt: impl FnOnce(Presigner) -> Presigner,
+) -> AppState {
     let limits = settings.limits.clone();
     let config = Config::from_lookup(&[], move |k| {
-        (k == "UPLOADGATE_LIMITS").then(|| limits.clone())
+        (k == "UPLOADGATE_LIMITS")
+            .then(|| limits.clone())
+            .or_else(|| {
+                env.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            })
     })
     .expect("bench configuration is valid");
     let presigner = adapt(presigner(config.bucket.clone(), config.url_ttl));
@@ -165,17 +189,26 @@ fn build_state_with<S: Store>(
     AppState::new(config.gate, store, clock, presigner)
 }
 
-/// Starts the router on 127.0.0.1:0 exactly as `serve` does; returns its
-/// address. Runs on the current (server) runtime.
+/// Starts the router on 127.0.0.1:0 exactly as `serve` does (the same
+/// server, with `serve`'s default limits); returns its address. Runs on the
+/// current (server) runtime.
 async fn start(state: AppState) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local addr");
-    tokio::spawn(async move {
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app).await.expect("server");
-    });
+    let limits = uploadgate_app::server::Limits {
+        header_timeout: Duration::from_secs(10),
+        body_timeout: Duration::from_secs(30),
+        idle_timeout: Duration::from_secs(60),
+        max_connections: 1024,
+    };
+    tokio::spawn(uploadgate_app::server::serve(
+        listener,
+        router(state),
+        limits,
+        std::future::pending(),
+    ));
     addr
 }
 
@@ -208,7 +241,8 @@ fn main() {
         .prefix("uploadgate-bench-")
         .tempdir_in(option_env!("CARGO_TARGET_TMPDIR").map_or_else(std::env::temp_dir, Into::into))
         .expect("temp dir");
-    let (mem_addr, file_addr, sdk_addr) = server_rt.block_on(async {
+    let (jwt_key, tokens) = jwt::tokens(dir.path(), s.users.min(2_000));
+    let (mem_addr, file_addr, sdk_addr, jwt_addr) = server_rt.block_on(async {
         let mem = start(build_state(&s, MemoryStore::new())).await;
         let file = start(build_state(
             &s,
@@ -221,33 +255,56 @@ fn main() {
             Presigner::always_via_sdk,
         ))
         .await;
-        (mem, file, sdk)
+        let jwt_key = jwt_key.to_string_lossy().into_owned();
+        let jwt = start(build_state_env(
+            &s,
+            MemoryStore::new(),
+            &[
+                ("UPLOADGATE_IDENTITY", "jwt"),
+                ("UPLOADGATE_JWT_ISSUER", jwt::ISSUER),
+                ("UPLOADGATE_JWT_AUDIENCE", jwt::AUDIENCE),
+                ("UPLOADGATE_JWT_PUBLIC_KEY", &jwt_key),
+            ],
+        ))
+        .await;
+        (mem, file, sdk, jwt)
     });
     let all = [
         Target {
             name: "healthz",
             addr: mem_addr,
             kind: Kind::Healthz,
+            tokens: None,
         },
         Target {
             name: "memory",
             addr: mem_addr,
             kind: Kind::Upload,
+            tokens: None,
         },
         Target {
             name: "file",
             addr: file_addr,
             kind: Kind::Upload,
+            tokens: None,
         },
         Target {
             name: "check",
             addr: mem_addr,
             kind: Kind::Check,
+            tokens: None,
         },
         Target {
             name: "sdk",
             addr: sdk_addr,
             kind: Kind::Upload,
+            tokens: None,
+        },
+        Target {
+            name: "jwt",
+            addr: jwt_addr,
+            kind: Kind::UploadJwt,
+            tokens: Some(tokens.clone()),
         },
     ];
     let targets: Vec<Target> = s
@@ -257,7 +314,7 @@ fn main() {
             all.iter()
                 .find(|t| t.name == p)
                 .unwrap_or_else(|| {
-                    panic!("unknown phase {p:?} (healthz, memory, file, check, sdk)")
+                    panic!("unknown phase {p:?} (healthz, memory, file, check, sdk, jwt)")
                 })
                 .clone()
         })
@@ -279,7 +336,7 @@ fn main() {
         dir.path().display(),
     );
     if s.breakdown_secs > 0.0 {
-        breakdown(&s, dir.path());
+        breakdown(&s, dir.path(), &tokens);
     }
     let results: Vec<Vec<PhaseResult>> = client_rt.block_on(async {
         sanity(&targets).await;
