@@ -56,6 +56,12 @@ export interface GateOptions {
 }
 
 export interface UploadOptions extends GateOptions {
+  /**
+   * Hash the file (SHA-256, read once in memory) and have the URL bind it:
+   * storage then refuses any other bytes. Required by a gate with
+   * UPLOADGATE_REQUIRE_CHECKSUM=true.
+   */
+  checksum?: boolean;
   /** Upload progress of the PUT (XMLHttpRequest upload events). */
   onProgress?: (progress: UploadProgress) => void;
   /** Called with the gate's answer before the PUT starts (the quota is charged by then). */
@@ -99,7 +105,7 @@ export function quota(options?: GateOptions): Promise<QuotaResult>;
 
 /** First half of `upload`: POST /v1/uploads (charges the quota). */
 export function requestUpload(
-  file: { name: string; type: string; size: number },
+  file: { name: string; type: string; size: number; checksumSha256?: string },
   options?: GateOptions,
 ): Promise<UploadGrant>;
 
@@ -161,3 +167,6 @@ export class NetworkError extends UploadgateError {
   readonly stage: "gate" | "storage";
   readonly url: string;
 }
+
+/** Base64 SHA-256 of a file's bytes, the `checksumSha256` a URL can bind. */
+export function sha256Base64(blob: Blob): Promise<string>;

@@ -239,6 +239,21 @@ export async function sha256Hex(bytes) {
   return toHex(sha256Fallback(bytes));
 }
 
+/**
+ * Base64 SHA-256 of a file's bytes: the `checksumSha256` the gate binds into
+ * the URL (S3 then refuses any other bytes).
+ * @param {Blob} blob
+ * @returns {Promise<string>}
+ */
+export async function sha256Base64(blob) {
+  const bytes = new Uint8Array(await blob.arrayBuffer());
+  const subtle = globalThis.crypto && globalThis.crypto.subtle;
+  const digest = subtle ? new Uint8Array(await subtle.digest("SHA-256", bytes)) : sha256Fallback(bytes);
+  let bin = "";
+  for (const b of digest) bin += String.fromCharCode(b);
+  return btoa(bin);
+}
+
 function toHex(bytes) {
   let hex = "";
   for (const b of bytes) hex += b.toString(16).padStart(2, "0");
@@ -391,13 +406,14 @@ function tokenHeaders(token, tokenHeader) {
 
 /**
  * Ask the gate for a presigned PUT (charges the quota).
- * @param {{name: string, type: string, size: number}} file
+ * @param {{name: string, type: string, size: number, checksumSha256?: string}} file
+ *   `checksumSha256` (base64, see `sha256Base64`) binds the URL to these bytes.
  * @param {{endpoint?: string, token?: string, tokenHeader?: string, signal?: AbortSignal}} options
  */
 export async function requestUpload(file, { endpoint = "", token, tokenHeader = "authorization", signal } = {}) {
-  const body = new TextEncoder().encode(
-    JSON.stringify({ filename: file.name, contentType: file.type, size: file.size }),
-  );
+  const fields = { filename: file.name, contentType: file.type, size: file.size };
+  if (file.checksumSha256) fields.checksumSha256 = file.checksumSha256;
+  const body = new TextEncoder().encode(JSON.stringify(fields));
   // CloudFront origin access control in front of a Lambda function URL signs
   // the request but needs the payload hash from the viewer; without it: 403.
   const digest = await sha256Hex(body);
@@ -542,12 +558,18 @@ async function putWithFetch(grant, method, headers, body, total, onProgress, sig
  * @param {File|Blob & {name?: string}} file
  * @param {{endpoint?: string, token?: string, tokenHeader?: string,
  *          onProgress?: (p: {loaded: number, total: number}) => void,
- *          onGrant?: (grant: object) => void, signal?: AbortSignal}} options
+ *          onGrant?: (grant: object) => void, signal?: AbortSignal, checksum?: boolean}} options
+ *   `checksum: true` reads the file once to hash it and has the URL bind
+ *   that SHA-256 (required by a gate with UPLOADGATE_REQUIRE_CHECKSUM=true).
  * @returns {Promise<{key: string, etag: string|null, size: number, contentType: string, expiresAt?: string, limits: object[]}>}
  */
-export async function upload(file, { endpoint = "", token, tokenHeader = "authorization", onProgress, onGrant, signal } = {}) {
+export async function upload(
+  file,
+  { endpoint = "", token, tokenHeader = "authorization", onProgress, onGrant, signal, checksum = false } = {},
+) {
   if (!file || typeof file.size !== "number") throw new TypeError("upload(file): file must be a File or Blob");
   const meta = { name: file.name || "upload", type: file.type || "", size: file.size };
+  if (checksum) meta.checksumSha256 = await sha256Base64(file);
   const grant = await requestUpload(meta, { endpoint, token, tokenHeader, signal });
   if (onGrant) onGrant(grant);
   if (onProgress) onProgress({ loaded: 0, total: meta.size });

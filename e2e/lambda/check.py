@@ -30,6 +30,7 @@ Prints one line per check and ends with "N passed, N failed".
 """
 
 import base64
+import hashlib
 import http.client
 import json
 import os
@@ -89,15 +90,15 @@ def request(method, url, headers=None, body=None):
     return res.status, hdrs, data
 
 
-def ask(user, size, content_type="application/pdf", filename="doc.pdf", extra=None, token=None):
+def ask(user, size, content_type="application/pdf", filename="doc.pdf", extra=None, token=None, fields=None):
     """POST /v1/uploads as Cognito user `user` (its access token in
     x-upload-token), or with `token` as the whole x-upload-token value;
-    `extra` headers last (None removes one)."""
+    `extra` headers last (None removes one); `fields` join the body."""
     headers = {TOKEN_HEADER: token if token is not None else USERS.get(user)["access"],
                "content-type": "application/json"}
     headers.update(extra or {})
     headers = {k: v for k, v in headers.items() if v is not None}
-    body = json.dumps({"filename": filename, "contentType": content_type, "size": size})
+    body = json.dumps({"filename": filename, "contentType": content_type, "size": size, **(fields or {})})
     status, hdrs, data = request("POST", BASE + "/v1/uploads", headers, body.encode())
     answer = json.loads(data) if data else None
     if status in (200, 429):
@@ -221,6 +222,7 @@ def the_url_works_once_and_get_returns_the_bytes():
     expect(status == 200, answer)
     expect(answer["method"] == "PUT", answer)
     expect(answer["headers"] == {
+        "content-disposition": 'attachment; filename="report.pdf"',
         "content-length": "4321",
         "content-type": "application/pdf",
         "if-none-match": "*",
@@ -261,6 +263,33 @@ def another_size_or_type_is_refused():
     # The right size and type still work: the refusals were about them.
     status, _, body = put(answer, b"0123456789")
     expect(status == 200, f"the signed size: {status} {s3_error(body)}")
+
+
+def the_disposition_and_checksum_are_signed_and_metadata_refused():
+    data = os.urandom(300)
+    digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    status, _, answer = ask(uid("sum"), len(data), filename="scan.pdf", fields={"checksumSha256": digest})
+    expect(status == 200, answer)
+    expect(answer["headers"]["x-amz-checksum-sha256"] == digest, answer["headers"])
+    expect(answer["headers"]["content-disposition"] == 'attachment; filename="scan.pdf"', answer["headers"])
+    # Other bytes of the same length: the signed checksum refuses them.
+    status, _, body = put(answer, os.urandom(300))
+    expect(status == 400, f"other bytes: {status} {s3_error(body)}")
+    expect(s3_error(body) == "BadDigest", s3_error(body))
+    # Another disposition breaks the signature.
+    inline = dict(answer["headers"], **{"content-disposition": "inline"})
+    status, _, body = put(answer, data, headers=inline)
+    expect(status == 403, f"inline: {status} {s3_error(body)}")
+    # Unsigned x-amz-* headers (metadata, tagging) are refused.
+    for name, value in (("x-amz-meta-owner", "mallory"), ("x-amz-tagging", "public=yes")):
+        status, _, body = put(answer, data, headers=dict(answer["headers"], **{name: value}))
+        expect(status == 403, f"{name}: {status} {s3_error(body)}")
+    expect(not object_exists(answer["key"]), "the object exists")
+    status, _, body = put(answer, data)
+    expect(status == 200, f"the signed PUT: {status} {s3_error(body)}")
+    head = s3().head_object(Bucket=BUCKET, Key=answer["key"])
+    expect(head["ContentDisposition"] == 'attachment; filename="scan.pdf"', head)
+    expect(head.get("Metadata") == {}, head.get("Metadata"))
 
 
 def the_request_id_is_the_invocation_id():
@@ -364,6 +393,7 @@ def main():
         the_url_works_once_and_get_returns_the_bytes,
         a_tampered_signature_is_refused,
         another_size_or_type_is_refused,
+        the_disposition_and_checksum_are_signed_and_metadata_refused,
         the_request_id_is_the_invocation_id,
         the_viewer_address_is_the_ip_subject,
     ]

@@ -41,7 +41,12 @@ def main(argv):
                         "AllowedOrigins": rest,
                         "AllowedMethods": ["PUT"],
                         # Every signed header the browser sends.
-                        "AllowedHeaders": ["content-type", "if-none-match"],
+                        "AllowedHeaders": [
+                            "content-disposition",
+                            "content-type",
+                            "if-none-match",
+                            "x-amz-checksum-sha256",
+                        ],
                         "ExposeHeaders": ["ETag"],
                         "MaxAgeSeconds": 0,
                     }

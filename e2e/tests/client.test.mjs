@@ -17,6 +17,7 @@ import {
   putToStorage,
   quota,
   requestUpload,
+  sha256Base64,
   sha256Fallback,
   sha256Hex,
   upload,
@@ -150,6 +151,31 @@ describe("against uploadgate serve", () => {
     assert.ok(short instanceof StorageError, `got ${inspect(short)}`);
     assert.equal(short.status, 403);
     assert.ok(["SignatureDoesNotMatch", "AccessDenied"].includes(short.code), `code ${short.code}`);
+  });
+
+  test("checksum: true binds the URL to the file's SHA-256; other bytes of the same size are refused", async () => {
+    const bytes = randomBytes(64);
+    const grants = [];
+    const result = await upload(pdf("sum.pdf", bytes), {
+      endpoint,
+      token: "node-sum",
+      tokenHeader: "x-user-id",
+      checksum: true,
+      onGrant: (g) => grants.push(g),
+    });
+    const expected = createHash("sha256").update(bytes).digest("base64");
+    assert.equal(await sha256Base64(new Blob([bytes])), expected);
+    assert.equal(grants[0].headers["x-amz-checksum-sha256"], expected);
+    assert.deepEqual(await readFile(gate.objectPath(result.key)), bytes);
+
+    const grant = await requestUpload(
+      { name: "sum2.pdf", type: "application/pdf", size: 64, checksumSha256: expected },
+      { endpoint, token: "node-sum2", tokenHeader: "x-user-id" },
+    );
+    const err = await putToStorage(grant, new Blob([randomBytes(64)])).catch((e) => e);
+    assert.ok(err instanceof StorageError, `got ${inspect(err)}`);
+    assert.equal(err.status, 400);
+    assert.equal(err.code, "BadDigest");
   });
 
   test("a tampered signature becomes StorageError 403", async () => {

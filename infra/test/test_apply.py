@@ -311,7 +311,7 @@ def test_bucket_settings(stack):
     assert len(cors) == 1
     assert cors[0]["AllowedMethods"] == ["PUT"]
     assert cors[0]["AllowedOrigins"] == ["http://localhost:3000"]
-    assert {"content-type", "if-none-match", "x-amz-*"} <= set(cors[0]["AllowedHeaders"])
+    assert {"content-disposition", "content-type", "if-none-match", "x-amz-*"} <= set(cors[0]["AllowedHeaders"])
     assert cors[0]["ExposeHeaders"] == ["ETag"]
 
     rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}

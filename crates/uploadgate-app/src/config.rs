@@ -105,6 +105,7 @@ impl TryFrom<Settings> for Config {
                 fail_open: s.fail_open,
                 emf_metrics: s.metrics == MetricsFormat::Emf,
                 shadow: s.shadow,
+                require_checksum: s.require_checksum,
                 tiers: s.tiers.0,
             },
             url_ttl: s.url_ttl,

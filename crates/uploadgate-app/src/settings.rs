@@ -318,6 +318,19 @@ pub struct Settings {
     )]
     pub tier_claim: Option<ClaimName>,
 
+    /// Refuse uploads that do not declare their SHA-256 (`checksumSha256`), so every URL binds the exact bytes: S3 refuses any other content, not just another length.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_REQUIRE_CHECKSUM",
+        default_value = "false",
+        value_name = "BOOL",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::Set,
+    )]
+    pub require_checksum: bool,
+
     /// Shadow mode: decisions are computed, logged and metered (`ShadowDenied`), never enforced; an over-limit request gets its URL with the would-be `RateLimit` fields.
     #[arg(
         long,
@@ -608,7 +621,7 @@ mod tests {
     #[test]
     fn every_setting_is_documented_with_a_name_and_help() {
         let docs = Settings::docs();
-        assert_eq!(docs.len(), 37);
+        assert_eq!(docs.len(), 38);
         let serve_only: Vec<&str> = docs
             .iter()
             .filter(|d| d.serve_only)

@@ -239,7 +239,7 @@ function describeError(err) {
       detail:
         `The browser got no answer from the bucket at ${new URL(err.url).origin}. Either the network failed, ` +
         `or the bucket's CORS rules do not allow this page (${window.location.origin}) to PUT there ` +
-        `(they must allow the PUT method and the content-type and if-none-match headers). ` +
+        `(they must allow the PUT method and the content-disposition, content-type, if-none-match and x-amz-checksum-sha256 headers). ` +
         `This attempt still counted against your quota.`,
     };
   }

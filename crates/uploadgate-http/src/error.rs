@@ -75,6 +75,10 @@ pub enum ApiError {
     /// The state store failed and the gate fails closed.
     #[error("the quota store is unavailable")]
     Unavailable(#[source] LimiterError),
+    /// Signing credentials could not be had (a transient failure of the
+    /// credentials provider): 503, try again.
+    #[error("the upload URL cannot be signed right now")]
+    SigningUnavailable(#[source] uploadgate_s3::PresignError),
     /// A server-side fault.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -97,7 +101,9 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::QuotaExceeded(_) | ApiError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::SigningUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -123,6 +129,7 @@ impl ApiError {
             ApiError::Busy(_) => ("busy", "Too many concurrent requests on one quota"),
             ApiError::IdempotencyMismatch => ("idempotency-key-reused", "Idempotency key reused"),
             ApiError::Unavailable(_) => ("store-unavailable", "Quota store unavailable"),
+            ApiError::SigningUnavailable(_) => ("signing-unavailable", "Signing unavailable"),
             ApiError::Internal(_) => ("internal", "Internal server error"),
         }
     }
@@ -174,6 +181,10 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unavailable(e) => {
                 tracing::error!(error = %e, source = ?std::error::Error::source(e), "quota store failed; failing closed");
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::SigningUnavailable(e) => {
+                tracing::error!(error = %e, source = ?std::error::Error::source(e), "no credentials to sign with");
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             ApiError::Internal(e) => {

@@ -130,6 +130,8 @@ pub struct GateConfig {
     pub emf_metrics: bool,
     /// Compute, log and meter decisions, but never enforce them.
     pub shadow: bool,
+    /// Refuse uploads that do not bind a SHA-256 (`checksumSha256`).
+    pub require_checksum: bool,
     /// Named policies, chosen by a token claim (`jwt` identity).
     pub tiers: Vec<(String, Policy)>,
 }

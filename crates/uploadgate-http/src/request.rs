@@ -115,6 +115,25 @@ pub(crate) struct UploadRequest {
     /// The declared size in bytes.
     #[serde(default)]
     pub(crate) size: Option<Size>,
+    /// The file's SHA-256, base64 (S3's `x-amz-checksum-sha256`), to bind
+    /// the URL to these exact bytes.
+    #[serde(default)]
+    pub(crate) checksum_sha256: Option<Checksum>,
+}
+
+/// A base64 SHA-256 digest (exactly 32 bytes).
+#[derive(Debug)]
+pub(crate) struct Checksum(pub(crate) uploadgate_s3::ChecksumSha256);
+
+impl<'de> Deserialize<'de> for Checksum {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        uploadgate_s3::ChecksumSha256::parse(&s)
+            .map(Checksum)
+            .map_err(|_| {
+                de::Error::custom("must be the base64 SHA-256 of the file (44 characters)")
+            })
+    }
 }
 
 /// A file name of at most [`MAX_FILENAME_BYTES`].

@@ -25,12 +25,15 @@ use crate::json::{
 use crate::metrics::{self, Outcome};
 use crate::ratelimit::insert_fields;
 use crate::request::{UploadRequest, parse, read_body, require_json};
+use uploadgate_s3::{ChecksumSha256, PutSpec};
 
 /// A validated upload request.
 struct UploadSpec {
     filename: String,
     content_type: String,
     size: u64,
+    /// The SHA-256 the bytes must have, when the client bound one.
+    checksum: Option<ChecksumSha256>,
 }
 
 fn upload_spec(
@@ -75,10 +78,18 @@ fn upload_spec(
             l.name, l.amount
         )));
     }
+    let checksum = req.checksum_sha256.as_ref().map(|c| c.0.clone());
+    if checksum.is_none() && gate.require_checksum {
+        return Err(ApiError::BadRequest(
+            "`checksumSha256` is required: the base64 SHA-256 of the file (UPLOADGATE_REQUIRE_CHECKSUM)"
+                .into(),
+        ));
+    }
     Ok(UploadSpec {
         filename,
         content_type,
         size,
+        checksum,
     })
 }
 
@@ -235,12 +246,23 @@ async fn presign(
         &spec.filename,
     );
     let now = SystemTime::UNIX_EPOCH + Duration::from_millis(st.inner.meter.now().as_millis());
-    let signed = st
-        .inner
-        .presigner
-        .presign_put(&key, &spec.content_type, spec.size, now)
-        .await
-        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    // The object downloads as an attachment under its sanitized name (never
+    // rendered inline), and the uploader cannot choose otherwise: the URL
+    // signs the header.
+    let name = key.as_str().rsplit('/').next().unwrap_or("file");
+    let disposition = format!("attachment; filename=\"{name}\"");
+    let mut put =
+        PutSpec::new(&key, &spec.content_type, spec.size).with_content_disposition(&disposition);
+    if let Some(sum) = &spec.checksum {
+        put = put.with_checksum_sha256(sum);
+    }
+    let signed = st.inner.presigner.presign(&put, now).await.map_err(|e| {
+        if e.is_transient() {
+            ApiError::SigningUnavailable(e)
+        } else {
+            ApiError::Internal(Box::new(e))
+        }
+    })?;
     let expires: time::OffsetDateTime = signed.expires_at.into();
     let expires_at = expires
         .format(&time::format_description::well_known::Rfc3339)
@@ -296,7 +318,11 @@ pub async fn create_upload(State(st): State<AppState>, req: Request) -> Result<R
         &parts,
         &caller,
         "uploads",
-        &[&spec.filename, &spec.content_type],
+        &[
+            &spec.filename,
+            &spec.content_type,
+            spec.checksum.as_ref().map_or("", ChecksumSha256::as_str),
+        ],
         spec.size,
         *fresh.as_bytes(),
     )?;
@@ -332,7 +358,14 @@ pub async fn upload_check(State(st): State<AppState>, req: Request) -> Result<Re
     let fresh = uuid::Uuid::new_v4();
     // Without a declared upload only count limits are charged (size 0).
     let (fields, size): (Vec<&str>, u64) = match &spec {
-        Some(s) => (vec![&s.filename, &s.content_type], s.size),
+        Some(s) => (
+            vec![
+                &s.filename,
+                &s.content_type,
+                s.checksum.as_ref().map_or("", ChecksumSha256::as_str),
+            ],
+            s.size,
+        ),
         None => (Vec::new(), 0),
     };
     let charge = charge(

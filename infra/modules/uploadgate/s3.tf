@@ -44,7 +44,8 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "uploads" {
 }
 
 # A browser PUT of a presigned URL is cross-origin: allow PUT, every header
-# the presigner signs (content-type, if-none-match) plus x-amz-*, and expose
+# the presigner signs (content-disposition, content-type, if-none-match, and
+# x-amz-checksum-sha256 among x-amz-*), and expose
 # ETag so the page can confirm what it stored.
 resource "aws_s3_bucket_cors_configuration" "uploads" {
   bucket = aws_s3_bucket.uploads.id
@@ -52,7 +53,7 @@ resource "aws_s3_bucket_cors_configuration" "uploads" {
   cors_rule {
     allowed_methods = ["PUT"]
     allowed_origins = var.cors_allowed_origins
-    allowed_headers = ["content-type", "if-none-match", "x-amz-*"]
+    allowed_headers = ["content-disposition", "content-type", "if-none-match", "x-amz-*"]
     expose_headers  = ["ETag"]
     max_age_seconds = 3600
   }

@@ -67,7 +67,12 @@ async fn the_upload_answer_is_bound_to_the_declared_file() {
     assert_eq!(key.matches('/').count(), 3, "{key}");
     assert_eq!(
         r.body["headers"],
-        json!({"content-type": "application/pdf", "content-length": "777", "if-none-match": "*"})
+        json!({
+            "content-disposition": "attachment; filename=\"passwd\"",
+            "content-type": "application/pdf",
+            "content-length": "777",
+            "if-none-match": "*"
+        })
     );
     let url = r.body["url"].as_str().unwrap();
     assert!(
@@ -75,11 +80,46 @@ async fn the_upload_answer_is_bound_to_the_declared_file() {
         "{url}"
     );
     assert!(
-        url.contains("X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost%3Bif-none-match"),
+        url.contains("X-Amz-SignedHeaders=content-disposition%3Bcontent-length%3Bcontent-type%3Bhost%3Bif-none-match"),
         "{url}"
     );
     assert_eq!(r.body["expiresAt"], json!("2027-01-15T08:05:00Z"));
     assert_eq!(r.header("cache-control"), Some("no-store"));
+
+    // With a checksum, the URL binds the bytes too (a signed header, never
+    // in the query string).
+    let sum = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+    let r = send(
+        &app,
+        upload_req(
+            "alice",
+            &format!(r#"{{"contentType":"application/pdf","size":5,"checksumSha256":"{sum}"}}"#),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(r.body["headers"]["x-amz-checksum-sha256"], json!(sum));
+    let url = r.body["url"].as_str().unwrap();
+    assert!(
+        url.contains("x-amz-checksum-sha256%3B") || url.contains("%3Bx-amz-checksum-sha256"),
+        "{url}"
+    );
+    assert!(!url.contains("x-amz-checksum-sha256="), "{url}");
+    let r = send(
+        &app,
+        upload_req(
+            "alice",
+            r#"{"contentType":"application/pdf","size":5,"checksumSha256":"abc"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.raw);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("`checksumSha256`: ")
+    );
 }
 
 async fn fifty_concurrent<S: uploadgate_core::Store>(store: S) {

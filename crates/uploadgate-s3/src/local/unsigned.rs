@@ -21,9 +21,12 @@ const HARMLESS_AMZ_HEADERS: &[&str] = &[
     "x-amz-security-token",
 ];
 
-/// Standard request headers S3 stores with the object.
+/// Standard request headers S3 stores with the object. Not `Cache-Control`:
+/// browsers and Node's fetch add `Cache-Control: no-cache` (and `Pragma`) to
+/// every request that carries `If-None-Match`, as the Fetch standard says,
+/// so refusing it would refuse every browser upload; this bucket does not
+/// store it, so it changes nothing here.
 const OBJECT_HEADERS: &[&str] = &[
-    "cache-control",
     "content-disposition",
     "content-encoding",
     "content-language",
@@ -134,14 +137,16 @@ mod tests {
             ("x-amz-user-agent", "sdk"),
             ("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg=="),
             ("user-agent", "browser"),
+            ("cache-control", "no-cache"),
+            ("pragma", "no-cache"),
         ]);
         assert!(refuse_unsigned_headers(&uri, &ok).is_ok());
         for name in [
             "x-amz-meta-b",
             "X-Amz-Tagging",
             "content-disposition",
-            "cache-control",
             "content-encoding",
+            "expires",
         ] {
             let mut h = ok.clone();
             h.insert(
