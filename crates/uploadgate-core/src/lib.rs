@@ -16,6 +16,8 @@
 //!   coalesces concurrent requests on the same keys into one CAS, and takes
 //!   what it needs of an async runtime (spawning a batch, pausing before a
 //!   retry) as an injected [`Runtime`];
+//! * [`settle`] and [`usage`]: paying for what lands (reservations settled
+//!   by storage events, the usage ledger);
 //! * [`Operation`], the shape in which the adapters declare the calls they
 //!   make to outside services (strings only: no SDK comes in with it).
 //!
@@ -31,7 +33,9 @@ mod domain;
 mod limiter;
 mod operation;
 mod policy;
+pub mod settle;
 mod store;
+pub mod usage;
 
 pub use algorithm::{FixedState, GcraState, SlidingState};
 pub use clock::{Clock, FakeClock, SystemClock, Timestamp};
