@@ -126,3 +126,52 @@ pub trait Quarantine: Send + Sync + 'static {
         reason: &QuarantineReason,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
+
+/// What settling one landed object came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// It matched its reservation (or, `late`, arrived after the
+    /// reservation was released and was charged anyway): recorded in the
+    /// ledger and handed off.
+    Accepted {
+        /// Whether it arrived after its reservation was released.
+        late: bool,
+    },
+    /// This event was settled before; nothing was done again.
+    Duplicate,
+    /// It was quarantined (tagged, not handed off).
+    Quarantined(QuarantineReason),
+}
+
+/// Why settling an object failed. The event source retries it later
+/// (redelivery is safe: every step is idempotent).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettleError {
+    /// The quota state could not be read or written.
+    #[error(transparent)]
+    Limiter(#[from] crate::limiter::LimiterError),
+    /// The usage ledger failed.
+    #[error("usage ledger: {0}")]
+    Ledger(#[source] crate::store::StoreError),
+    /// The hand-off queue or the bucket failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+impl SettleError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SettleError::Limiter(e) => e.is_transient(),
+            SettleError::Ledger(e) => e.is_transient(),
+            SettleError::Port(e) => e.transient,
+        }
+    }
+}
+
+/// Settles landed objects: what every event source calls.
+pub trait Settle: Send + Sync + 'static {
+    /// Settles one object (see `docs/design/settlement.md`).
+    fn settle(&self, landed: &Landed) -> impl Future<Output = Result<Verdict, SettleError>> + Send;
+}
