@@ -8,6 +8,8 @@
 //! problem+json through the single [`ApiError`] mapping.
 
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gate;
 pub mod identity;
 mod json;

@@ -14,6 +14,7 @@ use uploadgate_core::{Decision, LimitStatus, LimiterError, ObjectKey, Subjects, 
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::gate::GateConfig;
 use crate::identity::{Caller, client_ip};
 use crate::json::{
     CheckAnswer, LimitsJson, QuotaAnswer, UploadAnswer, UploadJson, decision_limits,
@@ -23,14 +24,15 @@ use crate::ratelimit::{RATELIMIT, ratelimit_header};
 use crate::request::{UploadRequest, parse, read_body};
 
 /// A validated upload request.
-struct UploadSpec {
-    filename: String,
-    content_type: String,
-    size: u64,
+pub(crate) struct UploadSpec {
+    pub(crate) filename: String,
+    pub(crate) content_type: String,
+    pub(crate) size: u64,
 }
 
-fn upload_spec(st: &AppState, req: &UploadRequest) -> Result<UploadSpec, ApiError> {
-    let gate = &st.inner.gate;
+/// Checks a parsed body against the gate: a declared, allowed content type
+/// and a size no limit can never admit.
+pub(crate) fn upload_spec(gate: &GateConfig, req: &UploadRequest) -> Result<UploadSpec, ApiError> {
     let filename = req
         .filename
         .as_ref()
@@ -241,7 +243,7 @@ fn ok_json(decision: Option<&Decision>, body: &impl Serialize) -> Result<Respons
 /// `POST /v1/uploads`: charge the quotas, then sign a single-use URL.
 pub async fn create_upload(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (parts, body, caller) = read_post(&st, req).await?;
-    let spec = upload_spec(&st, &body)?;
+    let spec = upload_spec(&st.inner.gate, &body)?;
     let who = subjects(&st, &parts, &caller);
     let decision = decide(&st, "uploads", &parts, &who, spec.size).await?;
     let upload = presign(&st, &who.user, &spec).await?;
@@ -261,7 +263,7 @@ pub async fn upload_check(State(st): State<AppState>, req: Request) -> Result<Re
     let (parts, body, caller) = read_post(&st, req).await?;
     let declares_upload = body.content_type.is_some() || body.size.is_some();
     let spec = if declares_upload {
-        Some(upload_spec(&st, &body)?)
+        Some(upload_spec(&st.inner.gate, &body)?)
     } else {
         None
     };
