@@ -73,7 +73,7 @@ for t in "${targets[@]}"; do
     exit "$rc"
   fi
   # libFuzzer's summary: corpus loaded, final coverage, executions.
-  grep -E '^(INFO: seed corpus|#[0-9]+ +(INITED|DONE))|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' \
+  grep -E '^(INFO: seed corpus|#[0-9]+[[:space:]]+(INITED|DONE))|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' \
     "$logs/$t.log" || true
 done
 echo "fuzz: ${#targets[@]} targets, ${seconds}s each, no crash"
