@@ -4,6 +4,7 @@
 #
 #   scripts/tool.sh cargo-machete             # cargo machete
 #   scripts/tool.sh oha -z 10s URL            # oha (load generator)
+#   scripts/tool.sh cargo-fuzz list           # cargo fuzz (scripts/fuzz.sh)
 #
 # Tools land in $UPLOADGATE_CACHE/tools/bin (default ~/.cache/uploadgate).
 # The first argument is the crate; its binary runs with the other arguments.
@@ -13,6 +14,7 @@ CACHE="${UPLOADGATE_CACHE:-$HOME/.cache/uploadgate}"
 ROOT="$CACHE/tools"
 
 declare -A VERSIONS=(
+  [cargo-fuzz]=0.13.2
   [cargo-machete]=0.9.2
   [oha]=1.16.0
 )

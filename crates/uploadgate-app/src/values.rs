@@ -399,7 +399,7 @@ pub fn jwt_leeway(raw: &str) -> Result<Duration, String> {
 }
 
 /// Named policies, `name=<limits>|name=<limits>`, each in the
-/// `UPLOADGATE_LIMITS` grammar.
+/// `UPLOADGATE_LIMITS` grammar. Errors quote the input escaped, on one line.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Tiers(pub Vec<(String, Policy)>);
 
@@ -408,9 +408,9 @@ impl FromStr for Tiers {
     fn from_str(raw: &str) -> Result<Self, String> {
         let mut tiers: Vec<(String, Policy)> = Vec::new();
         for part in raw.split('|').map(str::trim).filter(|s| !s.is_empty()) {
-            let (name, limits) = part
-                .split_once('=')
-                .ok_or_else(|| format!("`{part}` is not of the form tier=<limits>"))?;
+            let (name, limits) = part.split_once('=').ok_or_else(|| {
+                format!("`{}` is not of the form tier=<limits>", part.escape_debug())
+            })?;
             let name = name.trim();
             let ok = !name.is_empty()
                 && name.len() <= 64
@@ -419,7 +419,8 @@ impl FromStr for Tiers {
                     .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c));
             if !ok {
                 return Err(format!(
-                    "tier name `{name}` must be 1-64 of a-z A-Z 0-9 _ - . :"
+                    "tier name `{}` must be 1-64 of a-z A-Z 0-9 _ - . :",
+                    name.escape_debug()
                 ));
             }
             if tiers.iter().any(|(n, _)| n == name) {
@@ -560,5 +561,25 @@ mod tests {
         }
         // Each tier's state must fit one item, like UPLOADGATE_LIMITS.
         assert!("big=uploads=user:5000/30d".parse::<Tiers>().is_err());
+    }
+
+    /// Found by the `limits` fuzz target: control characters in a message.
+    #[test]
+    fn tier_errors_are_one_line() {
+        for (raw, want) in [
+            ("p\nro", "`p\\nro` is not of the form"),
+            (
+                "p\x1bro=uploads=user:1/1h",
+                "tier name `p\\u{1b}ro` must be",
+            ),
+            (
+                "pro=uploads=us\ner:1/1h",
+                "tier `pro`: unknown subject `us\\ner`",
+            ),
+        ] {
+            let shown = raw.parse::<Tiers>().unwrap_err();
+            assert!(shown.starts_with(want), "{shown}");
+            assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        }
     }
 }

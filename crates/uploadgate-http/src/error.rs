@@ -44,7 +44,7 @@ pub enum ApiError {
         got: String,
     },
     /// The declared content type is not allowed.
-    #[error("content type `{got}` is not accepted; allowed: {allowed}")]
+    #[error("content type `{}` is not accepted; allowed: {allowed}", .got.escape_debug())]
     UnsupportedType {
         /// What was declared.
         got: String,
@@ -199,11 +199,19 @@ impl IntoResponse for ApiError {
             }
             ApiError::InvalidToken(e) => {
                 // RFC 6750: the reason, never the token (messages are fixed
-                // text plus a claim or header name, no quotes).
-                let challenge = format!(
-                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
-                    e.to_string().replace(['"', '\\'], "'")
-                );
+                // text plus a claim or header name). A quoted-string takes
+                // visible ASCII only; a user id from a claim may not be.
+                let reason: String = e
+                    .to_string()
+                    .chars()
+                    .map(|c| match c {
+                        '"' | '\\' => '\'',
+                        ' ' | '!'..='~' => c,
+                        _ => '?',
+                    })
+                    .collect();
+                let challenge =
+                    format!("Bearer error=\"invalid_token\", error_description=\"{reason}\"");
                 if let Ok(v) = HeaderValue::from_str(&challenge) {
                     headers.insert(header::WWW_AUTHENTICATE, v);
                 }
@@ -211,5 +219,33 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         (status, headers, body.to_string()).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::TokenError;
+
+    /// Every 401 for a token carries its challenge (RFC 6750), whatever
+    /// the reason quotes: here a user id with a non-ASCII character.
+    #[test]
+    fn token_refusals_always_carry_a_challenge() {
+        let why = uploadgate_core::UserId::parse("zoë")
+            .expect_err("not a user id")
+            .to_string();
+        let e = ApiError::InvalidToken(TokenError::BadUser {
+            claim: "sub".into(),
+            why,
+        });
+        let res = e.into_response();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        let challenge = res.headers()[header::WWW_AUTHENTICATE].to_str().ok();
+        assert_eq!(
+            challenge,
+            Some(
+                "Bearer error=\"invalid_token\", error_description=\"the token's `sub` claim is not a valid user id: user id contains '?'; allowed are letters, digits and . _ - @ + = : |\""
+            )
+        );
     }
 }

@@ -9,6 +9,8 @@
 
 mod charge;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gate;
 pub mod identity;
 mod json;

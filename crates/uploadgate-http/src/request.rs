@@ -16,6 +16,14 @@ use crate::error::ApiError;
 /// Largest request body the API reads.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// Longest message a body's `400` carries, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 256;
+
+/// Longest content type a client may declare: a media type's type and
+/// subtype are at most 127 characters each (RFC 6838), and an allowed
+/// type is never more than that.
+const MAX_CONTENT_TYPE_BYTES: usize = 255;
+
 /// Longest file name a client may declare (it is sanitized and cut to 100
 /// bytes for the key; this only bounds what is read).
 const MAX_FILENAME_BYTES: usize = 1024;
@@ -75,31 +83,51 @@ pub(crate) fn require_json(parts: &Parts) -> Result<(), ApiError> {
 
 /// Deserializes a JSON object body into `T`.
 pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let invalid =
+        |e: &dyn fmt::Display| bad_request(format!("the request body is not valid JSON: {e}"));
+    // JSON is UTF-8 (RFC 8259). serde_json only checks the strings it
+    // keeps, so a field that is ignored could otherwise carry any bytes.
+    let text = std::str::from_utf8(bytes).map_err(|e| invalid(&e))?;
     let not_object = || ApiError::BadRequest("the request body must be a JSON object".into());
-    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+    match text.bytes().find(|b| !b.is_ascii_whitespace()) {
         None => return Err(not_object()),
         // A JSON array would deserialize into a struct by position.
         Some(b'{') => {}
         Some(_) => {
-            return match serde_json::from_slice::<IgnoredAny>(bytes) {
+            return match serde_json::from_str::<IgnoredAny>(text) {
                 Ok(_) => Err(not_object()),
-                Err(e) => Err(ApiError::BadRequest(format!(
-                    "the request body is not valid JSON: {e}"
-                ))),
+                Err(e) => Err(invalid(&e)),
             };
         }
     }
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let inner = e.inner();
         if inner.is_syntax() || inner.is_eof() {
-            return ApiError::BadRequest(format!("the request body is not valid JSON: {inner}"));
+            return invalid(inner);
         }
         let shown = inner.to_string();
         let position = format!(" at line {} column {}", inner.line(), inner.column());
         let message = shown.strip_suffix(&position).unwrap_or(&shown);
-        ApiError::BadRequest(format!("`{}`: {message}", e.path()))
-    })
+        bad_request(format!("`{}`: {message}", e.path()))
+    })?;
+    // The object must be all there is (`serde_json::from_str` checks this;
+    // the deserializer alone stops after the object).
+    de.end().map_err(|e| invalid(&e))?;
+    Ok(value)
+}
+
+/// A `400` whose message is cut to [`MAX_MESSAGE_BYTES`]: serde quotes a
+/// value of the wrong type whole (a string, or a float's every digit), and
+/// a body may be 16 KiB.
+fn bad_request(mut message: String) -> ApiError {
+    const MORE: char = '…';
+    if message.len() > MAX_MESSAGE_BYTES {
+        let cut = message.floor_char_boundary(MAX_MESSAGE_BYTES - MORE.len_utf8());
+        message.truncate(cut);
+        message.push(MORE);
+    }
+    ApiError::BadRequest(message)
 }
 
 /// The body of `POST /v1/uploads` and `POST /upload-check`.
@@ -152,15 +180,21 @@ impl<'de> Deserialize<'de> for Filename {
     }
 }
 
-/// A content type as declared, trimmed and lower case.
+/// A content type as declared, trimmed and lower case, of at most
+/// [`MAX_CONTENT_TYPE_BYTES`].
 #[derive(Debug)]
 pub(crate) struct ContentType(pub(crate) String);
 
 impl<'de> Deserialize<'de> for ContentType {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(ContentType(
-            String::deserialize(d)?.trim().to_ascii_lowercase(),
-        ))
+        let s = String::deserialize(d)?.trim().to_ascii_lowercase();
+        // Refused here, not echoed in a 415.
+        if s.len() > MAX_CONTENT_TYPE_BYTES {
+            return Err(de::Error::custom(format!(
+                "longer than {MAX_CONTENT_TYPE_BYTES} bytes"
+            )));
+        }
+        Ok(ContentType(s))
     }
 }
 
@@ -242,6 +276,44 @@ mod tests {
         }
         assert!(message("{\"size\":").starts_with("the request body is not valid JSON"));
         assert!(message("nope").starts_with("the request body is not valid JSON"));
+    }
+
+    /// Found by the `upload_body` fuzz target: bodies that are not JSON,
+    /// and messages that quoted a whole value.
+    #[test]
+    fn only_a_json_object_is_taken() {
+        assert!(parse::<UploadRequest>(b"{\"size\":1} \r\n").is_ok());
+        for body in [
+            &b"{\"size\":1} x"[..],
+            b"{\"size\":1}{}",
+            b"{\"x\":\"\xff\"}",
+        ] {
+            match parse::<UploadRequest>(body) {
+                Err(ApiError::BadRequest(m)) => {
+                    assert!(m.starts_with("the request body is not valid JSON"), "{m}")
+                }
+                other => panic!("{body:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn messages_are_bounded() {
+        let long = format!(r#"{{"size":"{}"}}"#, "é".repeat(2000));
+        let m = message(&long);
+        assert!(m.len() <= MAX_MESSAGE_BYTES, "{}", m.len());
+        assert!(m.starts_with("`size`: invalid type: string \"éé"), "{m}");
+        assert!(m.ends_with('…'), "{m}");
+        let m = message(r#"{"filename":1e300}"#);
+        assert!(m.len() <= MAX_MESSAGE_BYTES, "{m}");
+        let ct = format!(r#"{{"contentType":"{}/pdf"}}"#, "x".repeat(300));
+        assert_eq!(message(&ct), "`contentType`: longer than 255 bytes");
+        let ct = format!(
+            r#"{{"contentType":"{}/{}"}}"#,
+            "x".repeat(127),
+            "y".repeat(127)
+        );
+        assert!(parse::<UploadRequest>(ct.as_bytes()).is_ok());
     }
 
     #[test]

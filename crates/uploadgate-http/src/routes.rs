@@ -18,6 +18,7 @@ use uploadgate_core::{
 use crate::AppState;
 use crate::charge::charge;
 use crate::error::ApiError;
+use crate::gate::GateConfig;
 use crate::identity::{Caller, client_ip};
 use crate::json::{
     CheckAnswer, LimitsJson, QuotaAnswer, UploadAnswer, UploadJson, decision_limits,
@@ -28,20 +29,22 @@ use crate::request::{UploadRequest, parse, read_body, require_json};
 use uploadgate_s3::{ChecksumSha256, PutSpec};
 
 /// A validated upload request.
-struct UploadSpec {
-    filename: String,
-    content_type: String,
-    size: u64,
+pub(crate) struct UploadSpec {
+    pub(crate) filename: String,
+    pub(crate) content_type: String,
+    pub(crate) size: u64,
     /// The SHA-256 the bytes must have, when the client bound one.
-    checksum: Option<ChecksumSha256>,
+    pub(crate) checksum: Option<ChecksumSha256>,
 }
 
-fn upload_spec(
-    st: &AppState,
+/// Checks a parsed body against the gate and the caller's policy: a
+/// declared, allowed content type, a size no limit can never admit, and a
+/// checksum where the gate requires one.
+pub(crate) fn upload_spec(
+    gate: &GateConfig,
     policy: &uploadgate_core::Policy,
     req: &UploadRequest,
 ) -> Result<UploadSpec, ApiError> {
-    let gate = &st.inner.gate;
     let filename = req
         .filename
         .as_ref()
@@ -310,7 +313,11 @@ fn unique_of(decision: Option<&Decision>, fresh: uuid::Uuid) -> uuid::Uuid {
 pub async fn create_upload(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (parts, body, caller) = read_post(&st, req).await?;
     let tier = crate::charge::tier(&st, &caller);
-    let spec = upload_spec(&st, st.inner.meter.policy_of(tier.as_deref()), &body)?;
+    let spec = upload_spec(
+        &st.inner.gate,
+        st.inner.meter.policy_of(tier.as_deref()),
+        &body,
+    )?;
     let who = subjects(&st, &parts, &caller);
     let fresh = uuid::Uuid::new_v4();
     let charge = charge(
@@ -347,7 +354,7 @@ pub async fn upload_check(State(st): State<AppState>, req: Request) -> Result<Re
     let declares_upload = body.content_type.is_some() || body.size.is_some();
     let spec = if declares_upload {
         Some(upload_spec(
-            &st,
+            &st.inner.gate,
             st.inner.meter.policy_of(tier.as_deref()),
             &body,
         )?)

@@ -18,7 +18,8 @@ mod window;
 pub use amount::{Amount, Unit};
 pub use window::{Span, Window};
 
-/// Why a policy string was refused. Each message names the offending part.
+/// Why a policy string was refused. Each message names the offending part,
+/// escaped (`\n`, `\u{1b}`), so it stays on one line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyError {
@@ -26,28 +27,34 @@ pub enum PolicyError {
     #[error("no limits given; expected e.g. `uploads=user:5/3h`")]
     Empty,
     /// A limit did not have the `name=subject:amount/window[:algorithm]` shape.
-    #[error("`{0}` is not of the form name=subject:amount/window[:algorithm]")]
+    #[error("`{}` is not of the form name=subject:amount/window[:algorithm]", .0.escape_debug())]
     Shape(String),
     /// A limit name was invalid.
-    #[error("limit name `{0}` must be 1-32 characters of a-z, A-Z, 0-9, _ or -")]
+    #[error("limit name `{}` must be 1-32 characters of a-z, A-Z, 0-9, _ or -", .0.escape_debug())]
     Name(String),
     /// Two limits had the same name.
     #[error("limit name `{0}` is used twice")]
     DuplicateName(String),
     /// Unknown subject.
-    #[error("unknown subject `{0}` (expected `user` or `ip`)")]
+    #[error("unknown subject `{}` (expected `user` or `ip`)", .0.escape_debug())]
     Subject(String),
     /// Bad amount.
-    #[error("amount `{0}` must be a positive whole count, or bytes such as 50MiB, 10MB, 1GiB")]
+    #[error(
+        "amount `{}` must be a positive whole count, or bytes such as 50MiB, 10MB, 1GiB",
+        .0.escape_debug()
+    )]
     Amount(String),
     /// Bad window.
-    #[error("window `{0}` must be a positive length such as 90s, 15m, 3h, 24h, 30d, 1w or 1mo")]
+    #[error(
+        "window `{}` must be a positive length such as 90s, 15m, 3h, 24h, 30d, 1w or 1mo",
+        .0.escape_debug()
+    )]
     Window(String),
     /// Window out of range.
-    #[error("window `{0}` must be between 1s and 400d")]
+    #[error("window `{}` must be between 1s and 400d", .0.escape_debug())]
     WindowRange(String),
     /// Unknown algorithm.
-    #[error("unknown algorithm `{0}` (expected sliding, gcra or fixed)")]
+    #[error("unknown algorithm `{}` (expected sliding, gcra or fixed)", .0.escape_debug())]
     Algorithm(String),
     /// A calendar window with an algorithm that needs a fixed length.
     #[error("limit `{0}`: calendar months (`mo`) only work with the fixed algorithm")]
@@ -372,6 +379,28 @@ mod tests {
         ];
         for (raw, want) in cases {
             assert_eq!(raw.parse::<Policy>(), Err(want), "{raw}");
+        }
+    }
+
+    /// Found by the `limits` fuzz target: a message quoted control
+    /// characters as they were, a line break among them.
+    #[test]
+    fn messages_are_one_line() {
+        let cases = [
+            ("a\nb", "`a\\nb` is not of the form"),
+            ("u\tp=user:5/3h", "limit name `u\\tp` must be"),
+            ("a=us\ner:5/3h", "unknown subject `us\\ner`"),
+            ("a=user:5\rx/3h", "amount `5\\rx` must be"),
+            ("a=user:5/3\u{1b}h", "window `3\\u{1b}h` must be"),
+            (
+                "a=user:5/3h:gc\u{2028}ra",
+                "unknown algorithm `gc\\u{2028}ra`",
+            ),
+        ];
+        for (raw, want) in cases {
+            let shown = raw.parse::<Policy>().unwrap_err().to_string();
+            assert!(shown.starts_with(want), "{shown}");
+            assert!(!shown.chars().any(char::is_control), "{shown:?}");
         }
     }
 }
