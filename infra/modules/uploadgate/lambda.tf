@@ -14,7 +14,7 @@ resource "aws_lambda_function" "this" {
   #checkov:skip=CKV_AWS_117:No VPC on purpose: the gate only talks to DynamoDB and S3 public endpoints, and a VPC would need NAT or endpoints (the cost the DAX design paid).
   #checkov:skip=CKV_AWS_116:A dead-letter queue only applies to asynchronous invocations; the gate is always invoked synchronously (function URL, API Gateway).
   #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and a signing step in the build; the zip comes from cargo lambda in CI.
-  #checkov:skip=CKV_AWS_173:The environment holds no secrets (table, bucket, limits); Lambda encrypts it with its AWS managed key, or with kms_key_arn when set.
+  #checkov:skip=CKV_AWS_173:The environment holds settings (table, bucket, limits) and at most origin_secret, a header value CloudFront also holds; Lambda encrypts it at rest with its AWS managed key, or with kms_key_arn when set.
   #checkov:skip=CKV_AWS_50:X-Ray is optional by design (lambda_tracing); PassThrough by default avoids per-trace cost.
   function_name = var.name
   description   = "uploadgate: meters uploads and returns presigned S3 PUT URLs."

@@ -35,20 +35,21 @@ locals {
     # A PEM file path: the function's zip holds only its bootstrap, so there
     # is no file to name, and a JWKS (jwks_url, or the issuer's default
     # location) follows the issuer's key rotation without a redeploy.
-    UPLOADGATE_JWT_PUBLIC_KEY = null
-    UPLOADGATE_JWT_TOKEN_USE  = local.jwt ? var.jwt_token_use : null
-    UPLOADGATE_JWT_LEEWAY     = local.jwt ? var.jwt_leeway : null
-    UPLOADGATE_USER_CLAIM     = local.jwt ? var.user_claim : null
-    UPLOADGATE_TOKEN_HEADER   = local.jwt ? var.token_header : null
-    UPLOADGATE_TIERS          = local.jwt && length(var.tiers) > 0 ? join("|", [for name, policy in var.tiers : "${name}=${policy}"]) : null
-    UPLOADGATE_TIER_CLAIM     = local.jwt ? var.tier_claim : null
-    UPLOADGATE_SHADOW         = tostring(var.shadow)
-    UPLOADGATE_ORIGIN_SECRET  = var.origin_secret
-    UPLOADGATE_CORS_ORIGINS   = join(",", var.cors_allowed_origins)
-    UPLOADGATE_FAIL_OPEN      = tostring(var.fail_open)
-    UPLOADGATE_LOG            = var.log_filter
-    UPLOADGATE_LOG_FORMAT     = "json"
-    UPLOADGATE_METRICS        = "emf"
+    UPLOADGATE_JWT_PUBLIC_KEY   = null
+    UPLOADGATE_JWT_TOKEN_USE    = local.jwt ? var.jwt_token_use : null
+    UPLOADGATE_JWT_LEEWAY       = local.jwt ? var.jwt_leeway : null
+    UPLOADGATE_USER_CLAIM       = local.jwt ? var.user_claim : null
+    UPLOADGATE_TOKEN_HEADER     = local.jwt ? var.token_header : null
+    UPLOADGATE_TIERS            = local.jwt && length(var.tiers) > 0 ? join("|", [for name, policy in var.tiers : "${name}=${policy}"]) : null
+    UPLOADGATE_TIER_CLAIM       = local.jwt ? var.tier_claim : null
+    UPLOADGATE_SHADOW           = tostring(var.shadow)
+    UPLOADGATE_REQUIRE_CHECKSUM = tostring(var.require_checksum)
+    UPLOADGATE_ORIGIN_SECRET    = var.origin_secret
+    UPLOADGATE_CORS_ORIGINS     = join(",", var.cors_allowed_origins)
+    UPLOADGATE_FAIL_OPEN        = tostring(var.fail_open)
+    UPLOADGATE_LOG              = var.log_filter
+    UPLOADGATE_LOG_FORMAT       = "json"
+    UPLOADGATE_METRICS          = "emf"
   }
   environment = { for k, v in local.settings : k => v if v != null }
 

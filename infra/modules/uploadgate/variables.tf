@@ -316,6 +316,12 @@ variable "origin_secret" {
   }
 }
 
+variable "require_checksum" {
+  description = "UPLOADGATE_REQUIRE_CHECKSUM: when true, POST /v1/uploads must carry checksumSha256 (400 without it), so every URL binds the object's SHA-256 and S3 refuses any other bytes, not just another length. false (default): the checksum is optional; the JS client sends it with checksum: true."
+  type        = bool
+  default     = false
+}
+
 variable "shadow" {
   description = "UPLOADGATE_SHADOW: shadow mode. Decisions are computed, logged and metered (ShadowDenied) but never enforced: an over-limit request still gets its URL. For rolling out limits; false (default) enforces them."
   type        = bool
