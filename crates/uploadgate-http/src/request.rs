@@ -223,6 +223,12 @@ impl<'de> Deserialize<'de> for Size {
                 }
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Size, E> {
+                // JSON has one number type: `1.0` (and `1e3`) is a whole
+                // number, as JSON Schema's `integer` says and the document
+                // promises. Beyond u64 it saturates, and is too large.
+                if v.fract() == 0.0 && v >= 0.0 {
+                    return self.visit_u64(v as u64);
+                }
                 Err(E::custom(if v < 0.0 {
                     "must be positive"
                 } else {
@@ -253,6 +259,8 @@ mod tests {
             message(r#"{"size":1.5}"#),
             "`size`: must be a whole number of bytes"
         );
+        assert_eq!(message(r#"{"size":0.0}"#), "`size`: must be at least 1 byte");
+        assert_eq!(message(r#"{"size":-2.0}"#), "`size`: must be positive");
         assert_eq!(
             message(r#"{"size":"12"}"#),
             "`size`: invalid type: string \"12\", expected a whole number of bytes"
@@ -324,5 +332,15 @@ mod tests {
         assert!(r.filename.is_none());
         assert_eq!(r.content_type.unwrap().0, "application/pdf");
         assert_eq!(r.size.unwrap().0, 7);
+    }
+
+    #[test]
+    fn whole_numbers_written_as_floats_are_sizes() {
+        let size = |body: &str| parse::<UploadRequest>(body.as_bytes()).unwrap().size.unwrap().0;
+        assert_eq!(size(r#"{"size":129068109450.0}"#), 129_068_109_450);
+        assert_eq!(size(r#"{"size":1e3}"#), 1000);
+        // Past u64 (a float to serde_json), it saturates: too large, not malformed.
+        assert_eq!(size(r#"{"size":1e30}"#), u64::MAX);
+        assert_eq!(size(r#"{"size":18446744073709551616}"#), u64::MAX);
     }
 }

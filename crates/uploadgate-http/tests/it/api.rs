@@ -303,10 +303,11 @@ async fn every_bad_request_is_a_problem_and_consumes_nothing() {
             400,
             "invalid-request",
         ),
+        // A whole number, though written as a float: too large, not malformed.
         (
             post(r#"{"contentType":"application/pdf","size":1e30}"#.into()),
-            400,
-            "invalid-request",
+            413,
+            "object-too-large",
         ),
         (
             post(r#"{"contentType":"application/pdf","size":12,"filename":7}"#.into()),

@@ -18,23 +18,41 @@ fn schema<'a>(spec: &'a Value, name: &str) -> &'a Value {
     &spec["components"]["schemas"][name]
 }
 
-/// Every property of `value` is declared in `schema`, and every required one
-/// is present.
+/// A schema and the members of its `allOf`, with local `$ref`s followed.
+fn parts<'a>(spec: &'a Value, s: &'a Value) -> Vec<&'a Value> {
+    if let Some(r) = s["$ref"].as_str() {
+        let name = r.strip_prefix("#/components/schemas/").unwrap();
+        return parts(spec, schema(spec, name));
+    }
+    let mut all = vec![s];
+    for member in s["allOf"].as_array().into_iter().flatten() {
+        all.extend(parts(spec, member));
+    }
+    all
+}
+
+/// Every property of `value` is declared in `schema` (or a member of its
+/// `allOf`), and every required one is present.
 fn conforms(spec: &Value, schema_name: &str, value: &Value) {
-    let s = schema(spec, schema_name);
-    let props = s["properties"]
-        .as_object()
-        .unwrap_or_else(|| panic!("{schema_name} has properties"));
+    let all = parts(spec, schema(spec, schema_name));
+    let props: Vec<&serde_json::Map<String, Value>> = all
+        .iter()
+        .filter_map(|s| s["properties"].as_object())
+        .collect();
+    assert!(!props.is_empty(), "{schema_name} has properties");
     let obj = value
         .as_object()
         .unwrap_or_else(|| panic!("{schema_name}: {value} is an object"));
     for k in obj.keys() {
         assert!(
-            props.contains_key(k),
+            props.iter().any(|p| p.contains_key(k)),
             "{schema_name}: `{k}` is returned but not documented"
         );
     }
-    for r in s["required"].as_array().into_iter().flatten() {
+    for r in all
+        .iter()
+        .flat_map(|s| s["required"].as_array().into_iter().flatten())
+    {
         let r = r.as_str().unwrap();
         assert!(
             obj.contains_key(r),
@@ -82,6 +100,31 @@ async fn openapi_describes_the_real_responses() {
     }
     let q = quota(&app, "olga").await;
     conforms(&spec, "Quota", &q.body);
+    // Found by Schemathesis: /upload-check's upload object is the URL
+    // alone (its limits are beside it), and declaring half an upload is
+    // refused, as the document's `anyOf` says (`null` counts as absent).
+    let check = |body: &str| {
+        let req = Request::post("/upload-check")
+            .header("x-user-id", "petra")
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        send(&app, with_peer(req, "192.0.2.10"))
+    };
+    let c = check(&pdf(10)).await;
+    assert_eq!(c.status, 200, "{}", c.raw);
+    conforms(&spec, "UploadCheck", &c.body);
+    conforms(&spec, "UploadUrl", &c.body["upload"]);
+    let either = &schema(&spec, "UploadCheckRequest")["anyOf"];
+    assert_eq!(either[0]["required"], serde_json::json!(["contentType", "size"]));
+    for half in [
+        r#"{"contentType":"application/pdf"}"#,
+        r#"{"size":10}"#,
+        r#"{"contentType":"application/pdf","size":null}"#,
+    ] {
+        let r = check(half).await;
+        assert_eq!(r.status, 400, "{half}: {}", r.raw);
+    }
     let r = send(
         &app,
         Request::get("/openapi.yaml").body(Body::empty()).unwrap(),
@@ -101,4 +144,31 @@ async fn openapi_describes_the_real_responses() {
     for s in [400, 401, 413, 415, 503] {
         assert!(documented_status("/v1/uploads", "post", s), "{s}");
     }
+}
+
+/// Found by Schemathesis: the document's `size` is a JSON Schema `integer`,
+/// which `1.0` and `1e3` are (JSON has one number type), so the router takes
+/// them as sizes; a fraction is still refused.
+#[tokio::test]
+async fn whole_sizes_written_as_floats_are_accepted() {
+    let spec = spec();
+    assert_eq!(
+        schema(&spec, "UploadRequest")["properties"]["size"]["type"],
+        "integer"
+    );
+    let (app, _) = app(&[]);
+    let post = |size: &str| {
+        upload_req(
+            "nina",
+            &format!(r#"{{"contentType":"application/pdf","size":{size}}}"#),
+        )
+    };
+    for (size, bytes) in [("12.0", "12"), ("1e3", "1000"), ("129068.0", "129068")] {
+        let r = send(&app, post(size)).await;
+        assert_eq!(r.status, 200, "{size}: {}", r.raw);
+        assert_eq!(r.body["headers"]["content-length"], bytes, "{size}");
+    }
+    let r = send(&app, post("12.5")).await;
+    assert_eq!(r.status, 400, "{}", r.raw);
+    assert_eq!(r.body["detail"], "`size`: must be a whole number of bytes");
 }
