@@ -129,8 +129,8 @@ def module_environment(main_tf: str | None = None) -> dict[str, str]:
     assert re.search(r"\benvironment\s*=\s*\{\s*for\s+(\w+)\s*,\s*(\w+)\s+in\s+local\.settings\s*:\s*\1\s*=>\s*\2\s+if\s+\2\s*!=\s*null\s*\}",
                      text), "local.environment must be local.settings without its null values"
     lambda_tf = strip_hcl_comments((MODULE / "lambda.tf").read_text(encoding="utf-8"))
-    assert re.search(r"variables\s*=\s*local\.environment\b", lambda_tf), \
-        "aws_lambda_function must take its environment from local.environment"
+    assert re.search(r"variables\s*=\s*merge\(\s*local\.environment\s*,\s*local\.secrets\s*\)", lambda_tf), \
+        "aws_lambda_function must take its environment from local.environment (and local.secrets over its placeholders)"
     return env
 
 

@@ -35,7 +35,7 @@ resource "aws_lambda_function" "this" {
   kms_key_arn                    = var.kms_key_arn
 
   environment {
-    variables = local.environment
+    variables = merge(local.environment, local.secrets)
   }
 
   tracing_config {

@@ -44,14 +44,22 @@ locals {
     UPLOADGATE_TIER_CLAIM       = local.jwt ? var.tier_claim : null
     UPLOADGATE_SHADOW           = tostring(var.shadow)
     UPLOADGATE_REQUIRE_CHECKSUM = tostring(var.require_checksum)
-    UPLOADGATE_ORIGIN_SECRET    = var.origin_secret
-    UPLOADGATE_CORS_ORIGINS     = join(",", var.cors_allowed_origins)
-    UPLOADGATE_FAIL_OPEN        = tostring(var.fail_open)
-    UPLOADGATE_LOG              = var.log_filter
-    UPLOADGATE_LOG_FORMAT       = "json"
-    UPLOADGATE_METRICS          = "emf"
+    # The secret itself is in local.secrets; this says that one is set.
+    UPLOADGATE_ORIGIN_SECRET = local.origin_secret_set ? "(sensitive)" : null
+    UPLOADGATE_CORS_ORIGINS  = join(",", var.cors_allowed_origins)
+    UPLOADGATE_FAIL_OPEN     = tostring(var.fail_open)
+    UPLOADGATE_LOG           = var.log_filter
+    UPLOADGATE_LOG_FORMAT    = "json"
+    UPLOADGATE_METRICS       = "emf"
   }
   environment = { for k, v in local.settings : k => v if v != null }
+
+  # Sensitive values, merged over their placeholders in local.environment
+  # only where the function takes its environment, so that nothing else
+  # (the function_environment output, plans) shows them. Whether the secret
+  # is set is not itself a secret.
+  origin_secret_set = nonsensitive(var.origin_secret != null)
+  secrets           = local.origin_secret_set ? { UPLOADGATE_ORIGIN_SECRET = var.origin_secret } : {}
 
   # One limit of the limits grammar (NAME=SUBJECT:AMOUNT/WINDOW[:ALGORITHM]),
   # for the plan-time checks of var.limits and var.tiers.

@@ -40,8 +40,7 @@ output "function_url" {
 
 output "function_environment" {
   description = "The UPLOADGATE_* environment given to the function, with the value of UPLOADGATE_ORIGIN_SECRET (when set) replaced by \"(sensitive)\"."
-  # The secret makes the whole map sensitive; with it masked, nothing here is.
-  value = nonsensitive({ for k, v in local.environment : k => (k == "UPLOADGATE_ORIGIN_SECRET" ? "(sensitive)" : v) })
+  value       = local.environment
 }
 
 output "role_arn" {

@@ -187,3 +187,25 @@ run "tiers_and_their_claim_go_together" {
   }
   expect_failures = [var.tier_claim]
 }
+
+run "the_origin_secret_reaches_the_function_but_not_the_output" {
+  command = plan
+
+  variables {
+    origin_secret    = "0123456789abcdef-origin"
+    require_checksum = true
+  }
+
+  assert {
+    condition     = nonsensitive(aws_lambda_function.this.environment[0].variables["UPLOADGATE_ORIGIN_SECRET"] == "0123456789abcdef-origin")
+    error_message = "the function must get the origin secret"
+  }
+  assert {
+    condition     = output.function_environment["UPLOADGATE_ORIGIN_SECRET"] == "(sensitive)"
+    error_message = "the output must mask the origin secret"
+  }
+  assert {
+    condition     = output.function_environment["UPLOADGATE_REQUIRE_CHECKSUM"] == "true"
+    error_message = "require_checksum must be sent as UPLOADGATE_REQUIRE_CHECKSUM"
+  }
+}
