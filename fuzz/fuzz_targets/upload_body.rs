@@ -120,7 +120,16 @@ fn oracle(body: &[u8]) -> Option<Fields> {
     };
     let size = match members.field("size").ok()? {
         None => None,
-        Some(Value::Number(n)) => Some(n.as_u64().filter(|&n| n >= 1)?),
+        // A whole number, however written (`12`, `12.0`, `1.2e1`): JSON has
+        // one number type. Past u64 it saturates (too large, not malformed).
+        Some(Value::Number(n)) => {
+            let whole = n.as_u64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                    .map(|f| f as u64)
+            });
+            Some(whole.filter(|&n| n >= 1)?)
+        }
         Some(_) => return None,
     };
     let checksum = match members.field("checksumSha256").ok()? {
