@@ -38,6 +38,30 @@ impl AlgorithmState for FixedState {
             _ => None,
         }
     }
+
+    /// Subtracts `cost` if `granted_at` falls in the window of `now`. Usage
+    /// of an earlier window (or, from a clock running ahead, a later one)
+    /// reads as zero at `now`, so it goes.
+    fn release(
+        &self,
+        _quota: u64,
+        window: Window,
+        granted_at: Timestamp,
+        cost: u64,
+        now: Timestamp,
+    ) -> Self {
+        let (start, _) = window_bounds(window, now.as_millis());
+        if self.start != start {
+            return FixedState::default();
+        }
+        let (granted_start, _) = window_bounds(window, granted_at.as_millis());
+        let used = if granted_start == start {
+            self.used.saturating_sub(cost)
+        } else {
+            self.used
+        };
+        FixedState { start, used }
+    }
 }
 
 /// The UTC calendar window containing `now_ms`, as `[start, end)` in ms.
@@ -52,25 +76,27 @@ pub fn window_bounds(window: Window, now_ms: u64) -> (u64, u64) {
             let offset = if w % WEEK_MS == 0 { FIRST_MONDAY_MS } else { 0 };
             let since = now_ms.saturating_sub(offset);
             let start = offset + since / w * w;
-            (start, start + w)
+            (start, start.saturating_add(w))
         }
         Window::CalendarMonth => {
+            // Past the last date `time` knows (9999-12-31) the last month
+            // never ends, rather than wrapping around.
             let secs = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
             let date = OffsetDateTime::from_unix_timestamp(secs)
                 .map(|t| t.date())
-                .unwrap_or(Date::MIN);
-            let first = |y: i32, m: Month| {
-                Date::from_calendar_date(y, m, 1)
-                    .map(|d| d.midnight().assume_utc().unix_timestamp())
-                    .unwrap_or(0)
+                .unwrap_or(Date::MAX);
+            let first_ms = |y: i32, m: Month| {
+                let secs = Date::from_calendar_date(y, m, 1)
+                    .map(|d| d.midnight().assume_utc().unix_timestamp());
+                secs.map_or(u64::MAX, |s| {
+                    u64::try_from(s).unwrap_or(0).saturating_mul(1000)
+                })
             };
-            let start = first(date.year(), date.month());
             let (ny, nm) = match date.month() {
                 Month::December => (date.year() + 1, Month::January),
                 m => (date.year(), m.next()),
             };
-            let end = first(ny, nm);
-            (start as u64 * 1000, end as u64 * 1000)
+            (first_ms(date.year(), date.month()), first_ms(ny, nm))
         }
     }
 }
@@ -109,6 +135,7 @@ pub fn fixed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::algorithm::outlook;
     use crate::policy::Span;
     use proptest::prelude::*;
     use std::num::NonZeroU64;
@@ -200,6 +227,206 @@ mod tests {
                 prop_assert_eq!(s, idx * w);
                 state = Some((s, u));
             }
+        }
+    }
+
+    /// Runs `(dt, cost)` steps from an empty state: the state, the time,
+    /// and every admission made.
+    fn admit_all(quota: u64, w: u64, steps: &[(u64, u64)]) -> (FixedState, u64, Vec<(u64, u64)>) {
+        let (mut state, mut now, mut history) = (FixedState::default(), 0, vec![]);
+        for &(dt, cost) in steps {
+            now += dt;
+            let (o, s) = state.consume(quota, win(w), Timestamp(now), cost);
+            if o.allowed {
+                history.push((now, cost));
+            }
+            state = s;
+        }
+        (state, now, history)
+    }
+
+    /// Brute force: the admitted cost in the window of `now`.
+    fn used_in_window(history: &[(u64, u64)], w: u64, now: u64) -> u64 {
+        history
+            .iter()
+            .filter(|(t, _)| t / w == now / w)
+            .map(|(_, c)| c)
+            .sum()
+    }
+
+    #[test]
+    fn release_hands_back_only_within_the_current_window() {
+        let w = win(1_000);
+        let s = FixedState {
+            start: 5_000,
+            used: 3,
+        };
+        let rel = |g, cost, now| s.release(9, w, Timestamp(g), cost, Timestamp(now));
+        assert_eq!(
+            rel(5_100, 2, 5_900),
+            FixedState {
+                start: 5_000,
+                used: 1
+            }
+        );
+        assert_eq!(
+            rel(5_100, 7, 5_900),
+            FixedState {
+                start: 5_000,
+                used: 0
+            }
+        );
+        // Granted in the window before: its usage no longer counts.
+        assert_eq!(rel(4_999, 2, 5_900), s);
+        // This window is over: its usage reads as zero, and so does the result.
+        assert_eq!(rel(5_100, 2, 6_000), FixedState::default());
+        assert_eq!(rel(5_100, 2, 6_000).expires_at(w, Timestamp(6_000)), None);
+        // Calendar months: November 2026, granted on the 28th.
+        let nov = 1_793_491_200_000;
+        let s = FixedState {
+            start: nov,
+            used: 3,
+        };
+        let month = |g, now| s.release(9, Window::CalendarMonth, Timestamp(g), 2, Timestamp(now));
+        let (nov_28, nov_30, dec_1) = (nov + 27 * DAY_MS, nov + 29 * DAY_MS, nov + 30 * DAY_MS);
+        assert_eq!(
+            month(nov_28, nov_30),
+            FixedState {
+                start: nov,
+                used: 1
+            }
+        );
+        assert_eq!(month(nov - 1, nov_30), s);
+        assert_eq!(month(nov_28, dec_1), FixedState::default());
+    }
+
+    fn any_window() -> impl Strategy<Value = Window> {
+        prop_oneof![
+            Just(Window::CalendarMonth),
+            (1u64..40 * DAY_MS).prop_map(win),
+            (1u64..5).prop_map(|n| win(n * WEEK_MS)),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn release_matches_an_oracle_that_forgets_the_admission(
+            quota in 1u64..20,
+            w in 1u64..10_000,
+            steps in proptest::collection::vec(
+                (0u64..3_000, 1u64..5, proptest::option::of(any::<prop::sample::Index>())),
+                1..100,
+            ),
+        ) {
+            let mut now = 0;
+            let mut state = FixedState::default();
+            let mut history: Vec<(u64, u64)> = vec![];
+            for (dt, cost, pick) in steps {
+                now += dt;
+                let at = Timestamp(now);
+                match pick {
+                    Some(i) if !history.is_empty() => {
+                        let (t, c) = history.remove(i.index(history.len()));
+                        state = state.release(quota, win(w), Timestamp(t), c, at);
+                    }
+                    _ => {
+                        let want = used_in_window(&history, w, now) + cost <= quota;
+                        let (o, s) = state.consume(quota, win(w), at, cost);
+                        prop_assert_eq!(o.allowed, want);
+                        if o.allowed {
+                            history.push((now, cost));
+                        }
+                        state = s;
+                    }
+                }
+                let used = used_in_window(&history, w, now);
+                let (peek, _) = state.consume(quota, win(w), at, 0);
+                prop_assert_eq!(peek.remaining, quota - used);
+                if used > 0 {
+                    prop_assert_eq!(state, FixedState { start: now / w * w, used });
+                } else {
+                    prop_assert_eq!(state.expires_at(win(w), at), None);
+                }
+            }
+        }
+
+        #[test]
+        fn release_right_after_consume_restores_the_state(
+            quota in 1u64..20,
+            w in 1u64..10_000,
+            steps in proptest::collection::vec((0u64..3_000, 1u64..5), 0..100),
+            dt in 0u64..3_000,
+            cost in 0u64..20,
+            next in 1u64..20,
+        ) {
+            let (state, now, _) = admit_all(quota, w, &steps);
+            let now = now + dt;
+            let at = Timestamp(now);
+            let (peek, pruned) = state.consume(quota, win(w), at, 0);
+            let cost = cost % (peek.remaining + 1);
+            let (o, charged) = state.consume(quota, win(w), at, cost);
+            prop_assert!(o.allowed);
+            let back = charged.release(quota, win(w), at, cost, at);
+            prop_assert_eq!(back, pruned);
+            let step = w / 3 + 1;
+            prop_assert_eq!(
+                outlook(&back, quota, win(w), now, step, next),
+                outlook(&state, quota, win(w), now, step, next)
+            );
+        }
+
+        #[test]
+        fn release_hands_back_at_most_its_cost_and_never_over_quota(
+            quota in 1u64..,
+            window in any_window(),
+            start in any::<u64>(),
+            current in any::<bool>(),
+            used in any::<u64>(),
+            granted_at in any::<u64>(),
+            same in any::<bool>(),
+            cost in any::<u64>(),
+            now in any::<u64>(),
+        ) {
+            let (now_start, _) = window_bounds(window, now);
+            let start = if current { now_start } else { start };
+            let granted_at = if same { now } else { granted_at };
+            let state = FixedState { start, used };
+            let at = Timestamp(now);
+            let back = state.release(quota, window, Timestamp(granted_at), cost, at);
+            let before = state.consume(quota, window, at, 0).0.remaining;
+            let after = back.consume(quota, window, at, 0).0.remaining;
+            prop_assert!(before <= after && after <= quota);
+            prop_assert!(after - before <= cost);
+            let want = if start != now_start {
+                FixedState::default()
+            } else if window_bounds(window, granted_at).0 == now_start {
+                FixedState { start, used: used.saturating_sub(cost) }
+            } else {
+                state
+            };
+            prop_assert_eq!(back, want);
+        }
+
+        #[test]
+        fn releasing_an_admission_of_an_earlier_window_changes_nothing(
+            quota in 1u64..20,
+            w in 1u64..10_000,
+            steps in proptest::collection::vec((0u64..3_000, 1u64..5), 1..100),
+            pick in any::<prop::sample::Index>(),
+            late in 0u64..20_000,
+            next in 1u64..20,
+        ) {
+            let (state, now, history) = admit_all(quota, w, &steps);
+            prop_assume!(!history.is_empty());
+            let (t, c) = history[pick.index(history.len())];
+            let (_, end) = window_bounds(win(w), t);
+            let now = now.max(end) + late;
+            let back = state.release(quota, win(w), Timestamp(t), c, Timestamp(now));
+            let step = w / 3 + 1;
+            prop_assert_eq!(
+                outlook(&back, quota, win(w), now, step, next),
+                outlook(&state, quota, win(w), now, step, next)
+            );
         }
     }
 }

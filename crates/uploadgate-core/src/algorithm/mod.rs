@@ -9,8 +9,9 @@
 //! sliding and GCRA, a calendar [`Window`] for fixed) and its state
 //! ([`SlidingState`], [`GcraState`], [`FixedState`]). [`AlgorithmState`]
 //! ties them together; [`evaluate`] picks the algorithm a [`Limit`] names.
-//! A new transition (say, handing back an unused reservation) is one more
-//! method on that trait, written once per algorithm against its own types.
+//! A new transition is one more method on that trait, written once per
+//! algorithm against its own types: [`AlgorithmState::release`] hands back
+//! an unused reservation, and [`release`] dispatches it as `evaluate` does.
 //!
 //! [`Span`]: crate::Span
 //! [`Window`]: crate::Window
@@ -64,6 +65,27 @@ pub trait AlgorithmState: Default + Into<LimitState> {
     /// This algorithm's state, if `state` is one; a state of another
     /// algorithm (left by a policy change) is `None` and counts as empty.
     fn from_limit(state: &LimitState) -> Option<&Self>;
+
+    /// Hands back `cost` that [`consume`](Self::consume) charged at
+    /// `granted_at` (the `now` it was called with), seen at `now`: the state
+    /// as if that charge had not been made, as far as it still counts.
+    ///
+    /// A charge counts for at most one window after it was made, so a
+    /// release whose charge has left the window (or, for fixed, whose window
+    /// is over) changes nothing the next decision sees. Release never hands
+    /// back more than `cost`, never lifts a limit above full capacity, and
+    /// never takes capacity away. Like `consume`, it also prunes what has
+    /// expired by `now`. Releasing the same charge twice is the caller's
+    /// error; it is bounded (no underflow) but may hand back another charge
+    /// made in the same millisecond or window.
+    fn release(
+        &self,
+        quota: u64,
+        window: Self::Window,
+        granted_at: Timestamp,
+        cost: u64,
+        now: Timestamp,
+    ) -> Self;
 }
 
 /// Evaluates one limit. Returns the outcome and, unless the limit holds
@@ -96,6 +118,64 @@ fn step<S: AlgorithmState>(
         .expires_at(window, now)
         .map(|expires| (next.into(), expires));
     (outcome, stored)
+}
+
+/// Hands back `cost` that `limit` charged at `granted_at`, seen at `now`
+/// (see [`AlgorithmState::release`]). Returns the state to store and when
+/// it expires, or `None` if the limit then holds nothing worth storing. A
+/// state of another algorithm (left by a policy change) reads as empty, so
+/// there is nothing to release and the result is `None`.
+pub fn release(
+    limit: &Limit,
+    state: Option<&LimitState>,
+    granted_at: Timestamp,
+    cost: u64,
+    now: Timestamp,
+) -> Option<(LimitState, Timestamp)> {
+    let quota = limit.amount.value.get();
+    match limit.algorithm {
+        Algorithm::Sliding(span) => {
+            hand_back::<SlidingState>(quota, span, state, granted_at, cost, now)
+        }
+        Algorithm::Gcra(span) => hand_back::<GcraState>(quota, span, state, granted_at, cost, now),
+        Algorithm::Fixed(window) => {
+            hand_back::<FixedState>(quota, window, state, granted_at, cost, now)
+        }
+    }
+}
+
+fn hand_back<S: AlgorithmState>(
+    quota: u64,
+    window: S::Window,
+    state: Option<&LimitState>,
+    granted_at: Timestamp,
+    cost: u64,
+    now: Timestamp,
+) -> Option<(LimitState, Timestamp)> {
+    let prev = state.and_then(S::from_limit)?;
+    let next = prev.release(quota, window, granted_at, cost, now);
+    next.expires_at(window, now)
+        .map(|expires| (next.into(), expires))
+}
+
+/// What a request of `cost` would get from `state` at `now` and at three
+/// later times, `step` ms apart: the part of a state the next decisions see.
+#[cfg(test)]
+fn outlook<S: AlgorithmState>(
+    state: &S,
+    quota: u64,
+    window: S::Window,
+    now: u64,
+    step: u64,
+    cost: u64,
+) -> Vec<Outcome> {
+    (0..4)
+        .map(|k| {
+            state
+                .consume(quota, window, Timestamp(now + k * step), cost)
+                .0
+        })
+        .collect()
 }
 
 impl From<SlidingState> for LimitState {
@@ -191,5 +271,41 @@ mod tests {
         let start = 1_793_491_200_000; // 2026-11-01T00:00:00Z
         let state = LimitState::Fixed(FixedState { start, used: 1 });
         assert_eq!(s, Some((state, Timestamp(start + 31 * 86_400_000))));
+    }
+
+    #[test]
+    fn release_hands_back_through_the_algorithm_of_the_limit() {
+        let now = Timestamp(1_795_873_500_000);
+        for raw in ["a=user:2/1h", "a=user:2/1h:gcra", "a=user:2/1d:fixed"] {
+            let l = limit(raw);
+            let (_, one) = evaluate(&l, None, now, 1);
+            let (_, two) = evaluate(&l, one.as_ref().map(|(s, _)| s), now, 1);
+            assert_ne!(one, two, "{raw}");
+            // One of two back: the state (and expiry) of one charge.
+            let back = release(&l, two.as_ref().map(|(s, _)| s), now, 1, now);
+            assert_eq!(back, one, "{raw}");
+            // The last one back: nothing left worth storing.
+            let back = release(&l, one.as_ref().map(|(s, _)| s), now, 1, now);
+            assert_eq!(back, None, "{raw}");
+            assert_eq!(release(&l, None, now, 1, now), None, "{raw}");
+        }
+    }
+
+    #[test]
+    fn release_from_a_state_of_another_algorithm_is_nothing() {
+        let now = Timestamp(1_795_873_500_000);
+        let (_, sliding) = evaluate(&limit("a=user:5/1d"), None, now, 3);
+        let sliding = sliding.map(|(s, _)| s);
+        for raw in ["a=user:5/1d:fixed", "a=user:5/1d:gcra"] {
+            assert_eq!(release(&limit(raw), sliding.as_ref(), now, 1, now), None);
+        }
+        // Under its own algorithm, the same state gets one back.
+        let back = release(&limit("a=user:5/1d"), sliding.as_ref(), now, 1, now);
+        let entries = vec![(now.as_millis(), 2)];
+        let expires = Timestamp(now.as_millis() + 86_400_000);
+        assert_eq!(
+            back,
+            Some((LimitState::Sliding(SlidingState { entries }), expires))
+        );
     }
 }
