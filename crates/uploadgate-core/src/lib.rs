@@ -33,6 +33,7 @@ mod domain;
 mod limiter;
 mod operation;
 mod policy;
+mod reservation;
 pub mod settle;
 mod store;
 pub mod usage;
@@ -46,6 +47,7 @@ pub use limiter::{
 };
 pub use operation::Operation;
 pub use policy::{Algorithm, Amount, Limit, LimitName, Policy, PolicyError, Span, Unit, Window};
+pub use reservation::{Reservation, ReservationRequest, ReservationStatus};
 pub use store::{
     CasOutcome, Grant, KeyState, LimitState, MemoryStore, Reset, Store, StoreError, Version,
     Versioned, Write,

@@ -56,6 +56,7 @@ fn fresh_key(tag: &str) -> StateKey {
 fn state(entries: &[(u64, u64)]) -> KeyState {
     KeyState {
         grants: Default::default(),
+        reservations: Default::default(),
         limits: BTreeMap::from([(
             "uploads".to_owned(),
             LimitState::Sliding(SlidingState {
