@@ -42,8 +42,8 @@ pub use algorithm::{FixedState, GcraState, SlidingState};
 pub use clock::{Clock, FakeClock, SystemClock, Timestamp};
 pub use domain::{IdError, ObjectKey, StateKey, Subject, Subjects, UserId, sanitize_filename};
 pub use limiter::{
-    Backoff, Charge, Contention, Decision, GrantOutcome, GrantRequest, LimitStatus, Limiter,
-    LimiterError, MAX_BATCH_KEYS, Runtime, Task,
+    Backlog, Backoff, Charge, Contention, Decision, GrantOutcome, GrantRequest, LimitStatus,
+    Limiter, LimiterError, MAX_BATCH_KEYS, Runtime, Task,
 };
 pub use operation::Operation;
 pub use policy::{Algorithm, Amount, Limit, LimitName, Policy, PolicyError, Span, Unit, Window};
