@@ -41,7 +41,7 @@ pub(super) struct Ask {
     pub(super) policy: Arc<Policy>,
     pub(super) grant: Option<(GrantRequest, usize)>,
     pub(super) user: Option<usize>,
-    pub(super) reservation: Option<ReservationRequest>,
+    pub(super) reservation: Option<Box<ReservationRequest>>,
     pub(super) tier: Option<String>,
 }
 

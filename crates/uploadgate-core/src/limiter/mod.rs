@@ -291,7 +291,7 @@ impl<S: Store, C: Clock> Limiter<S, C> {
                             keys.push(key);
                             keys.len() - 1
                         });
-                        (Some(at), Some(request.clone()))
+                        (Some(at), Some(Box::new(request.clone())))
                     }
                 }
             }

@@ -34,6 +34,7 @@ use super::Limiter;
 use super::decision::Backlog;
 use super::eval::{Ask, carry};
 use super::rules::Rules;
+use super::runtime::jitter_seed;
 
 /// `state` with its due pending reservations released, or `None` if none
 /// is due (or in grant mode): the view every decision on it sees.
@@ -173,6 +174,15 @@ impl<S: Store, C: Clock> Limiter<S, C> {
         let rules = &self.core.rules;
         let state = released(rules, Some(&state), now).unwrap_or(state);
         carry(Some(&state), &[], rules, now)
+    }
+
+    /// Pauses after the settle step's `conflicts`th lost compare-and-swap in
+    /// a row, as a batch would (no pause without a runtime).
+    pub(crate) async fn pause_after_conflict(&self, conflicts: u32) {
+        if let Some(rt) = &self.settings.runtime {
+            let pause = self.settings.backoff.pause(conflicts, jitter_seed());
+            rt.sleep(pause).await;
+        }
     }
 
     /// Charges an upload of `size` bytes to the user limits of the default

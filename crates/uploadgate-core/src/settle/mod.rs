@@ -15,6 +15,13 @@
 use std::error::Error as StdError;
 use std::future::Future;
 
+pub(crate) mod key;
+mod settler;
+#[cfg(test)]
+mod tests;
+
+pub use settler::{NotUploadMode, Settler};
+
 use crate::clock::Timestamp;
 use crate::domain::UserId;
 
@@ -157,6 +164,10 @@ pub enum SettleError {
     /// The hand-off queue or the bucket failed.
     #[error(transparent)]
     Port(#[from] PortError),
+    /// The user's state kept changing under every attempt to commit (other
+    /// writers kept winning); nothing is lost, the retry settles it.
+    #[error("the user's quota state stayed contended")]
+    Contention,
 }
 
 impl SettleError {
@@ -166,6 +177,7 @@ impl SettleError {
             SettleError::Limiter(e) => e.is_transient(),
             SettleError::Ledger(e) => e.is_transient(),
             SettleError::Port(e) => e.transient,
+            SettleError::Contention => true,
         }
     }
 }

@@ -401,3 +401,44 @@ async fn grant_mode_records_nothing_and_releases_nothing() {
     let d = l.consume(&alice(), 1).await.unwrap();
     assert!(!d.allowed, "charged when granted, never handed back");
 }
+
+#[test]
+fn a_write_keeps_the_newest_settled_reservations_and_every_pending_one() {
+    let mut rules = rules::Rules::default();
+    rules.grace = Some(GRACE);
+    let one = |expires: u64, status| Reservation {
+        granted_at: T0,
+        expires_at: Timestamp(T0.as_millis() + expires),
+        size: 1,
+        content_type: "a/b".into(),
+        checksum: None,
+        tier: None,
+        charged: vec![],
+        status,
+    };
+    let mut current = std::collections::BTreeMap::new();
+    for i in 0..60u8 {
+        let status = match i % 3 {
+            0 => ReservationStatus::Settled,
+            1 => ReservationStatus::Rejected,
+            _ => ReservationStatus::Pending,
+        };
+        current.insert([i; 16], one(1_000 * u64::from(i) + 1, status));
+    }
+    // One settled past its horizon goes whatever the cap.
+    current.insert([0xff; 16], one(0, ReservationStatus::Settled));
+    let now = Timestamp(T0.as_millis() + ms(GRACE));
+    let mut expire_at = now;
+    let kept = crate::limiter::reserve::carry_reservations(&rules, &current, now, &mut expire_at);
+    let pending = kept.values().filter(|r| r.is_pending()).count();
+    assert_eq!(pending, 20, "every pending one");
+    // 40 done ones in time: the 8 whose URLs expire first go.
+    let gone: Vec<u8> = current
+        .keys()
+        .filter(|u| !kept.contains_key(*u))
+        .map(|u| u[0])
+        .collect();
+    assert_eq!(gone, [0, 1, 3, 4, 6, 7, 9, 10, 0xff]);
+    assert_eq!(kept.len(), 20 + Reservation::MAX_DONE);
+    assert_eq!(expire_at, Timestamp(T0.as_millis() + 59_001 + ms(GRACE)));
+}
