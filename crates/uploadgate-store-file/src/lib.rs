@@ -248,6 +248,7 @@ pub(crate) mod tests {
         let key = StateKey::user(&UserId::parse("alice").unwrap());
         let st = KeyState {
             grants: Default::default(),
+            reservations: Default::default(),
             limits: BTreeMap::from([(
                 "uploads".into(),
                 LimitState::Sliding(SlidingState {
@@ -286,6 +287,7 @@ pub(crate) mod tests {
     pub(crate) fn state(n: u64) -> KeyState {
         KeyState {
             grants: Default::default(),
+            reservations: Default::default(),
             limits: BTreeMap::from([(
                 "uploads".into(),
                 LimitState::Sliding(SlidingState {
