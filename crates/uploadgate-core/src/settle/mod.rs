@@ -10,7 +10,9 @@
 //! event source (the embedded bucket of `uploadgate serve`, the settle
 //! function on an SQS queue of S3 events, `uploadgate settle` polling that
 //! queue) runs the same code: [`HandOff`] (where accepted uploads go) and
-//! [`Quarantine`] (marking an object that does not match).
+//! [`Quarantine`] (marking an object that does not match); and that code,
+//! the [`Settler`], which settles one landed object against its user's
+//! state with the [`Ledger`](crate::usage::Ledger) and those ports.
 
 use std::error::Error as StdError;
 use std::future::Future;
