@@ -50,6 +50,13 @@
 //! `GetItem`) before denying. That TTL is the staleness bound of a reset;
 //! zero makes resets exact at the cost of one read per denial.
 //!
+//! # Usage ledger
+//!
+//! With feature `ledger`, `DynamoLedger` keeps the usage ledger on a
+//! table of its own, read per user and, through the index `by_month`, over
+//! all users in time order (module `usage`; the table is laid out there,
+//! and created by `create_usage_table` with `admin`).
+//!
 //! # Operations and permissions
 //!
 //! [`OPERATIONS`] lists every DynamoDB operation this crate performs, with
@@ -81,10 +88,16 @@ mod client;
 mod table;
 #[cfg(feature = "test-util")]
 pub mod test_util;
+#[cfg(feature = "ledger")]
+pub mod usage;
 
 pub use client::{client_config, sdk_client};
+#[cfg(all(feature = "admin", feature = "ledger"))]
+pub use table::create_usage_table;
 #[cfg(feature = "admin")]
 pub use table::{Created, TableError, create_table};
+#[cfg(feature = "ledger")]
+pub use usage::DynamoLedger;
 
 /// Every DynamoDB operation this crate performs, with the IAM action that
 /// authorises it and the cargo feature that compiles the call in.
@@ -114,6 +127,12 @@ pub const OPERATIONS: &[Operation] = &[
     dynamodb("DescribeTable", "dynamodb:DescribeTable").behind_feature("admin"),
     dynamodb("DescribeTimeToLive", "dynamodb:DescribeTimeToLive").behind_feature("admin"),
     dynamodb("UpdateTimeToLive", "dynamodb:UpdateTimeToLive").behind_feature("admin"),
+    // `DynamoLedger::append`, in `usage.rs`: the record and its month's
+    // marker, on the usage table (a resource of its own).
+    dynamodb("PutItem", "dynamodb:PutItem").behind_feature("ledger"),
+    // `DynamoLedger::page`: a user's partition, the month list, and the
+    // index `by_month` (an index is authorised as its table's `/index/*`).
+    dynamodb("Query", "dynamodb:Query").behind_feature("ledger"),
 ];
 
 const fn dynamodb(name: &'static str, action: &'static str) -> Operation {
