@@ -125,6 +125,10 @@ pub enum StoreError {
     /// Any other backend failure.
     #[error("state store failed")]
     Backend(#[source] Box<dyn StdError + Send + Sync>),
+    /// A page of the usage ledger was asked for after a cursor that no
+    /// ledger made (the caller's mistake: nothing was read).
+    #[error("not a usage ledger cursor")]
+    BadCursor,
 }
 
 impl StoreError {

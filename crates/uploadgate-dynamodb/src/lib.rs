@@ -50,6 +50,13 @@
 //! `GetItem`) before denying. That TTL is the staleness bound of a reset;
 //! zero makes resets exact at the cost of one read per denial.
 //!
+//! # Usage ledger
+//!
+//! With feature `ledger`, `DynamoLedger` keeps the usage ledger on a
+//! table of its own, read per user and, through the index `by_month`, over
+//! all users in time order (module `usage`; the table is laid out there,
+//! and created by `create_usage_table` with `admin`).
+//!
 //! # Operations and permissions
 //!
 //! [`OPERATIONS`] lists every DynamoDB operation this crate performs, with
@@ -63,7 +70,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -72,53 +78,29 @@ use aws_sdk_dynamodb::types::{
 use aws_smithy_types::Blob;
 use quick_cache::sync::Cache;
 use uploadgate_core::{
-    CasOutcome, Clock, Operation, StateKey, Store, StoreError, SystemClock, Timestamp, Version,
-    Versioned, Write, codec,
+    CasOutcome, Clock, StateKey, Store, StoreError, SystemClock, Timestamp, Version, Versioned,
+    Write, codec,
 };
 
 mod client;
+mod errors;
+mod operations;
 #[cfg(feature = "admin")]
 mod table;
 #[cfg(feature = "test-util")]
 pub mod test_util;
+#[cfg(feature = "ledger")]
+pub mod usage;
 
 pub use client::{client_config, sdk_client};
+use errors::{classify, store_error};
+pub use operations::OPERATIONS;
+#[cfg(all(feature = "admin", feature = "ledger"))]
+pub use table::create_usage_table;
 #[cfg(feature = "admin")]
 pub use table::{Created, TableError, create_table};
-
-/// Every DynamoDB operation this crate performs, with the IAM action that
-/// authorises it and the cargo feature that compiles the call in.
-///
-/// Keep it next to the calls: `tests/it/operations.rs` runs every code path
-/// (with all features) through a client that records each operation it
-/// sends, and fails on a call missing here or an entry nothing performs.
-/// An entry's feature is what the `#[cfg]` around its call says; the
-/// deployment checks use it to tell what a build without the feature can
-/// do.
-pub const OPERATIONS: &[Operation] = &[
-    // `get`: the consistent read behind `load` (peek) and behind a denial
-    // on a cached view older than the denial TTL.
-    dynamodb("GetItem", "dynamodb:GetItem"),
-    // `swap_one`: the conditional write of a decision on one key.
-    dynamodb("PutItem", "dynamodb:PutItem"),
-    // `swap_many`: user and ip keys in one transaction of `Put`s. A
-    // transaction has no IAM action of its own: each `Put` in it is
-    // authorised as a `PutItem` on its item (AWS, "Using IAM with DynamoDB
-    // transactions"). An `Update`, `Delete` or `ConditionCheck` added to it
-    // needs an entry of its own.
-    dynamodb("TransactWriteItems", "dynamodb:PutItem"),
-    // `Reset::delete` (`quota reset`).
-    dynamodb("DeleteItem", "dynamodb:DeleteItem").behind_feature("admin"),
-    // `create_table` (`uploadgate table create`), in `table.rs`.
-    dynamodb("CreateTable", "dynamodb:CreateTable").behind_feature("admin"),
-    dynamodb("DescribeTable", "dynamodb:DescribeTable").behind_feature("admin"),
-    dynamodb("DescribeTimeToLive", "dynamodb:DescribeTimeToLive").behind_feature("admin"),
-    dynamodb("UpdateTimeToLive", "dynamodb:UpdateTimeToLive").behind_feature("admin"),
-];
-
-const fn dynamodb(name: &'static str, action: &'static str) -> Operation {
-    Operation::new(env!("CARGO_PKG_NAME"), "dynamodb", name, action)
-}
+#[cfg(feature = "ledger")]
+pub use usage::DynamoLedger;
 
 /// The partition key attribute.
 pub const PK: &str = "pk";
@@ -440,38 +422,6 @@ fn new_version(previous: Option<Version>) -> Version {
         if Some(v) != previous {
             return v;
         }
-    }
-}
-
-/// Maps an SDK failure onto the store's error kinds: unreachable or timed
-/// out, throttled (after the SDK's own retries), or anything else.
-fn store_error<E>(err: SdkError<E>) -> StoreError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    match err {
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-            StoreError::Unavailable(Box::new(err))
-        }
-        SdkError::ResponseError(_) => StoreError::Unavailable(Box::new(err)),
-        SdkError::ServiceError(e) => classify(e.into_err()),
-        other => StoreError::Backend(Box::new(other)),
-    }
-}
-
-fn classify<E>(err: E) -> StoreError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    match err.code() {
-        Some(
-            "ProvisionedThroughputExceededException"
-            | "ThrottlingException"
-            | "RequestLimitExceeded"
-            | "LimitExceededException",
-        ) => StoreError::Throttled(Box::new(err)),
-        _ if err.code().is_none() => StoreError::Unavailable(Box::new(err)),
-        _ => StoreError::Backend(Box::new(err)),
     }
 }
 

@@ -259,7 +259,10 @@ mod tests {
             message(r#"{"size":1.5}"#),
             "`size`: must be a whole number of bytes"
         );
-        assert_eq!(message(r#"{"size":0.0}"#), "`size`: must be at least 1 byte");
+        assert_eq!(
+            message(r#"{"size":0.0}"#),
+            "`size`: must be at least 1 byte"
+        );
         assert_eq!(message(r#"{"size":-2.0}"#), "`size`: must be positive");
         assert_eq!(
             message(r#"{"size":"12"}"#),
@@ -336,7 +339,13 @@ mod tests {
 
     #[test]
     fn whole_numbers_written_as_floats_are_sizes() {
-        let size = |body: &str| parse::<UploadRequest>(body.as_bytes()).unwrap().size.unwrap().0;
+        let size = |body: &str| {
+            parse::<UploadRequest>(body.as_bytes())
+                .unwrap()
+                .size
+                .unwrap()
+                .0
+        };
         assert_eq!(size(r#"{"size":129068109450.0}"#), 129_068_109_450);
         assert_eq!(size(r#"{"size":1e3}"#), 1000);
         // Past u64 (a float to serde_json), it saturates: too large, not malformed.

@@ -13,6 +13,10 @@
 //! small header (module `record`). The file carries a format version:
 //! opening a file of an older format converts it in place, and a newer one
 //! is refused (module `format`).
+//!
+//! The usage ledger lives in the same file, in tables of its own
+//! ([`FileStore::ledger`], module `ledger`), so one data directory holds
+//! everything `uploadgate serve` keeps.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,8 +27,11 @@ use uploadgate_core::{
 };
 
 mod format;
+mod ledger;
 mod record;
 mod writer;
+
+pub use ledger::FileLedger;
 
 use format::FormatError;
 use record::{EXPIRY, META, STATE, backend};
@@ -116,6 +123,8 @@ impl FileStore {
             tx.open_table(STATE)?;
             tx.open_table(EXPIRY)?;
             tx.open_table(META)?;
+            tx.open_table(ledger::USAGE)?;
+            tx.open_table(ledger::USAGE_BY_USER)?;
             tx.commit()?;
             Ok(())
         };

@@ -9,6 +9,10 @@
 //! are purged by a range scan instead of a full walk. `meta` holds the
 //! version counter, which only grows, so versions are never reused even
 //! across deletes, and the file's format (see [`crate::format`]).
+//!
+//! The usage ledger's two tables (`usage`, `usage_by_user`) are laid out in
+//! [`crate::ledger`]. Adding them needed no new format: a build that does
+//! not know them never opens them.
 
 use redb::{ReadableTable, TableDefinition};
 use uploadgate_core::{KeyState, StoreError, Timestamp, Version, Versioned, codec};

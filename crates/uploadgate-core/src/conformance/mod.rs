@@ -7,6 +7,9 @@
 //! async constructor of one store, and one of N instances over the same
 //! state (standing in for N processes). Scenarios use fresh random keys, so
 //! they may share one backing table.
+//!
+//! The usage ledger has its own suite, [`ledger`], run with
+//! [`ledger_conformance_tests!`](crate::ledger_conformance_tests).
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, RandomState};
@@ -14,6 +17,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+pub mod ledger;
 mod limiter;
 pub mod ports;
 mod settle;

@@ -216,6 +216,7 @@ pub(super) fn fan_out(err: StoreError, n: usize) -> Vec<StoreError> {
                 .map(|_| StoreError::Backend(Box::new(s.clone())))
                 .collect()
         }
+        StoreError::BadCursor => (0..n).map(|_| StoreError::BadCursor).collect(),
     };
     copies
 }

@@ -1,4 +1,5 @@
-//! Integration tests of the core: the conformance suite on the memory store.
+//! Integration tests of the core: the conformance suites on the memory store
+//! and the memory ledger.
 
 // Test helpers panic on purpose: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -16,3 +17,7 @@ uploadgate_core::store_conformance_tests!(
         (0..n).map(|_| Arc::clone(&store)).collect::<Vec<_>>()
     }
 );
+
+uploadgate_core::ledger_conformance_tests!(|| async {
+    uploadgate_core::usage::MemoryLedger::new()
+});

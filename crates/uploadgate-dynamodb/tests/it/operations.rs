@@ -8,8 +8,12 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
+use uploadgate_core::usage::{Appended, Ledger, UsageQuery, UsageRecord};
 use uploadgate_core::{FakeClock, Limiter, Policy, StateKey, Subjects, Timestamp, UserId};
-use uploadgate_dynamodb::{Created, DEFAULT_DENIAL_TTL, DynamoStore, OPERATIONS, create_table};
+use uploadgate_dynamodb::{
+    Created, DEFAULT_DENIAL_TTL, DynamoLedger, DynamoStore, OPERATIONS, create_table,
+    create_usage_table,
+};
 
 use crate::support::{Calls, counted_client};
 
@@ -49,7 +53,7 @@ async fn the_declared_operations_are_exactly_the_ones_performed() {
     steps.record("create the table", &calls);
 
     let clock = FakeClock::new(T0);
-    let store = DynamoStore::new(client, &table).with_clock(Arc::new(clock.clone()));
+    let store = DynamoStore::new(client.clone(), &table).with_clock(Arc::new(clock.clone()));
     let one_key: Arc<Policy> = Arc::new("uploads=user:2/1h".parse().unwrap());
     let two_keys: Arc<Policy> = Arc::new("uploads=user:2/1h;burst=ip:10/1h".parse().unwrap());
     let lim = Limiter::new(one_key.clone(), store.clone(), clock.clone());
@@ -93,6 +97,35 @@ async fn the_declared_operations_are_exactly_the_ones_performed() {
     assert!(lim.reset(&StateKey::user(&alice.user)).await.unwrap());
     steps.record("reset", &calls);
 
+    let usage = format!("uploadgate-ops-usage-{:016x}", rand::random::<u64>());
+    assert_eq!(
+        create_usage_table(&client, &usage).await.unwrap(),
+        Created::New
+    );
+    steps.record("create the usage table", &calls);
+    let ledger = DynamoLedger::new(client.clone(), &usage);
+    let record = UsageRecord {
+        user: alice.user.clone(),
+        key: "uploads/ops-alice/k".into(),
+        bytes: 1,
+        content_type: "text/plain".into(),
+        tier: None,
+        landed_at: T0,
+    };
+    assert_eq!(ledger.append(&record).await.unwrap(), Appended::New);
+    steps.record("append a record", &calls);
+    assert_eq!(ledger.append(&record).await.unwrap(), Appended::Duplicate);
+    steps.record("append it again", &calls);
+    let mine = UsageQuery {
+        user: Some(alice.user.clone()),
+        ..UsageQuery::default()
+    };
+    for q in [mine, UsageQuery::default()] {
+        let page = ledger.page(&q, None, 10).await.unwrap();
+        assert_eq!(page.records, std::slice::from_ref(&record));
+    }
+    steps.record("a user's page, then all users'", &calls);
+
     let performed = steps.performed();
     let declared: BTreeSet<&str> = OPERATIONS.iter().map(|o| o.name()).collect();
     let undeclared: Vec<&&str> = performed.difference(&declared).collect();
@@ -115,11 +148,14 @@ fn each_operation_names_its_service_package_and_action() {
             "{op:?}"
         );
         assert!(op.permission().starts_with("dynamodb:"), "{op:?}");
-        // The only feature of this crate that gates calls.
-        assert!(matches!(op.feature(), None | Some("admin")), "{op:?}");
+        // The only features of this crate that gate calls.
+        assert!(
+            matches!(op.feature(), None | Some("admin" | "ledger")),
+            "{op:?}"
+        );
     }
-    // What the Lambda function (built without `admin`) can do: item reads
-    // and writes, never a delete or table administration.
+    // What the Lambda function (built without `admin` and `ledger`) can
+    // do: item reads and writes, never a delete or table administration.
     let lambda: BTreeSet<&str> = OPERATIONS
         .iter()
         .filter(|o| o.feature().is_none())

@@ -116,7 +116,10 @@ async fn openapi_describes_the_real_responses() {
     conforms(&spec, "UploadCheck", &c.body);
     conforms(&spec, "UploadUrl", &c.body["upload"]);
     let either = &schema(&spec, "UploadCheckRequest")["anyOf"];
-    assert_eq!(either[0]["required"], serde_json::json!(["contentType", "size"]));
+    assert_eq!(
+        either[0]["required"],
+        serde_json::json!(["contentType", "size"])
+    );
     for half in [
         r#"{"contentType":"application/pdf"}"#,
         r#"{"size":10}"#,

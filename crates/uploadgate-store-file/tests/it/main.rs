@@ -1,4 +1,4 @@
-//! The redb file store: the shared store conformance suite, and the
+//! The redb file store: the shared store and ledger conformance suites, and the
 //! conversion of files written before format versions (`legacy`).
 
 // Test helpers panic on purpose: a failed unwrap is a failed test.
@@ -23,3 +23,9 @@ uploadgate_core::store_conformance_tests!(
         vec![FileStore::open(&dir).expect("open store"); n]
     }
 );
+
+uploadgate_core::ledger_conformance_tests!(|| async {
+    // A store of its own per scenario: the ledger starts empty.
+    let dir = tempfile::tempdir().expect("tempdir").keep();
+    FileStore::open(&dir).expect("open store").ledger()
+});
