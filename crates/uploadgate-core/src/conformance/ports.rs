@@ -1,72 +1,35 @@
 //! Recording stand-ins for the settle step's ports, for the settlement
-//! scenarios: a ledger that keeps records in memory (test support only; the
-//! real ledgers live with their stores), a hand-off that keeps what it was
-//! sent and can be told to fail or to let another writer in first, and a
-//! quarantine that keeps what it tagged.
+//! scenarios (the ledger is the real
+//! [`MemoryLedger`](crate::usage::MemoryLedger)): a hand-off that keeps
+//! what it was sent and can be told to fail or to let another writer in
+//! first, and a quarantine that keeps what it tagged.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::settle::{Accepted, HandOff, PortError, Quarantine, QuarantineReason};
-use crate::store::StoreError;
-use crate::usage::{Appended, Cursor, Ledger, UsagePage, UsageQuery, UsageRecord};
-use crate::{Timestamp, UserId};
+use crate::usage::{Ledger, UsageQuery, UsageRecord};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Records by what identifies them: (user, landed at, key).
-type Records = BTreeMap<(UserId, Timestamp, String), UsageRecord>;
-
-/// Records in memory. Clones share them.
-#[derive(Clone, Debug, Default)]
-pub struct TestLedger(Arc<Mutex<Records>>);
-
-impl TestLedger {
-    /// Every record, by user, time and key.
-    pub fn records(&self) -> Vec<UsageRecord> {
-        lock(&self.0).values().cloned().collect()
-    }
-}
-
-impl Ledger for TestLedger {
-    async fn append(&self, record: &UsageRecord) -> Result<Appended, StoreError> {
-        let id = (record.user.clone(), record.landed_at, record.key.clone());
-        let mut records = lock(&self.0);
-        if records.contains_key(&id) {
-            return Ok(Appended::Duplicate);
+/// Every record of `ledger`, in page order.
+pub async fn all_records<L: Ledger>(ledger: &L) -> Vec<UsageRecord> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = ledger
+            .page(&UsageQuery::default(), after.as_ref(), 100)
+            .await;
+        let page = page.unwrap_or_else(|e| panic!("ledger page: {e}"));
+        out.extend(page.records);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return out,
         }
-        records.insert(id, record.clone());
-        Ok(Appended::New)
-    }
-
-    /// The cursor is how many matching records came before (records are
-    /// only added here in time order by the scenarios).
-    async fn page(
-        &self,
-        query: &UsageQuery,
-        after: Option<&Cursor>,
-        limit: usize,
-    ) -> Result<UsagePage, StoreError> {
-        let mut matching: Vec<UsageRecord> = lock(&self.0)
-            .values()
-            .filter(|r| query.user.as_ref().is_none_or(|u| *u == r.user))
-            .filter(|r| query.since.is_none_or(|t| r.landed_at >= t))
-            .filter(|r| query.until.is_none_or(|t| r.landed_at < t))
-            .cloned()
-            .collect();
-        matching.sort_by(|a, b| (a.landed_at, &a.key).cmp(&(b.landed_at, &b.key)));
-        let skip = after
-            .and_then(|c| <[u8; 8]>::try_from(c.0.as_slice()).ok())
-            .map_or(0, |b| u64::from_be_bytes(b) as usize);
-        let records: Vec<UsageRecord> = matching.iter().skip(skip).take(limit).cloned().collect();
-        let end = skip + records.len();
-        let next = (end < matching.len()).then(|| Cursor((end as u64).to_be_bytes().to_vec()));
-        Ok(UsagePage { records, next })
     }
 }
 

@@ -4,30 +4,32 @@
 //! one conditional write of the user's key, so every store must carry a
 //! reservation through both unchanged.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::settle::{Landed, QuarantineReason, Settle, SettleError, Settler, Verdict};
+use crate::usage::MemoryLedger;
 use crate::{
     Charge, Clock, Decision, FakeClock, KeyState, LimitState, Limiter, ObjectKey, Reservation,
     ReservationRequest, ReservationStatus, StateKey, Store, Subjects, Timestamp,
 };
 
 use super::fresh_user;
-use super::ports::{TestHandOff, TestLedger, TestQuarantine};
+use super::ports::{TestHandOff, TestQuarantine, all_records};
 
 const T0: Timestamp = Timestamp(1_800_000_000_000);
 const TTL: Duration = Duration::from_secs(300);
 const GRACE: Duration = Duration::from_secs(900);
 const PDF: &str = "application/pdf";
 
-type TestSettler<S> = Settler<S, FakeClock, TestLedger, TestHandOff, TestQuarantine>;
+type TestSettler<S> = Settler<S, FakeClock, Arc<MemoryLedger>, TestHandOff, TestQuarantine>;
 
 /// A limiter in upload mode, its settler, and what the settler's ports saw.
 struct Rig<S> {
     limiter: Limiter<S, FakeClock>,
     settler: TestSettler<S>,
     clock: FakeClock,
-    ledger: TestLedger,
+    ledger: Arc<MemoryLedger>,
     hand_off: TestHandOff,
     quarantine: TestQuarantine,
     who: Subjects,
@@ -35,12 +37,12 @@ struct Rig<S> {
 
 fn rig<S: Store>(store: S, policy: &str) -> Rig<S> {
     let clock = FakeClock::new(T0);
-    let policy = std::sync::Arc::new(policy.parse().expect("policy"));
+    let policy = Arc::new(policy.parse().expect("policy"));
     let limiter = Limiter::new(policy, store, clock.clone()).with_settlement(Some(GRACE));
-    let (ledger, hand_off, quarantine) = Default::default();
+    let (ledger, hand_off, quarantine): (Arc<MemoryLedger>, _, _) = Default::default();
     let settler = Settler::new(
         limiter.clone(),
-        TestLedger::clone(&ledger),
+        Arc::clone(&ledger),
         TestHandOff::clone(&hand_off),
         TestQuarantine::clone(&quarantine),
         "uploads/",
@@ -163,7 +165,7 @@ pub async fn a_matching_upload_settles_once_and_stays_charged<S: Store>(store: S
     assert_eq!(stored, Some(want));
     r.clock.advance(Duration::from_secs(3));
     assert_eq!(r.settle(&first).await, Verdict::Accepted { late: false });
-    let records = r.ledger.records();
+    let records = all_records(&r.ledger).await;
     assert_eq!(records.len(), 1);
     assert_eq!(
         (
@@ -187,7 +189,7 @@ pub async fn a_matching_upload_settles_once_and_stays_charged<S: Store>(store: S
     assert_eq!(r.statuses().await, [Settled, Pending]);
     // A duplicate event changes nothing.
     assert_eq!(r.settle(&first).await, Verdict::Duplicate);
-    assert_eq!((r.ledger.records().len(), r.hand_off.sent().len()), (1, 1));
+    assert_eq!((r.ledger.len(), r.hand_off.sent().len()), (1, 1));
     // Past the horizon only the unsettled one comes back.
     r.clock.advance(TTL + GRACE);
     assert_eq!(r.remaining().await, [1, 1024 - 100]);
@@ -202,7 +204,7 @@ pub async fn a_matching_upload_settles_once_and_stays_charged<S: Store>(store: S
     );
     // Redelivered after that: the ledger remembers it; nothing is charged.
     assert_eq!(r.settle(&first).await, Verdict::Duplicate);
-    assert_eq!(r.ledger.records().len(), 1);
+    assert_eq!(r.ledger.len(), 1);
     assert_eq!(r.remaining().await, [0, 914]);
 }
 
@@ -241,7 +243,7 @@ pub async fn a_mismatched_upload_is_quarantined_and_not_refunded<S: Store>(store
         (sum.key, checksum),
     ];
     assert_eq!(tagged, want);
-    assert_eq!(r.ledger.records().len(), 1);
+    assert_eq!(r.ledger.len(), 1);
     assert_eq!(r.hand_off.sent().len(), 1);
     use ReservationStatus::{Rejected, Settled};
     assert_eq!(r.statuses().await, [Rejected, Rejected, Rejected, Settled]);
@@ -261,7 +263,7 @@ pub async fn a_late_upload_is_charged_past_the_limit<S: Store>(store: S) {
     let mut late = late;
     late.created_at = Timestamp(T0.as_millis() + ms(TTL) - 1_000);
     assert_eq!(r.settle(&late).await, Verdict::Accepted { late: true });
-    let records = r.ledger.records();
+    let records = all_records(&r.ledger).await;
     assert_eq!(records.len(), 1);
     assert_eq!(
         (records[0].tier.clone(), records[0].landed_at),
@@ -283,7 +285,7 @@ pub async fn a_late_upload_is_charged_past_the_limit<S: Store>(store: S) {
     assert_eq!(d.retry_after(), Some(Duration::from_secs(3600)));
     // Redelivered: the ledger has it; not charged again.
     assert_eq!(r.settle(&late).await, Verdict::Duplicate);
-    assert_eq!(r.ledger.records().len(), 1);
+    assert_eq!(r.ledger.len(), 1);
     r.clock.advance(Duration::from_secs(3600));
     assert_eq!(r.remaining().await, [1]);
 }
@@ -322,7 +324,7 @@ pub async fn foreign_and_unreserved_keys_are_quarantined<S: Store>(store: S) {
     assert_eq!(r.settle(&timeless).await, Verdict::Quarantined(none));
     assert_eq!(r.quarantine.tagged().len(), 4);
     assert_eq!(r.quarantine.tagged()[0].0, "elsewhere/report.pdf");
-    assert!(r.ledger.records().is_empty() && r.hand_off.sent().is_empty());
+    assert!(r.ledger.is_empty() && r.hand_off.sent().is_empty());
     assert!(r.state().await.limits.is_empty(), "nothing charged");
 }
 
@@ -337,11 +339,11 @@ pub async fn a_failed_hand_off_settles_once_on_redelivery<S: Store>(store: S) {
         Err(e @ SettleError::Port(_)) => assert!(e.is_transient()),
         other => panic!("expected a transient hand-off failure, got {other:?}"),
     }
-    assert_eq!(r.ledger.records().len(), 1, "the record went first");
+    assert_eq!(r.ledger.len(), 1, "the record went first");
     assert!(r.hand_off.sent().is_empty());
     assert_eq!(r.statuses().await, [ReservationStatus::Pending]);
     assert_eq!(r.settle(&landed).await, Verdict::Accepted { late: false });
-    assert_eq!((r.ledger.records().len(), r.hand_off.sent().len()), (1, 1));
+    assert_eq!((r.ledger.len(), r.hand_off.sent().len()), (1, 1));
     assert_eq!(r.statuses().await, [ReservationStatus::Settled]);
 }
 
@@ -368,7 +370,7 @@ pub async fn a_conflicting_commit_is_planned_again<S: Store>(store: S) {
         assert!(d.allowed);
     }));
     assert_eq!(r.settle(&landed).await, Verdict::Accepted { late: false });
-    assert_eq!((r.ledger.records().len(), r.hand_off.sent().len()), (1, 1));
+    assert_eq!((r.ledger.len(), r.hand_off.sent().len()), (1, 1));
     use ReservationStatus::{Pending, Settled};
     assert_eq!(r.statuses().await, [Settled, Pending]);
     assert_eq!(r.remaining().await, [1]);

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::conformance::ports::{TestHandOff, TestLedger, TestQuarantine};
+use crate::conformance::ports::{TestHandOff, TestQuarantine};
+use crate::usage::MemoryLedger;
 use crate::{
     Backoff, CasOutcome, Charge, Clock, FakeClock, KeyState, Limiter, MemoryStore, ObjectKey,
     ReservationRequest, StateKey, Store, StoreError, Subjects, Timestamp, Versioned, Write,
@@ -30,10 +31,10 @@ fn limiter<S: Store>(store: S) -> (Lim<S>, FakeClock) {
 
 fn settler<S: Store>(
     l: &Lim<S>,
-    ledger: &TestLedger,
-) -> Settler<S, FakeClock, TestLedger, TestHandOff, TestQuarantine> {
+    ledger: &Arc<MemoryLedger>,
+) -> Settler<S, FakeClock, Arc<MemoryLedger>, TestHandOff, TestQuarantine> {
     let ports = (
-        ledger.clone(),
+        Arc::clone(ledger),
         TestHandOff::default(),
         TestQuarantine::default(),
     );
@@ -90,7 +91,7 @@ fn grant_mode_has_nothing_to_settle() {
     let clock = FakeClock::new(T0);
     let policy = Arc::new("uploads=user:2/1h".parse().unwrap());
     let l = Limiter::new(policy, MemoryStore::new(), clock);
-    let ports = (TestLedger::default(), TestHandOff::default());
+    let ports = (MemoryLedger::new(), TestHandOff::default());
     let s = Settler::new(l, ports.0, ports.1, TestQuarantine::default(), "up/", TTL);
     assert!(matches!(s, Err(NotUploadMode)));
 }
@@ -98,7 +99,7 @@ fn grant_mode_has_nothing_to_settle() {
 #[tokio::test]
 async fn a_settled_reservation_evicted_early_is_known_to_the_ledger() {
     let (l, clock) = limiter(Arc::new(MemoryStore::new()));
-    let ledger = TestLedger::default();
+    let ledger = Arc::new(MemoryLedger::new());
     let s = settler(&l, &ledger);
     let landed = grant(&l, 1).await;
     assert_eq!(
@@ -119,13 +120,13 @@ async fn a_settled_reservation_evicted_early_is_known_to_the_ledger() {
     assert!(matches!(done, CasOutcome::Committed(_)));
     clock.advance(Duration::from_secs(1));
     assert_eq!(s.settle(&landed).await.unwrap(), Verdict::Duplicate);
-    assert_eq!(ledger.records().len(), 1);
+    assert_eq!(ledger.len(), 1);
 }
 
 #[tokio::test]
 async fn a_pending_reservation_past_its_horizon_but_not_yet_released_settles() {
     let (l, clock) = limiter(Arc::new(MemoryStore::new()));
-    let ledger = TestLedger::default();
+    let ledger = Arc::new(MemoryLedger::new());
     let s = settler(&l, &ledger);
     let landed = grant(&l, 1).await;
     let other = grant(&l, 2).await;
@@ -147,7 +148,7 @@ async fn a_pending_reservation_past_its_horizon_but_not_yet_released_settles() {
         Verdict::Accepted { late: true }
     );
     assert_eq!(l.peek(&alice()).await.unwrap().limits[0].remaining, 0);
-    assert_eq!(ledger.records().len(), 2);
+    assert_eq!(ledger.len(), 2);
 }
 
 /// A store whose every compare-and-swap loses to another writer.
@@ -173,7 +174,7 @@ impl Store for Busy {
 async fn endless_conflicts_are_a_transient_failure_after_the_attempts() {
     let (l, _) = limiter(Busy(MemoryStore::new()));
     let l = l.with_backoff(Backoff::new(Duration::ZERO, Duration::ZERO, 3));
-    let ledger = TestLedger::default();
+    let ledger = Arc::new(MemoryLedger::new());
     let s = settler(&l, &ledger);
     let unique = v7(T0, 1);
     let text = key::hyphenated(&unique);
@@ -190,6 +191,6 @@ async fn endless_conflicts_are_a_transient_failure_after_the_attempts() {
     let err = s.settle(&landed).await.unwrap_err();
     assert!(matches!(err, SettleError::Contention), "{err:?}");
     assert!(err.is_transient());
-    assert_eq!(ledger.records().len(), 1, "written once");
+    assert_eq!(ledger.len(), 1, "written once");
     assert!(l.store().0.is_empty(), "nothing committed");
 }
