@@ -33,6 +33,7 @@ mod domain;
 mod limiter;
 mod operation;
 mod policy;
+mod reservation;
 pub mod settle;
 mod store;
 pub mod usage;
@@ -41,11 +42,12 @@ pub use algorithm::{FixedState, GcraState, SlidingState};
 pub use clock::{Clock, FakeClock, SystemClock, Timestamp};
 pub use domain::{IdError, ObjectKey, StateKey, Subject, Subjects, UserId, sanitize_filename};
 pub use limiter::{
-    Backoff, Charge, Contention, Decision, GrantOutcome, GrantRequest, LimitStatus, Limiter,
-    LimiterError, MAX_BATCH_KEYS, Runtime, Task,
+    Backlog, Backoff, Charge, Contention, Decision, GrantOutcome, GrantRequest, LimitStatus,
+    Limiter, LimiterError, MAX_BATCH_KEYS, Runtime, Task,
 };
 pub use operation::Operation;
 pub use policy::{Algorithm, Amount, Limit, LimitName, Policy, PolicyError, Span, Unit, Window};
+pub use reservation::{Reservation, ReservationRequest, ReservationStatus};
 pub use store::{
     CasOutcome, Grant, KeyState, LimitState, MemoryStore, Reset, Store, StoreError, Version,
     Versioned, Write,

@@ -9,14 +9,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::algorithm::{FixedState, GcraState, SlidingState};
 use crate::clock::Timestamp;
 use crate::domain::StateKey;
+use crate::reservation::Reservation;
 
 /// An opaque version of a key's state. A store hands out a fresh version on
 /// every successful write and never reuses one for the same key, even after
 /// a delete, so a stale version can never match again (no ABA).
 pub type Version = u64;
 
-/// All limit states of one subject, keyed by limit name, and the grants
-/// made under idempotency keys. Stores keep it in the compact
+/// All limit states of one subject, keyed by limit name, the grants made
+/// under idempotency keys, and (on a user's key, in upload mode) the
+/// reservations not yet forgotten. Stores keep it in the compact
 /// [`codec`](crate::codec).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyState {
@@ -24,6 +26,8 @@ pub struct KeyState {
     pub limits: BTreeMap<String, LimitState>,
     /// Idempotency key -> the grant made under it, until it expires.
     pub grants: BTreeMap<String, Grant>,
+    /// The unique part of an object key -> its reservation.
+    pub reservations: BTreeMap<[u8; 16], Reservation>,
 }
 
 /// An upload granted under an idempotency key: a retry with the same key

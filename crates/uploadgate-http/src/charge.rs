@@ -120,6 +120,8 @@ pub(crate) fn charge(
         size,
         tier: tier(st, caller),
         grant,
+        // Upload mode is not wired yet: grants are charged as before.
+        reservation: None,
     })
 }
 

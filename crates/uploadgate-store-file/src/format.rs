@@ -139,6 +139,7 @@ impl From<JsonKeyState> for KeyState {
         });
         KeyState {
             grants: Default::default(),
+            reservations: Default::default(),
             limits: limits.collect(),
         }
     }
@@ -189,6 +190,7 @@ mod tests {
         let (v, e) = record::decode("k", &from_json(&raw).unwrap()).unwrap();
         let want = KeyState {
             grants: Default::default(),
+            reservations: Default::default(),
             limits: BTreeMap::from([
                 (
                     "a".into(),

@@ -257,6 +257,7 @@ pub(crate) mod tests {
         let key = StateKey::user(&UserId::parse("alice").unwrap());
         let st = KeyState {
             grants: Default::default(),
+            reservations: Default::default(),
             limits: BTreeMap::from([(
                 "uploads".into(),
                 LimitState::Sliding(SlidingState {
@@ -295,6 +296,7 @@ pub(crate) mod tests {
     pub(crate) fn state(n: u64) -> KeyState {
         KeyState {
             grants: Default::default(),
+            reservations: Default::default(),
             limits: BTreeMap::from([(
                 "uploads".into(),
                 LimitState::Sliding(SlidingState {

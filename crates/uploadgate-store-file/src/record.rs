@@ -87,6 +87,7 @@ mod tests {
     fn records_round_trip_and_short_ones_are_corrupt() {
         let state = KeyState {
             grants: Default::default(),
+            reservations: Default::default(),
             limits: BTreeMap::from([(
                 "rate".to_owned(),
                 LimitState::Gcra(GcraState { tat_ns: 9, rem: 2 }),

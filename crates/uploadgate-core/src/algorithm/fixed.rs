@@ -39,6 +39,10 @@ impl AlgorithmState for FixedState {
         }
     }
 
+    fn force(&self, _quota: u64, window: Window, now: Timestamp, cost: u64) -> Self {
+        super::force::fixed(self, window, now, cost)
+    }
+
     /// Subtracts `cost` if `granted_at` falls in the window of `now`. Usage
     /// of an earlier window (or, from a clock running ahead, a later one)
     /// reads as zero at `now`, so it goes.

@@ -37,6 +37,10 @@ impl AlgorithmState for GcraState {
         }
     }
 
+    fn force(&self, quota: u64, span: Span, now: Timestamp, cost: u64) -> Self {
+        super::force::gcra(self, quota, span, now, cost)
+    }
+
     /// Moves the TAT back by `cost` emission intervals, never before `now`
     /// (a TAT at or before `now` already means full capacity, and stays as
     /// it is). The charge drained out of the bucket by `granted_at + window`

@@ -11,12 +11,15 @@
 //! ties them together; [`evaluate`] picks the algorithm a [`Limit`] names.
 //! A new transition is one more method on that trait, written once per
 //! algorithm against its own types: [`AlgorithmState::release`] hands back
-//! an unused reservation, and [`release`] dispatches it as `evaluate` does.
+//! an unused reservation, and [`release`] dispatches it as `evaluate` does;
+//! [`AlgorithmState::force`] charges an upload that landed after its
+//! reservation was released, past the limit if need be ([`force`]).
 //!
 //! [`Span`]: crate::Span
 //! [`Window`]: crate::Window
 
 mod fixed;
+mod force;
 mod gcra;
 mod sliding;
 
@@ -86,6 +89,14 @@ pub trait AlgorithmState: Default + Into<LimitState> {
         cost: u64,
         now: Timestamp,
     ) -> Self;
+
+    /// Charges `cost` at `now` without asking the limit: the state as if
+    /// [`consume`](Self::consume) had admitted it, even past `quota` (sliding
+    /// adds the entry, fixed adds to the window of `now`, GCRA sets the TAT
+    /// to `max(TAT, now) + cost` emission intervals). Usage past the quota
+    /// makes the limit deny until enough of it has left the window. Prunes
+    /// what has expired by `now`, as `consume` does.
+    fn force(&self, quota: u64, window: Self::Window, now: Timestamp, cost: u64) -> Self;
 }
 
 /// Evaluates one limit. Returns the outcome and, unless the limit holds
@@ -154,6 +165,40 @@ fn hand_back<S: AlgorithmState>(
 ) -> Option<(LimitState, Timestamp)> {
     let prev = state.and_then(S::from_limit)?;
     let next = prev.release(quota, window, granted_at, cost, now);
+    next.expires_at(window, now)
+        .map(|expires| (next.into(), expires))
+}
+
+/// Charges `cost` to `limit` at `now` whatever it allows (see
+/// [`AlgorithmState::force`]). Returns the state to store and when it
+/// expires, or `None` if the limit then holds nothing worth storing (a zero
+/// cost on an empty limit). A state of another algorithm reads as empty.
+pub fn force(
+    limit: &Limit,
+    state: Option<&LimitState>,
+    now: Timestamp,
+    cost: u64,
+) -> Option<(LimitState, Timestamp)> {
+    let quota = limit.amount.value.get();
+    match limit.algorithm {
+        Algorithm::Sliding(span) => charge::<SlidingState>(quota, span, state, now, cost),
+        Algorithm::Gcra(span) => charge::<GcraState>(quota, span, state, now, cost),
+        Algorithm::Fixed(window) => charge::<FixedState>(quota, window, state, now, cost),
+    }
+}
+
+fn charge<S: AlgorithmState>(
+    quota: u64,
+    window: S::Window,
+    state: Option<&LimitState>,
+    now: Timestamp,
+    cost: u64,
+) -> Option<(LimitState, Timestamp)> {
+    let empty = S::default();
+    let next = state
+        .and_then(S::from_limit)
+        .unwrap_or(&empty)
+        .force(quota, window, now, cost);
     next.expires_at(window, now)
         .map(|expires| (next.into(), expires))
 }
@@ -289,6 +334,30 @@ mod tests {
             assert_eq!(back, None, "{raw}");
             assert_eq!(release(&l, None, now, 1, now), None, "{raw}");
         }
+    }
+
+    #[test]
+    fn force_charges_through_the_algorithm_of_the_limit_past_its_quota() {
+        let now = Timestamp(1_795_873_500_000);
+        for raw in ["a=user:2/1h", "a=user:2/1h:gcra", "a=user:2/1d:fixed"] {
+            let l = limit(raw);
+            let (_, full) = evaluate(&l, None, now, 2);
+            let forced = force(&l, full.as_ref().map(|(s, _)| s), now, 1);
+            // Three charged of two: the next one waits, and what a denial
+            // sees is what three admissions would have left.
+            let (o, _) = evaluate(&l, forced.as_ref().map(|(s, _)| s), now, 1);
+            assert!(!o.allowed, "{raw}");
+            let (_, one) = evaluate(&l, None, now, 1);
+            let back = release(&l, forced.as_ref().map(|(s, _)| s), now, 1, now);
+            assert_eq!(back, full, "{raw}");
+            assert_eq!(force(&l, None, now, 1), one, "{raw}");
+            assert_eq!(force(&l, None, now, 0), None, "{raw}");
+        }
+        // Another algorithm's state reads as empty: one charge from zero.
+        let (_, sliding) = evaluate(&limit("a=user:5/1d"), None, now, 3);
+        let l = limit("a=user:5/1d:fixed");
+        let (_, one) = evaluate(&l, None, now, 1);
+        assert_eq!(force(&l, sliding.as_ref().map(|(s, _)| s), now, 1), one);
     }
 
     #[test]

@@ -40,6 +40,10 @@ impl AlgorithmState for SlidingState {
         }
     }
 
+    fn force(&self, _quota: u64, span: Span, now: Timestamp, cost: u64) -> Self {
+        super::force::sliding(self, span, now, cost)
+    }
+
     /// Takes `cost` off the entry admitted at `granted_at`, which holds every
     /// admission of that millisecond; an entry left at zero goes.
     fn release(

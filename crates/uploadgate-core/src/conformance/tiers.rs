@@ -22,6 +22,7 @@ fn charge(tier: Option<&str>, size: u64) -> Charge {
         size,
         tier: tier.map(str::to_owned),
         grant: None,
+        reservation: None,
     }
 }
 
@@ -103,6 +104,7 @@ pub async fn an_idempotent_retry_is_free_and_a_changed_request_is_refused<S: Sto
             expires_at: expires,
             holder: Subject::User,
         }),
+        reservation: None,
     };
     let first = limiter.charge(&who, &ask(1, 0xa1)).await.expect("first");
     assert!(first.allowed);

@@ -86,6 +86,23 @@ pub struct Decision {
     pub contention: Option<Contention>,
     /// What became of the request's idempotency key, if it had one.
     pub grant: Option<GrantOutcome>,
+    /// `Some` if the request was denied because its user holds
+    /// [`Reservation::MAX_PENDING`](crate::Reservation::MAX_PENDING)
+    /// reservations not yet settled (upload mode), not because a limit was
+    /// reached (then no limit is [`violated`](Decision::violated)).
+    pub backlog: Option<Backlog>,
+}
+
+/// A grant turned away because its user already holds the most pending
+/// reservations one user may (upload mode): admitting it could neither be
+/// recorded nor, unrecorded, ever be refunded or settled. Nothing was
+/// charged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backlog {
+    /// When the earliest pending reservation is released at the latest
+    /// (its URL's expiry plus the grace), which frees room; settling any
+    /// of them frees it sooner.
+    pub retry_after: Duration,
 }
 
 /// What a request under an idempotency key got.
@@ -132,16 +149,22 @@ pub struct Charge {
     pub tier: Option<String>,
     /// The idempotency key, if any.
     pub grant: Option<GrantRequest>,
+    /// In upload mode (see
+    /// [`Limiter::with_settlement`](crate::Limiter::with_settlement)), what
+    /// the URL binds, recorded as a pending reservation on the user's key
+    /// if admitted. Ignored in grant mode.
+    pub reservation: Option<crate::ReservationRequest>,
 }
 
 impl Decision {
     /// When the request could next succeed: the latest retry time of the
-    /// limits that denied it, or the contention retry time.
+    /// limits that denied it, or the contention or backlog retry time.
     pub fn retry_after(&self) -> Option<Duration> {
         self.limits
             .iter()
             .filter_map(|l| l.retry_after)
             .chain(self.contention.map(|c| c.retry_after))
+            .chain(self.backlog.map(|b| b.retry_after))
             .max()
     }
 
@@ -259,6 +282,7 @@ mod tests {
                 retry_after: Contention::RETRY_AFTER,
             }),
             grant: None,
+            backlog: None,
         };
         assert!(d.is_contention());
         assert_eq!(d.retry_after(), Some(Duration::from_secs(1)));

@@ -49,8 +49,9 @@ pub(super) struct Core<S, C> {
     pub(super) policy: Arc<Policy>,
     /// Named policies (quota tiers), each a policy of its own.
     pub(super) tiers: Vec<(String, Arc<Policy>)>,
-    /// Every limit definition of `policy` and `tiers`, by name.
-    pub(super) known: eval::Known,
+    /// Every limit definition of `policy` and `tiers`, and the settlement
+    /// grace.
+    pub(super) rules: super::rules::Rules,
     pub(super) store: S,
     pub(super) clock: C,
     pub(super) queue: Queue<Handle>,
@@ -203,7 +204,7 @@ async fn decide<S: Store, C: Clock>(
         }
         let now = core.clock.now();
         let (decisions, writes) = loop {
-            match eval::pass(&core.known, keys, &base, &confirmed, &members, now) {
+            match eval::pass(&core.rules, keys, &base, &confirmed, &members, now) {
                 Pass::Decided { decisions, writes } => break (decisions, writes),
                 Pass::Confirm(denied_on) => {
                     // A denial may rest on a cached view: the store vouches
@@ -252,7 +253,7 @@ async fn decide<S: Store, C: Clock>(
     // Every attempt lost to other writers: a denial, not an outage.
     let now = core.clock.now();
     for (job, member) in jobs.into_iter().zip(&members) {
-        let mut d = eval::contention(&core.known, &base, member, now, Contention::RETRY_AFTER);
+        let mut d = eval::contention(&core.rules, &base, member, now, Contention::RETRY_AFTER);
         d.attempts = attempts;
         let _ = job.answer.send(Ok(d));
     }

@@ -10,34 +10,39 @@
 //!
 //! A key's state may hold more than the job's policy knows: limits of other
 //! quota tiers (a user who changed tier keeps what they used) and grants
-//! made under idempotency keys. A write carries them over: a foreign limit
-//! is brought up to date by its own definition (from any policy the limiter
-//! knows), and dropped once it holds nothing; expired grants are dropped.
+//! made under idempotency keys, and (in upload mode) reservations. A write
+//! carries them over: a foreign limit is brought up to date by its own
+//! definition (from any policy the limiter knows), and dropped once it
+//! holds nothing; expired grants are dropped; reservations follow module
+//! `reserve`, which also releases due ones in the view every job sees.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::algorithm::{Outcome, evaluate as run_limit};
 use crate::clock::Timestamp;
 use crate::domain::StateKey;
-use crate::policy::{Limit, Policy};
+use crate::policy::Policy;
+use crate::reservation::ReservationRequest;
 use crate::store::{Grant, KeyState, Versioned, Write};
 
 use super::decision::{Decision, GrantOutcome, GrantRequest, LimitStatus};
-
-/// Every limit definition the limiter knows, by name, across its policies:
-/// what brings a foreign limit's state up to date.
-pub(super) type Known = HashMap<String, Vec<Limit>>;
+use super::reserve;
+use super::rules::Rules;
 
 /// What a job asks: its size, the policy it is judged by, and the grant to
 /// record, with the position (among the job's keys) of the key that keeps
-/// it.
+/// it. In upload mode, also the position of the user's key (whose due
+/// reservations every decision releases) and the reservation to record
+/// there, with the tier it is charged under.
 #[derive(Clone, Debug)]
 pub(super) struct Ask {
     pub(super) size: u64,
     pub(super) policy: Arc<Policy>,
     pub(super) grant: Option<(GrantRequest, usize)>,
+    pub(super) user: Option<usize>,
+    pub(super) reservation: Option<Box<ReservationRequest>>,
+    pub(super) tier: Option<String>,
 }
 
 /// A job as a pass sees it: its keys as positions in the batch's keys (the
@@ -67,7 +72,7 @@ pub(super) enum Pass {
 /// Applies `members`, in order, to the view `base` of `keys`. `confirmed`
 /// says, per key, whether a denial on it may stand without asking the store.
 pub(super) fn pass(
-    known: &Known,
+    rules: &Rules,
     keys: &[StateKey],
     base: &[Option<Versioned>],
     confirmed: &[bool],
@@ -78,7 +83,7 @@ pub(super) fn pass(
     let mut work: Vec<Option<(KeyState, Timestamp)>> = vec![None; keys.len()];
     let mut decisions = Vec::with_capacity(members.len());
     for m in members {
-        let current: Vec<Option<&KeyState>> = m
+        let mut current: Vec<Option<&KeyState>> = m
             .keys
             .iter()
             .map(|&i| match &work[i] {
@@ -86,18 +91,43 @@ pub(super) fn pass(
                 None => base[i].as_ref().map(|v| &v.state),
             })
             .collect();
+        let released = released(rules, m.ask.user, &current, now);
+        if let (Some(state), Some(u)) = (&released, m.ask.user) {
+            current[u] = Some(state);
+        }
         let policy = &m.ask.policy;
         if let Some(answer) = earlier_grant(m, &current, now) {
             decisions.push(answer);
             continue;
         }
-        let (mut decision, mut states) = evaluate(policy, known, &current, now, Some(m.ask.size));
+        let (mut decision, mut states) = evaluate(policy, rules, &current, now, Some(m.ask.size));
+        let user = m.ask.user.and_then(|u| current.get(u).copied().flatten());
+        if decision.allowed
+            && let Some(backlog) = reserve::backlog(rules, &m.ask, user, now)
+        {
+            // Full of pending reservations: denied like a limit, on a view
+            // the store must vouch for (settling elsewhere empties it).
+            if let Some(i) = m.ask.user.and_then(|u| m.keys.get(u).copied())
+                && !confirmed[i]
+            {
+                return Pass::Confirm(vec![i]);
+            }
+            let mut d = denial(policy, rules, &current, now, &decision);
+            d.backlog = Some(backlog);
+            decisions.push(d);
+            continue;
+        }
         if decision.allowed {
             if let Some((request, at)) = &m.ask.grant
                 && let Some(slot) = states.get_mut(*at)
             {
                 record(slot, request, &decision, now);
                 decision.grant = Some(GrantOutcome::Granted);
+            }
+            if let (Some(grace), Some(u)) = (rules.grace, m.ask.user)
+                && let Some(slot) = states.get_mut(u)
+            {
+                reserve::record(slot, &m.ask, now, grace);
             }
             for (&i, state) in m.keys.iter().zip(states) {
                 work[i] = Some(state);
@@ -117,7 +147,7 @@ pub(super) fn pass(
             unconfirmed.dedup();
             return Pass::Confirm(unconfirmed);
         }
-        decisions.push(denial(policy, known, &current, now, &decision));
+        decisions.push(denial(policy, rules, &current, now, &decision));
     }
     let writes = work
         .into_iter()
@@ -149,7 +179,7 @@ fn earlier_grant(m: &Member, current: &[Option<&KeyState>], now: Timestamp) -> O
     let policy = &m.ask.policy;
     // The limits as they were reported then (the policy may have changed
     // since; then as they are now).
-    let (mut d, _) = evaluate(policy, &Known::new(), current, now, None);
+    let (mut d, _) = evaluate(policy, &Rules::default(), current, now, None);
     if grant.limits.len() == d.limits.len() {
         for (l, &(remaining, reset_at)) in d.limits.iter_mut().zip(&grant.limits) {
             l.remaining = remaining;
@@ -211,12 +241,12 @@ fn record(
 /// each limit that denied it would admit it.
 pub(super) fn denial(
     policy: &Policy,
-    known: &Known,
+    rules: &Rules,
     current: &[Option<&KeyState>],
     now: Timestamp,
     denied: &Decision,
 ) -> Decision {
-    let (mut report, _) = evaluate(policy, known, current, now, None);
+    let (mut report, _) = evaluate(policy, rules, current, now, None);
     for (r, d) in report.limits.iter_mut().zip(&denied.limits) {
         r.retry_after = d.retry_after;
     }
@@ -231,7 +261,7 @@ pub(super) fn denial(
 /// policy counts, plus what it carries over (see the module docs).
 pub(super) fn evaluate(
     policy: &Policy,
-    known: &Known,
+    rules: &Rules,
     current: &[Option<&KeyState>],
     now: Timestamp,
     size: Option<u64>,
@@ -252,7 +282,7 @@ pub(super) fn evaluate(
                         .collect()
                 })
                 .unwrap_or_default();
-            carry(*cur, &own, known, now)
+            carry(*cur, &own, rules, now)
         })
         .collect();
     let mut limits = Vec::with_capacity(policy.limits().len());
@@ -289,6 +319,7 @@ pub(super) fn evaluate(
             attempts: 0,
             contention: None,
             grant: None,
+            backlog: None,
         },
         states,
     )
@@ -296,12 +327,13 @@ pub(super) fn evaluate(
 
 /// What a key's new state keeps of the current one besides the limits
 /// `own` (which the policy writes itself): other policies' limits, brought
-/// up to date by their definitions and dropped when empty or unknown, and
-/// the grants that have not expired. Starts the key's expiry at `now`.
-fn carry(
+/// up to date by their definitions and dropped when empty or unknown, the
+/// grants that have not expired, and the reservations that still matter.
+/// Starts the key's expiry at `now`.
+pub(super) fn carry(
     current: Option<&KeyState>,
     own: &[&str],
-    known: &Known,
+    rules: &Rules,
     now: Timestamp,
 ) -> (KeyState, Timestamp) {
     let mut state = KeyState::default();
@@ -315,10 +347,9 @@ fn carry(
         }
         // The longest-lived reading among the definitions of this name
         // (another algorithm's definition reads the state as empty).
-        let kept = known
-            .get(name)
-            .into_iter()
-            .flatten()
+        let kept = rules
+            .definitions(name)
+            .iter()
             .filter_map(|limit| run_limit(limit, Some(held), now, 0).1)
             .max_by_key(|(_, expires)| *expires);
         if let Some((state_now, expires)) = kept {
@@ -332,25 +363,43 @@ fn carry(
             state.grants.insert(key.clone(), grant.clone());
         }
     }
+    state.reservations =
+        reserve::carry_reservations(rules, &current.reservations, now, &mut expire_at);
     (state, expire_at)
 }
 
 /// What a job is told when its batch gave up on contention: what is left on
 /// the last authoritative view, without its cost (it was not charged).
 pub(super) fn contention(
-    known: &Known,
+    rules: &Rules,
     base: &[Option<Versioned>],
     member: &Member,
     now: Timestamp,
     retry_after: Duration,
 ) -> Decision {
-    let current: Vec<Option<&KeyState>> = member
+    let mut current: Vec<Option<&KeyState>> = member
         .keys
         .iter()
         .map(|&i| base[i].as_ref().map(|v| &v.state))
         .collect();
-    let (mut report, _) = evaluate(&member.ask.policy, known, &current, now, None);
+    let released = released(rules, member.ask.user, &current, now);
+    if let (Some(state), Some(u)) = (&released, member.ask.user) {
+        current[u] = Some(state);
+    }
+    let (mut report, _) = evaluate(&member.ask.policy, rules, &current, now, None);
     report.allowed = false;
     report.contention = Some(super::decision::Contention { retry_after });
     report
+}
+
+/// The user's state (at position `user` of `current`) with its due
+/// reservations released, if any are due: what the job must see there.
+pub(super) fn released(
+    rules: &Rules,
+    user: Option<usize>,
+    current: &[Option<&KeyState>],
+    now: Timestamp,
+) -> Option<KeyState> {
+    let state = current.get(user?).copied().flatten();
+    reserve::released(rules, state, now)
 }

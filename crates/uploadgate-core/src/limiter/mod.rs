@@ -24,15 +24,18 @@ mod decision;
 mod drive;
 mod eval;
 mod queue;
+mod reserve;
+mod rules;
 mod runtime;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use decision::{
-    Charge, Contention, Decision, GrantOutcome, GrantRequest, LimitStatus, LimiterError,
+    Backlog, Charge, Contention, Decision, GrantOutcome, GrantRequest, LimitStatus, LimiterError,
 };
 pub use queue::MAX_BATCH_KEYS;
 pub use runtime::{Backoff, Runtime, Task};
@@ -43,8 +46,9 @@ use crate::policy::Policy;
 use crate::store::{KeyState, Reset, Store};
 
 use drive::{Core, Settings};
-use eval::{Ask, Known};
+use eval::Ask;
 use queue::Arrival;
+use rules::Rules;
 
 /// Admits or denies uploads against a policy, atomically, on any store.
 ///
@@ -106,17 +110,28 @@ impl<S: fmt::Debug, C: fmt::Debug> fmt::Debug for Limiter<S, C> {
     }
 }
 
+/// A handle on the same limiter: clones share its store, its batches and
+/// its settings as they were when cloned.
+impl<S, C> Clone for Limiter<S, C> {
+    fn clone(&self) -> Self {
+        Limiter {
+            core: Arc::clone(&self.core),
+            settings: self.settings.clone(),
+        }
+    }
+}
+
 impl<S: Store, C: Clock> Limiter<S, C> {
     /// A limiter for `policy` on `store`, reading time from `clock`, with no
     /// runtime (batches are driven by their callers, conflicts retried
-    /// without a pause) and the default [`Backoff`].
+    /// without a pause) and the default [`Backoff`], in grant mode.
     pub fn new(policy: Arc<Policy>, store: S, clock: C) -> Self {
-        let known = known(&policy, &[]);
+        let rules = Rules::new(&policy, &[]);
         Limiter {
             core: Arc::new(Core {
                 policy,
                 tiers: Vec::new(),
-                known,
+                rules,
                 store,
                 clock,
                 queue: Default::default(),
@@ -139,13 +154,39 @@ impl<S: Store, C: Clock> Limiter<S, C> {
             .collect();
         match Arc::get_mut(&mut self.core) {
             Some(core) => {
-                core.known = known(&core.policy, &tiers);
+                let grace = core.rules.grace;
+                core.rules = Rules::new(&core.policy, &tiers);
+                core.rules.grace = grace;
                 core.tiers = tiers;
             }
             // Built and not yet shared: unreachable, and harmless if not.
             None => debug_assert!(false, "with_tiers on a shared limiter"),
         }
         self
+    }
+
+    /// Chooses when uploads are paid for (`UPLOADGATE_CHARGE`): `None` is
+    /// grant mode (charged when granted; the default, and what this limiter
+    /// did before settlement existed), `Some(grace)` is upload mode. There a
+    /// grant is charged as before and also recorded as a pending
+    /// reservation on the user's key (from the [`Charge`]'s
+    /// `reservation`), in the same compare-and-swap; it is settled when
+    /// its object lands ([`Settler`](crate::settle::Settler)), and a pending
+    /// reservation whose URL expired more than `grace` ago is released (its
+    /// charge to the user's limits handed back) by the next decision or
+    /// read on that user's key. See `docs/design/settlement.md`.
+    pub fn with_settlement(mut self, grace: Option<Duration>) -> Self {
+        match Arc::get_mut(&mut self.core) {
+            Some(core) => core.rules.grace = grace,
+            // Built and not yet shared: unreachable, and harmless if not.
+            None => debug_assert!(false, "with_settlement on a shared limiter"),
+        }
+        self
+    }
+
+    /// The settlement grace in upload mode; `None` in grant mode.
+    pub fn settlement(&self) -> Option<Duration> {
+        self.core.rules.grace
     }
 
     /// The policy of `tier` (the default policy for `None` or a name no
@@ -218,6 +259,7 @@ impl<S: Store, C: Clock> Limiter<S, C> {
         charge: &Charge,
     ) -> Result<Decision, LimiterError> {
         let policy = Arc::clone(self.policy_of(charge.tier.as_deref()));
+        let tier = charge.tier.clone().filter(|t| self.has_tier(t));
         let mut keys = keys(&policy, subjects)?;
         let grant = match &charge.grant {
             Some(request) => {
@@ -235,10 +277,32 @@ impl<S: Store, C: Clock> Limiter<S, C> {
             }
             None => None,
         };
+        // Upload mode: the user's key is where reservations live; a job
+        // that records one holds it even if its policy has no user limit.
+        let (user, reservation) = match self.core.rules.grace {
+            None => (None, None),
+            Some(_) => {
+                let key = StateKey::user(&subjects.user);
+                let at = keys.iter().position(|k| *k == key);
+                match &charge.reservation {
+                    None => (at, None),
+                    Some(request) => {
+                        let at = at.unwrap_or_else(|| {
+                            keys.push(key);
+                            keys.len() - 1
+                        });
+                        (Some(at), Some(Box::new(request.clone())))
+                    }
+                }
+            }
+        };
         let ask = Ask {
             size: charge.size,
             policy,
             grant,
+            user,
+            reservation,
+            tier,
         };
         let (arrival, answered) = self.core.queue.arrive(keys, ask);
         match arrival {
@@ -270,17 +334,19 @@ impl<S: Store, C: Clock> Limiter<S, C> {
         let policy = self.policy_of(tier);
         let keys = keys(policy, subjects)?;
         let current = self.core.store.load(&keys).await?;
-        let current: Vec<Option<&KeyState>> = current
+        let mut current: Vec<Option<&KeyState>> = current
             .iter()
             .map(|v| v.as_ref().map(|v| &v.state))
             .collect();
-        let (decision, _) = eval::evaluate(
-            policy,
-            &self.core.known,
-            &current,
-            self.core.clock.now(),
-            None,
-        );
+        let now = self.core.clock.now();
+        // Due reservations show as released (the next decision writes it).
+        let user = StateKey::user(&subjects.user);
+        let user = keys.iter().position(|k| *k == user);
+        let released = eval::released(&self.core.rules, user, &current, now);
+        if let (Some(state), Some(u)) = (&released, user) {
+            current[u] = Some(state);
+        }
+        let (decision, _) = eval::evaluate(policy, &self.core.rules, &current, now, None);
         Ok(decision)
     }
 }
@@ -292,21 +358,6 @@ fn keys(policy: &Policy, subjects: &Subjects) -> Result<Vec<StateKey>, LimiterEr
         .into_iter()
         .map(|s| subjects.key(s).ok_or(LimiterError::MissingSubject(s)))
         .collect()
-}
-
-/// Every limit definition of `policy` and `tiers`, by name.
-fn known(policy: &Policy, tiers: &[(String, Arc<Policy>)]) -> Known {
-    let mut known = Known::new();
-    for limit in std::iter::once(policy)
-        .chain(tiers.iter().map(|(_, p)| p.as_ref()))
-        .flat_map(Policy::limits)
-    {
-        let defs = known.entry(limit.name.as_str().to_owned()).or_default();
-        if !defs.contains(limit) {
-            defs.push(limit.clone());
-        }
-    }
-    known
 }
 
 impl<S: Reset, C: Clock> Limiter<S, C> {

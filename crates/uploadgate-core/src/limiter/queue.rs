@@ -262,6 +262,9 @@ mod tests {
             size: 1,
             policy: std::sync::Arc::new("u=user:1/1h".parse().expect("a policy")),
             grant: None,
+            user: None,
+            reservation: None,
+            tier: None,
         }
     }
 

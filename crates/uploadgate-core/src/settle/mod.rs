@@ -10,10 +10,19 @@
 //! event source (the embedded bucket of `uploadgate serve`, the settle
 //! function on an SQS queue of S3 events, `uploadgate settle` polling that
 //! queue) runs the same code: [`HandOff`] (where accepted uploads go) and
-//! [`Quarantine`] (marking an object that does not match).
+//! [`Quarantine`] (marking an object that does not match); and that code,
+//! the [`Settler`], which settles one landed object against its user's
+//! state with the [`Ledger`](crate::usage::Ledger) and those ports.
 
 use std::error::Error as StdError;
 use std::future::Future;
+
+pub(crate) mod key;
+mod settler;
+#[cfg(test)]
+mod tests;
+
+pub use settler::{NotUploadMode, Settler};
 
 use crate::clock::Timestamp;
 use crate::domain::UserId;
@@ -157,6 +166,10 @@ pub enum SettleError {
     /// The hand-off queue or the bucket failed.
     #[error(transparent)]
     Port(#[from] PortError),
+    /// The user's state kept changing under every attempt to commit (other
+    /// writers kept winning); nothing is lost, the retry settles it.
+    #[error("the user's quota state stayed contended")]
+    Contention,
 }
 
 impl SettleError {
@@ -166,6 +179,7 @@ impl SettleError {
             SettleError::Limiter(e) => e.is_transient(),
             SettleError::Ledger(e) => e.is_transient(),
             SettleError::Port(e) => e.transient,
+            SettleError::Contention => true,
         }
     }
 }

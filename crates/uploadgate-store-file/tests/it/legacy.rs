@@ -41,6 +41,7 @@ fn sliding(entries: &[(u64, u64)]) -> LimitState {
 fn user_state(uploads: &[(u64, u64)], tat_ns: u64, used: u64) -> KeyState {
     KeyState {
         grants: Default::default(),
+        reservations: Default::default(),
         limits: BTreeMap::from([
             (
                 "day".to_owned(),
@@ -68,6 +69,7 @@ fn user_state(uploads: &[(u64, u64)], tat_ns: u64, used: u64) -> KeyState {
 fn ip_state(at: u64) -> KeyState {
     KeyState {
         grants: Default::default(),
+        reservations: Default::default(),
         limits: BTreeMap::from([("burst".to_owned(), sliding(&[(at, 1)]))]),
     }
 }

@@ -166,3 +166,4 @@ async fn idle_state_is_purged() {
 mod batch;
 mod cancel;
 mod harness;
+mod reserve;

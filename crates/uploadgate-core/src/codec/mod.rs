@@ -11,17 +11,28 @@
 //! ```text
 //! state  := 1 count limit*                 (no grants: the common case)
 //!         | 2 count limit* gcount grant*   (with grants under idempotency keys)
+//!         | 3 count limit* gcount grant* rcount reservation*   (upload mode)
 //! limit  := name_len name_utf8 tag body
 //! tag 0  := sliding: n  t0 c0  (dt_i c_i){n-1}   times ascending, dt = t_i - t_{i-1}
 //! tag 1  := gcra:    tat_ns rem
 //! tag 2  := fixed:   start used
 //! grant  := key_len key_utf8 unique(16 bytes) fingerprint(16 bytes) expires_at n (remaining reset_at){n}
+//! reservation := unique(16 bytes) granted_at expires_at size ct_len ct_utf8 flags
+//!                [checksum(32 bytes)] [tier_len tier_utf8] n (name_len name_utf8 cost){n}
+//! flags  := status (bits 0-1: 0 pending, 1 settled, 2 rejected)
+//!           | 4 if a checksum follows | 8 if a tier follows
 //! ```
+//!
+//! A state is written in the lowest format that holds it, so what stores
+//! wrote before a format existed decodes, and encodes again, unchanged.
+
+mod bound;
+mod reservation;
+
+pub use bound::{max_encoded_len, max_grants_len, max_reservations_len};
 
 use crate::algorithm::{FixedState, GcraState, SlidingState};
 use crate::clock::Timestamp;
-use crate::domain::Subject;
-use crate::policy::{Algorithm, Limit, Policy, Unit, Window};
 use crate::store::{Grant, KeyState, LimitState};
 
 /// The largest state one subject may need under a policy (checked at
@@ -34,6 +45,8 @@ pub const MAX_STATE_BYTES: usize = 8 * 1024;
 const FORMAT: u8 = 1;
 /// The format of a state with grants.
 const FORMAT_GRANTS: u8 = 2;
+/// The format of a state with reservations (and grants, maybe none).
+const FORMAT_RESERVATIONS: u8 = 3;
 const TAG_SLIDING: u8 = 0;
 const TAG_GCRA: u8 = 1;
 const TAG_FIXED: u8 = 2;
@@ -64,11 +77,14 @@ pub enum CodecError {
 /// Encodes a state.
 pub fn encode(state: &KeyState) -> Vec<u8> {
     let mut out = Vec::with_capacity(32);
-    out.push(if state.grants.is_empty() {
-        FORMAT
-    } else {
+    let format = if !state.reservations.is_empty() {
+        FORMAT_RESERVATIONS
+    } else if !state.grants.is_empty() {
         FORMAT_GRANTS
-    });
+    } else {
+        FORMAT
+    };
+    out.push(format);
     put(&mut out, state.limits.len() as u64);
     for (name, limit) in &state.limits {
         put(&mut out, name.len() as u64);
@@ -99,7 +115,7 @@ pub fn encode(state: &KeyState) -> Vec<u8> {
             }
         }
     }
-    if !state.grants.is_empty() {
+    if format >= FORMAT_GRANTS {
         put(&mut out, state.grants.len() as u64);
         for (key, g) in &state.grants {
             put(&mut out, key.len() as u64);
@@ -114,6 +130,9 @@ pub fn encode(state: &KeyState) -> Vec<u8> {
             }
         }
     }
+    if format >= FORMAT_RESERVATIONS {
+        reservation::encode(&mut out, &state.reservations);
+    }
     out
 }
 
@@ -121,7 +140,7 @@ pub fn encode(state: &KeyState) -> Vec<u8> {
 pub fn decode(bytes: &[u8]) -> Result<KeyState, CodecError> {
     let mut r = Reader { bytes, pos: 0 };
     let format = r.byte()?;
-    if format != FORMAT && format != FORMAT_GRANTS {
+    if !(FORMAT..=FORMAT_RESERVATIONS).contains(&format) {
         return Err(CodecError::Format(format));
     }
     let count = r.varint()?;
@@ -165,7 +184,7 @@ pub fn decode(bytes: &[u8]) -> Result<KeyState, CodecError> {
         };
         state.limits.insert(name, limit);
     }
-    if format == FORMAT_GRANTS {
+    if format >= FORMAT_GRANTS {
         let count = r.varint()?;
         for _ in 0..count {
             let len = usize::try_from(r.varint()?).map_err(|_| CodecError::Truncated)?;
@@ -188,100 +207,13 @@ pub fn decode(bytes: &[u8]) -> Result<KeyState, CodecError> {
             state.grants.insert(key, grant);
         }
     }
+    if format >= FORMAT_RESERVATIONS {
+        state.reservations = reservation::decode(&mut r)?;
+    }
     match r.remaining() {
         0 => Ok(state),
         n => Err(CodecError::Trailing(n)),
     }
-}
-
-/// The largest encoding the state of `subject`'s limits can reach under
-/// `policy`, or `None` if nothing bounds it.
-///
-/// A sliding limit keeps one entry per admitted upload still in its window
-/// (entries in the same millisecond merge). For a count limit that is at most
-/// its quota. A byte limit admits any number of small uploads, so its entry
-/// count is bounded only by a count limit on the same subject: one allowing
-/// `n` per `w` admits at most `n * (ceil(W / w) + 1)` uploads in any window
-/// `W`, whatever its algorithm. Without such a limit the state is unbounded
-/// and the answer is `None`.
-pub fn max_encoded_len(policy: &Policy, subject: Subject) -> Option<usize> {
-    let limits: Vec<&Limit> = policy
-        .limits()
-        .iter()
-        .filter(|l| l.subject == subject)
-        .collect();
-    let mut total = 1 + MAX_VARINT;
-    for l in &limits {
-        total += MAX_VARINT + l.name.as_str().len() + 1;
-        total += match l.algorithm {
-            Algorithm::Gcra(_) | Algorithm::Fixed(_) => 2 * MAX_VARINT,
-            Algorithm::Sliding(span) => {
-                let window = span.as_millis();
-                let quota = l.amount.value.get();
-                let uploads = match l.amount.unit {
-                    Unit::Uploads => Some(quota),
-                    Unit::Bytes => limits
-                        .iter()
-                        .filter(|c| c.amount.unit == Unit::Uploads)
-                        .map(|c| uploads_bound(c, window))
-                        .min(),
-                }?;
-                let entries = uploads.min(quota).min(window);
-                // Count, then the first time (absolute) and the deltas,
-                // which sum to less than the window, then the costs, which
-                // sum to at most the quota.
-                MAX_VARINT
-                    + MAX_VARINT
-                    + sum_varint_bound(entries.saturating_sub(1), window)?
-                    + sum_varint_bound(entries, quota)?
-            }
-        };
-    }
-    Some(total + max_grants_len(policy))
-}
-
-/// The largest encoding of the grants one key can hold under `policy`:
-/// at most [`Grant::MAX_PER_KEY`], each with one (remaining, reset) pair
-/// per limit of the policy.
-pub fn max_grants_len(policy: &Policy) -> usize {
-    MAX_VARINT
-        + Grant::MAX_PER_KEY
-            * (MAX_VARINT
-                + Grant::MAX_KEY_LEN
-                + 32
-                + 2 * MAX_VARINT
-                + policy.limits().len() * 2 * MAX_VARINT)
-}
-
-/// How many uploads a count limit admits in any span of `span_ms`.
-fn uploads_bound(count: &Limit, span_ms: u64) -> u64 {
-    let w = match count.window() {
-        Window::Span(span) => span.as_millis(),
-        // The shortest month bounds how many month windows a span touches.
-        Window::CalendarMonth => 28 * 86_400_000,
-    };
-    count
-        .amount
-        .value
-        .get()
-        .saturating_mul(span_ms.div_ceil(w).saturating_add(1))
-}
-
-/// An upper bound on the encoded length of `n` varints whose sum is at
-/// most `sum`. `len(v) <= 1 + log2(v) / 7` for `v >= 1` (and `len(0) = 1`),
-/// which is concave, so the total is largest when the values are equal.
-fn sum_varint_bound(n: u64, sum: u64) -> Option<usize> {
-    if n == 0 {
-        return Some(0);
-    }
-    let mean = (sum as f64 / n as f64).max(1.0);
-    let bound = (n as f64 * (1.0 + mean.log2() / 7.0)).ceil() as u64 + 1;
-    usize::try_from(bound).ok()
-}
-
-#[cfg(test)]
-fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn put(out: &mut Vec<u8>, mut v: u64) {
@@ -314,6 +246,14 @@ impl<'a> Reader<'a> {
         Ok(a)
     }
 
+    /// A length-prefixed UTF-8 string; `what` names it in the error.
+    fn text(&mut self, what: &'static str) -> Result<String, CodecError> {
+        let len = usize::try_from(self.varint()?).map_err(|_| CodecError::Truncated)?;
+        std::str::from_utf8(self.take(len)?)
+            .map(str::to_owned)
+            .map_err(|_| CodecError::Malformed(what))
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
         let end = self.pos.checked_add(n).ok_or(CodecError::Truncated)?;
         let s = self.bytes.get(self.pos..end).ok_or(CodecError::Truncated)?;
@@ -341,7 +281,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::algorithm::sliding;
+    use crate::reservation::{Reservation, ReservationStatus};
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
@@ -373,96 +313,129 @@ mod tests {
             })
     }
 
+    fn reservation() -> impl Strategy<Value = Reservation> {
+        (
+            (any::<u64>(), any::<u64>(), any::<u64>(), "[ -~é]{0,40}"),
+            proptest::option::of(any::<[u8; 32]>()),
+            proptest::option::of("[a-z]{1,12}"),
+            proptest::collection::vec(("[a-z_]{1,8}", any::<u64>()), 0..3),
+            prop_oneof![
+                Just(ReservationStatus::Pending),
+                Just(ReservationStatus::Settled),
+                Just(ReservationStatus::Rejected)
+            ],
+        )
+            .prop_map(
+                |((granted, expires, size, content_type), checksum, tier, charged, status)| {
+                    Reservation {
+                        granted_at: Timestamp(granted),
+                        expires_at: Timestamp(expires),
+                        size,
+                        content_type,
+                        checksum,
+                        tier,
+                        charged,
+                        status,
+                    }
+                },
+            )
+    }
+
     proptest! {
         #[test]
         fn round_trips(
             limits in proptest::collection::btree_map("[a-z_é]{1,20}", limit_state(), 0..5),
             grants in proptest::collection::btree_map("[!-~]{1,64}", grant(), 0..4),
+            reservations in proptest::collection::btree_map(any::<[u8; 16]>(), reservation(), 0..4),
         ) {
-            let st = KeyState { limits, grants };
-            prop_assert_eq!(decode(&encode(&st)), Ok(st));
+            let st = KeyState { limits, grants, reservations };
+            let bytes = encode(&st);
+            let format = if !st.reservations.is_empty() { 3 } else if !st.grants.is_empty() { 2 } else { 1 };
+            prop_assert_eq!(bytes[0], format);
+            prop_assert_eq!(decode(&bytes), Ok(st));
         }
 
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = decode(&bytes);
         }
-
-        #[test]
-        fn varint_len_matches_the_encoding(v in any::<u64>()) {
-            let mut out = vec![];
-            put(&mut out, v);
-            prop_assert_eq!(out.len(), varint_len(v));
-        }
-
-        #[test]
-        fn sum_bound_holds(values in proptest::collection::vec(0u64..(1 << 40), 1..50)) {
-            let total: usize = values.iter().map(|v| varint_len(*v)).sum();
-            let bound = sum_varint_bound(values.len() as u64, values.iter().sum()).unwrap();
-            prop_assert!(total <= bound, "{} > {}", total, bound);
-        }
-
-        /// Whatever a policy's limits admit, the state stays within the
-        /// computed bound.
-        #[test]
-        fn real_states_stay_within_the_bound(
-            gaps in proptest::collection::vec(1u64..20_000, 1..400),
-            sizes in proptest::collection::vec(1u64..60_000_000, 1..400),
-        ) {
-            let policy: Policy = "uploads=user:300/1h;volume=user:50MiB/2h".parse().unwrap();
-            let bound = max_encoded_len(&policy, Subject::User).unwrap();
-            let (mut a, mut b) = (vec![], vec![]);
-            let mut now = 1_800_000_000_000u64;
-            for (gap, size) in gaps.iter().zip(sizes.iter().cycle()) {
-                now += gap;
-                let (oa, na) = sliding(300, 3_600_000, &a, now, 1);
-                let (ob, nb) = sliding(50 << 20, 7_200_000, &b, now, *size);
-                if oa.allowed && ob.allowed {
-                    (a, b) = (na, nb);
-                }
-                let st = KeyState { grants: BTreeMap::new(), limits: BTreeMap::from([
-                    ("uploads".to_owned(), LimitState::Sliding(SlidingState { entries: a.clone() })),
-                    ("volume".to_owned(), LimitState::Sliding(SlidingState { entries: b.clone() })),
-                ]) };
-                prop_assert!(encode(&st).len() <= bound);
-            }
-        }
     }
 
+    /// What stores wrote before reservations existed (formats 1 and 2)
+    /// decodes to a state without reservations and encodes back to the
+    /// same bytes.
     #[test]
-    fn a_thousand_uploads_in_three_hours_fit_in_a_few_kb() {
-        let entries: Vec<(u64, u64)> = (0..1000)
-            .map(|i| (1_800_000_000_000 + i * 10_800, 1))
-            .collect();
-        let st = KeyState {
-            grants: BTreeMap::new(),
+    fn states_written_before_reservations_decode_unchanged() {
+        let format_1: &[u8] = &[
+            1, 1, 7, b'u', b'p', b'l', b'o', b'a', b'd', b's', 0, 2, 0xe8, 0x07, 1, 0xf4, 0x03, 2,
+        ];
+        let want = KeyState {
             limits: BTreeMap::from([(
                 "uploads".to_owned(),
-                LimitState::Sliding(SlidingState { entries }),
+                LimitState::Sliding(SlidingState {
+                    entries: vec![(1_000, 1), (1_500, 2)],
+                }),
             )]),
+            ..KeyState::default()
         };
-        let len = encode(&st).len();
-        assert!((2_000..4_000).contains(&len), "{len}");
-        let policy: Policy = "uploads=user:1000/3h".parse().unwrap();
-        let bound = max_encoded_len(&policy, Subject::User).unwrap() - max_grants_len(&policy);
-        assert!(len <= bound && bound < 4_200, "{len} <= {bound}");
-        // The documented default is tiny.
-        let policy: Policy = "uploads=user:5/3h".parse().unwrap();
-        assert!(max_encoded_len(&policy, Subject::User).unwrap() - max_grants_len(&policy) < 150);
-        // Grants under idempotency keys fit beside them.
-        assert!(max_encoded_len(&policy, Subject::User).unwrap() < 1_500);
+        assert_eq!(decode(format_1), Ok(want.clone()));
+        assert_eq!(encode(&want), format_1);
+        let mut format_2 = vec![2, 1, 1, b'r', 1, 9, 2, 1, 1, b'k'];
+        format_2.extend([0xa1; 16]);
+        format_2.extend([0xf1; 16]);
+        format_2.extend([0xd0, 0x0f, 1, 3, 0x80, 0x01]);
+        let want = KeyState {
+            limits: BTreeMap::from([(
+                "r".to_owned(),
+                LimitState::Gcra(GcraState { tat_ns: 9, rem: 2 }),
+            )]),
+            grants: BTreeMap::from([(
+                "k".to_owned(),
+                Grant {
+                    unique: [0xa1; 16],
+                    fingerprint: [0xf1; 16],
+                    expires_at: Timestamp(2_000),
+                    limits: vec![(3, 128)],
+                },
+            )]),
+            reservations: BTreeMap::new(),
+        };
+        assert_eq!(decode(&format_2), Ok(want.clone()));
+        assert_eq!(encode(&want), format_2);
     }
 
     #[test]
-    fn byte_limits_need_a_count_limit_to_be_bounded() {
-        let unbounded: Policy = "volume=user:50MiB/24h;uploads=ip:5/1h".parse().unwrap();
-        assert_eq!(max_encoded_len(&unbounded, Subject::User), None);
-        let bounded: Policy = "volume=user:50MiB/24h;uploads=user:5/3h".parse().unwrap();
-        // 5 per 3 h admits at most 5 * (8 + 1) = 45 uploads in 24 h.
-        let n = max_encoded_len(&bounded, Subject::User).unwrap() - max_grants_len(&bounded);
-        assert!(n < 600, "{n}");
-        let gcra: Policy = "volume=user:50MiB/24h:gcra".parse().unwrap();
-        assert!(max_encoded_len(&gcra, Subject::User).unwrap() - max_grants_len(&gcra) < 64);
+    fn reservations_take_format_3_in_the_documented_layout() {
+        let state = KeyState {
+            reservations: BTreeMap::from([(
+                [7; 16],
+                Reservation {
+                    granted_at: Timestamp(1_000),
+                    expires_at: Timestamp(2_000),
+                    size: 5,
+                    content_type: "a/b".into(),
+                    checksum: Some([9; 32]),
+                    tier: Some("pro".into()),
+                    charged: vec![("u".into(), 1)],
+                    status: ReservationStatus::Settled,
+                },
+            )]),
+            ..KeyState::default()
+        };
+        let mut want = vec![3, 0, 0, 1];
+        want.extend([7; 16]);
+        want.extend([0xe8, 0x07, 0xd0, 0x0f, 5, 3, b'a', b'/', b'b', 1 | 4 | 8]);
+        want.extend([9; 32]);
+        want.extend([3, b'p', b'r', b'o', 1, 1, b'u', 1]);
+        assert_eq!(encode(&state), want);
+        assert_eq!(decode(&want), Ok(state));
+        // An unknown flag or status is refused, not guessed at.
+        let flags = 4 + 16 + 2 + 2 + 1 + 4;
+        for bad in [16, 3] {
+            let mut bytes = want.clone();
+            bytes[flags] = bad;
+            assert!(matches!(decode(&bytes), Err(CodecError::Malformed(_))));
+        }
     }
 
     #[test]
