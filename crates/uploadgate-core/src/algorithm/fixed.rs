@@ -139,7 +139,7 @@ pub fn fixed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::algorithm::outlook;
+    use crate::algorithm::{outlook, release_right_after_consume_restores};
     use crate::policy::Span;
     use proptest::prelude::*;
     use std::num::NonZeroU64;
@@ -365,18 +365,7 @@ mod tests {
         ) {
             let (state, now, _) = admit_all(quota, w, &steps);
             let now = now + dt;
-            let at = Timestamp(now);
-            let (peek, pruned) = state.consume(quota, win(w), at, 0);
-            let cost = cost % (peek.remaining + 1);
-            let (o, charged) = state.consume(quota, win(w), at, cost);
-            prop_assert!(o.allowed);
-            let back = charged.release(quota, win(w), at, cost, at);
-            prop_assert_eq!(back, pruned);
-            let step = w / 3 + 1;
-            prop_assert_eq!(
-                outlook(&back, quota, win(w), now, step, next),
-                outlook(&state, quota, win(w), now, step, next)
-            );
+            release_right_after_consume_restores(&state, quota, win(w), now, cost, next, w / 3 + 1)?;
         }
 
         #[test]

@@ -223,6 +223,37 @@ fn outlook<S: AlgorithmState>(
         .collect()
 }
 
+/// The law every algorithm's `release` keeps, checked by each one's
+/// property test: charging `cost` (cut to what `state` has left) at `now`
+/// and releasing it at once gives back the pruned state, and the same
+/// outlook as never charging it.
+#[cfg(test)]
+fn release_right_after_consume_restores<S>(
+    state: &S,
+    quota: u64,
+    window: S::Window,
+    now: u64,
+    cost: u64,
+    next: u64,
+    step: u64,
+) -> Result<(), proptest::test_runner::TestCaseError>
+where
+    S: AlgorithmState + PartialEq + std::fmt::Debug,
+{
+    let at = Timestamp(now);
+    let (peek, pruned) = state.consume(quota, window, at, 0);
+    let cost = cost % (peek.remaining + 1);
+    let (o, charged) = state.consume(quota, window, at, cost);
+    proptest::prop_assert!(o.allowed);
+    let back = charged.release(quota, window, at, cost, at);
+    proptest::prop_assert_eq!(&back, &pruned);
+    proptest::prop_assert_eq!(
+        outlook(&back, quota, window, now, step, next),
+        outlook(state, quota, window, now, step, next)
+    );
+    Ok(())
+}
+
 impl From<SlidingState> for LimitState {
     fn from(s: SlidingState) -> Self {
         LimitState::Sliding(s)

@@ -164,7 +164,7 @@ pub fn sliding(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::algorithm::outlook;
+    use crate::algorithm::{outlook, release_right_after_consume_restores};
     use proptest::prelude::*;
 
     #[test]
@@ -353,18 +353,7 @@ mod tests {
         ) {
             let (state, now, _) = admit_all(quota, w, &steps);
             let now = now + dt;
-            let at = Timestamp(now);
-            let (peek, pruned) = state.consume(quota, span(w), at, 0);
-            let cost = cost % (peek.remaining + 1);
-            let (o, charged) = state.consume(quota, span(w), at, cost);
-            prop_assert!(o.allowed);
-            let back = charged.release(quota, span(w), at, cost, at);
-            prop_assert_eq!(&back, &pruned);
-            let step = w / 3 + 1;
-            prop_assert_eq!(
-                outlook(&back, quota, span(w), now, step, next),
-                outlook(&state, quota, span(w), now, step, next)
-            );
+            release_right_after_consume_restores(&state, quota, span(w), now, cost, next, w / 3 + 1)?;
         }
 
         #[test]
