@@ -86,6 +86,9 @@ start_server() {
   local name="$1" line="" _
   shift
   mkdir -p "$RUN/$name"
+  # Created here: the background shell opens them only when it runs.
+  : >"$RUN/$name/server.out"
+  : >"$RUN/$name/server.err"
   setsid "$UPLOADGATE_BIN" serve \
     --listen 127.0.0.1:0 --s3-listen 127.0.0.1:0 \
     --data-dir "$RUN/$name/data" --store memory \
