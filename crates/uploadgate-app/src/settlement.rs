@@ -116,6 +116,9 @@ mod tests {
 
     const UPLOAD: (&str, &str) = ("UPLOADGATE_CHARGE", "upload");
 
+    /// Settings, by name.
+    type Env<'a> = &'a [(&'a str, &'a str)];
+
     #[test]
     fn grant_is_the_default_and_upload_takes_the_grace() {
         assert_eq!(env(&[]).unwrap().gate.settlement, None);
@@ -142,7 +145,7 @@ mod tests {
             ("UPLOADGATE_JWT_ISSUER", "https://issuer.example.com"),
             ("UPLOADGATE_JWT_AUDIENCE", "client"),
         ];
-        let cases: [(&[(&str, &str)], &str, &str); 5] = [
+        let cases: [(Env, &str, &str); 5] = [
             (
                 &[("UPLOADGATE_TARGET", "s3")],
                 "UPLOADGATE_TARGET",

@@ -87,7 +87,11 @@ fn upload_mode_refuses_what_it_cannot_settle() {
             "anonymous",
             Some(("UPLOADGATE_LIMITS", "burst=ip:5/1m")),
         ),
-        ("UPLOADGATE_STORE", "dynamodb", Some(("UPLOADGATE_TABLE", "quota"))),
+        (
+            "UPLOADGATE_STORE",
+            "dynamodb",
+            Some(("UPLOADGATE_TABLE", "quota")),
+        ),
     ] {
         let mut cmd = Command::new(BIN);
         cmd.args(["config", "check"])
