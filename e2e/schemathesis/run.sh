@@ -12,6 +12,7 @@
 #                    so requests reach the 200 answers;
 #   limited          tight default limits and no tier, so most requests get
 #                    429 (and a declared size over the byte limit, 413);
+#                    charging on upload, so grants are reservations;
 #   unauthenticated  no token: Schemathesis makes up credentials from the
 #                    document's security schemes, or sends none, so every
 #                    quota route answers 401.
@@ -152,7 +153,7 @@ for round in $ROUNDS; do
         --limits 'uploads=user:1/1h' \
         --tiers 'pro=uploads=user:1000000/1h:gcra;volume=user:100TiB/1d:fixed;burst=ip:1000/1m' \
         --tier-claim plan --max-object-bytes 5GiB
-      run_round admitted "POST_/v1/uploads=200 POST_/upload-check=200 GET_/v1/quota=200 GET_/healthz=200" \
+      run_round admitted "POST_/v1/uploads=200 POST_/upload-check=200 GET_/v1/quota=200 GET_/v1/usage=200 GET_/v1/usage=400 GET_/healthz=200" \
         --header "Authorization: Bearer $token" || status=1
       ;;
     limited)
@@ -160,16 +161,16 @@ for round in $ROUNDS; do
       # the RateLimit fields; a size over the byte limit is 413.
       token="$("$VENV/bin/python" "$HERE/issuer.py" mint "$RUN" --issuer "$ISSUER" \
         --audience "$AUDIENCE" --subject schemathesis-limited --ttl 3600)"
-      start_server limited \
+      start_server limited --charge upload \
         --limits 'uploads=user:3/1h;volume=user:1MiB/1d:gcra;burst=ip:20/1m:fixed'
-      run_round limited "POST_/v1/uploads=200 POST_/v1/uploads=429 POST_/v1/uploads=413 POST_/upload-check=429 GET_/v1/quota=200" \
+      run_round limited "POST_/v1/uploads=200 POST_/v1/uploads=429 POST_/v1/uploads=413 POST_/upload-check=429 GET_/v1/quota=200 GET_/v1/usage=200" \
         --header "Authorization: Bearer $token" || status=1
       ;;
     unauthenticated)
       start_server unauthenticated --limits 'uploads=user:1000/1h:gcra'
       # Every answer is a 401 here, so Schemathesis's "missing auth"
       # warning is the point of the round, not news.
-      run_round unauthenticated "POST_/v1/uploads=401 POST_/upload-check=401 GET_/v1/quota=401 GET_/healthz=200" \
+      run_round unauthenticated "POST_/v1/uploads=401 POST_/upload-check=401 GET_/v1/quota=401 GET_/v1/usage=401 GET_/healthz=200" \
         --warnings off || status=1
       ;;
     *)

@@ -45,6 +45,7 @@ static GATE: LazyLock<GateConfig> = LazyLock::new(|| GateConfig {
     shadow: false,
     require_checksum: false,
     tiers: Vec::new(),
+    settlement: None,
 });
 
 /// A JSON object's members in order, repeats kept (a `Value` keeps only

@@ -28,6 +28,8 @@ pub enum StoreKind {
         table: String,
         /// How long a cached denial is trusted.
         denial_ttl: Duration,
+        /// The usage ledger's table, if the deployment keeps one.
+        usage_table: Option<String>,
     },
 }
 
@@ -72,6 +74,7 @@ impl TryFrom<Settings> for Config {
 
     fn try_from(s: Settings) -> Result<Self, SettingError> {
         let identity = identity(&s)?;
+        let settlement = crate::settlement::settlement(&s)?;
         let store = match s.store {
             StoreChoice::Memory => StoreKind::Memory,
             StoreChoice::File => StoreKind::File,
@@ -86,6 +89,7 @@ impl TryFrom<Settings> for Config {
                     })?
                     .0,
                 denial_ttl: s.denial_ttl,
+                usage_table: s.usage_table.map(|t| t.0),
             },
         };
         let client_ip = match s.client_ip {
@@ -107,6 +111,7 @@ impl TryFrom<Settings> for Config {
                 shadow: s.shadow,
                 require_checksum: s.require_checksum,
                 tiers: s.tiers.0,
+                settlement,
             },
             url_ttl: s.url_ttl,
             bucket: s.bucket.0,
@@ -372,7 +377,8 @@ mod tests {
             c.store,
             StoreKind::Dynamodb {
                 table: "uploadgate-quota".into(),
-                denial_ttl: Duration::from_secs(5)
+                denial_ttl: Duration::from_secs(5),
+                usage_table: None,
             }
         );
         let c = env(&[

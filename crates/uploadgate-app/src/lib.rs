@@ -9,6 +9,10 @@
 //! (behind the one type [`AnyStore`]) and [`open_presigner`] the upload
 //! target, loading the AWS configuration at most once ([`Aws`]).
 //!
+//! `serve`'s router state, and in upload mode its in-process settlement
+//! (the embedded bucket reporting what lands to the core's settle step),
+//! are composed in [`settle`].
+//!
 //! The HTTP crate knows none of this: it takes a
 //! [`GateConfig`](uploadgate_http::GateConfig) and a limiter.
 
@@ -16,6 +20,9 @@ mod config;
 pub mod layers;
 pub mod server;
 pub mod settings;
+#[cfg(feature = "local")]
+pub mod settle;
+mod settlement;
 pub mod telemetry;
 pub mod values;
 mod wiring;
@@ -24,4 +31,6 @@ pub use config::{Config, StoreKind, TargetKind};
 pub use settings::{LogFormat, SettingError, Settings};
 #[cfg(feature = "local")]
 pub use wiring::LocalTarget;
-pub use wiring::{AnyStore, Aws, LocalTargetHandle, OpenError, open_presigner, open_store};
+pub use wiring::{
+    AnyLedger, AnyStore, Aws, LocalTargetHandle, OpenError, open_ledger, open_presigner, open_store,
+};

@@ -175,6 +175,11 @@ pub fn denial_ttl(raw: &str) -> Result<Duration, String> {
     duration_between(raw, Duration::ZERO, Duration::from_secs(300))
 }
 
+/// `UPLOADGATE_SETTLE_GRACE`: 1m to 24h.
+pub fn settle_grace(raw: &str) -> Result<Duration, String> {
+    duration_between(raw, Duration::from_secs(60), Duration::from_secs(24 * 3600))
+}
+
 /// An S3 bucket name (3-63 of a-z, 0-9, `.`, `-`, starting and ending
 /// with a letter or digit).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,12 +1,16 @@
 //! The one place that turns a [`Config`] into running parts: the state
-//! store ([`open_store`]) and the presigner with its upload target
-//! ([`open_presigner`]). `serve`, `quota`, `table create` and the Lambda
+//! store ([`open_store`]), the usage ledger beside it ([`open_ledger`]) and
+//! the presigner with its upload target ([`open_presigner`]). `serve`, `quota`, `table create` and the Lambda
 //! function all go through here, and the AWS configuration is loaded at most
 //! once per process ([`Aws`]), only if something needs it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
+use uploadgate_core::usage::{
+    Appended, Cursor, Ledger, MemoryLedger, UsagePage, UsageQuery, UsageRecord,
+};
 use uploadgate_core::{
     CasOutcome, MemoryStore, StateKey, Store, StoreError, Timestamp, Versioned, Write,
 };
@@ -65,8 +69,17 @@ pub enum OpenError {
         source: std::io::Error,
     },
     /// The configuration asks for something this binary was built without.
-    #[error("{0} is not built into this binary (cargo feature `local`)")]
-    NotBuilt(&'static str),
+    #[error("{what} is not built into this binary (cargo feature `{feature}`)")]
+    NotBuilt {
+        /// What is missing.
+        what: &'static str,
+        /// The cargo feature of `uploadgate-app` that builds it in.
+        feature: &'static str,
+    },
+    /// Upload mode lacks a part it settles with (the configuration checks
+    /// refuse this first).
+    #[error("UPLOADGATE_CHARGE=upload needs {0}")]
+    UploadMode(&'static str),
 }
 
 /// Every store, behind one type: the handlers, the CLI and the Lambda
@@ -150,15 +163,109 @@ pub async fn open_store(config: &Config, aws: &Aws) -> Result<AnyStore, OpenErro
             AnyStore::File(uploadgate_store_file::FileStore::open(&config.data_dir)?)
         }
         #[cfg(not(feature = "local"))]
-        StoreKind::File => return Err(OpenError::NotBuilt("the file store")),
-        StoreKind::Dynamodb { table, denial_ttl } => {
-            AnyStore::Dynamo(dynamo_store(aws, table, *denial_ttl).await)
+        StoreKind::File => {
+            return Err(OpenError::NotBuilt {
+                what: "the file store",
+                feature: "local",
+            });
         }
+        StoreKind::Dynamodb {
+            table, denial_ttl, ..
+        } => AnyStore::Dynamo(dynamo_store(aws, table, *denial_ttl).await),
     })
 }
 
 async fn dynamo_store(aws: &Aws, table: &str, denial_ttl: Duration) -> DynamoStore {
     DynamoStore::new(aws.dynamodb().await, table).with_denial_ttl(denial_ttl)
+}
+
+/// Every usage ledger, behind one type, as [`AnyStore`] is for stores.
+/// Cheap to clone: clones share the records.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum AnyLedger {
+    /// In process memory, beside the memory store.
+    Memory(Arc<MemoryLedger>),
+    /// In the file store's database.
+    #[cfg(feature = "local")]
+    File(uploadgate_store_file::FileLedger),
+    /// On a DynamoDB table of its own (`UPLOADGATE_USAGE_TABLE`).
+    #[cfg(feature = "ledger")]
+    Dynamo(uploadgate_dynamodb::DynamoLedger),
+}
+
+/// Runs `$call` on whichever ledger `$self` holds.
+macro_rules! each_ledger {
+    ($self:expr, $l:ident => $call:expr) => {
+        match $self {
+            AnyLedger::Memory($l) => $call,
+            #[cfg(feature = "local")]
+            AnyLedger::File($l) => $call,
+            #[cfg(feature = "ledger")]
+            AnyLedger::Dynamo($l) => $call,
+        }
+    };
+}
+
+impl Ledger for AnyLedger {
+    async fn append(&self, record: &UsageRecord) -> Result<Appended, StoreError> {
+        each_ledger!(self, l => l.append(record).await)
+    }
+
+    async fn page(
+        &self,
+        query: &UsageQuery,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<UsagePage, StoreError> {
+        each_ledger!(self, l => l.page(query, after, limit).await)
+    }
+}
+
+impl AnyLedger {
+    /// What it is and where, for start-up lines.
+    pub fn describe(&self) -> String {
+        match self {
+            AnyLedger::Memory(_) => "memory (lost on exit)".into(),
+            #[cfg(feature = "local")]
+            AnyLedger::File(_) => "in the file store".into(),
+            #[cfg(feature = "ledger")]
+            AnyLedger::Dynamo(d) => format!("dynamodb table {}", d.table()),
+        }
+    }
+}
+
+/// The usage ledger that goes with `store`: the memory store's in memory,
+/// the file store's in its own database file, the DynamoDB store's on
+/// `UPLOADGATE_USAGE_TABLE` (none without it, and then upload mode is
+/// refused and `GET /v1/usage` answers 404).
+pub async fn open_ledger(
+    config: &Config,
+    aws: &Aws,
+    store: &AnyStore,
+) -> Result<Option<AnyLedger>, OpenError> {
+    let usage_table = match &config.store {
+        StoreKind::Dynamodb { usage_table, .. } => usage_table.as_deref(),
+        _ => None,
+    };
+    Ok(match (store, usage_table) {
+        (AnyStore::Memory(_), _) => Some(AnyLedger::Memory(Arc::new(MemoryLedger::new()))),
+        #[cfg(feature = "local")]
+        (AnyStore::File(f), _) => Some(AnyLedger::File(f.ledger())),
+        (AnyStore::Dynamo(_), None) => None,
+        #[cfg(feature = "ledger")]
+        (AnyStore::Dynamo(_), Some(table)) => Some(AnyLedger::Dynamo(
+            uploadgate_dynamodb::DynamoLedger::new(aws.dynamodb().await, table),
+        )),
+        #[cfg(not(feature = "ledger"))]
+        (AnyStore::Dynamo(_), Some(_)) => {
+            let _ = aws;
+            return Err(OpenError::NotBuilt {
+                what: "the DynamoDB usage ledger",
+                feature: "ledger",
+            });
+        }
+    })
 }
 
 /// The embedded bucket of `serve`, bound and ready to run.
@@ -174,6 +281,11 @@ pub struct LocalTarget {
 
 #[cfg(feature = "local")]
 impl LocalTarget {
+    /// The bucket (to report its stored objects to the settle step).
+    pub fn bucket(&self) -> &uploadgate_s3::LocalBucket {
+        &self.bucket
+    }
+
     /// Serves the bucket until `shutdown` resolves, under the same limits
     /// as the API.
     pub async fn serve(
@@ -239,7 +351,12 @@ pub async fn open_presigner(
             )
         }
         #[cfg(not(feature = "local"))]
-        TargetKind::Local => return Err(OpenError::NotBuilt("the local bucket")),
+        TargetKind::Local => {
+            return Err(OpenError::NotBuilt {
+                what: "the local bucket",
+                feature: "local",
+            });
+        }
     };
     presigner.warm_up().await;
     Ok((presigner, local))

@@ -1,6 +1,7 @@
 //! What a request asks the limiter: its quota tier (from the token's tier
-//! claim) and its idempotency key (the `Idempotency-Key` header), turned
-//! into a core [`Charge`].
+//! claim), its idempotency key (the `Idempotency-Key` header) and, in
+//! upload mode, the reservation of what its URL binds, turned into a core
+//! [`Charge`].
 //!
 //! The idempotency record lives in the quota state of the key the request
 //! charges (the user's; in anonymous mode the client address's), written in
@@ -12,11 +13,12 @@ use std::sync::Mutex;
 
 use http::HeaderName;
 use http::request::Parts;
-use uploadgate_core::{Charge, Grant, GrantRequest, Subject, Timestamp};
+use uploadgate_core::{Charge, Grant, GrantRequest, ReservationRequest, Subject, Timestamp};
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::identity::Caller;
+use crate::routes::UploadSpec;
 
 /// The header that makes a request idempotent.
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -81,33 +83,45 @@ pub(crate) fn idempotency_key(parts: &Parts) -> Result<Option<String>, ApiError>
     Ok(Some(String::from_utf8_lossy(key).into_owned()))
 }
 
-/// What the route asks of the limiter for an upload (or a check) of `size`
-/// bytes: the tier, and the grant to record under the idempotency key (its
-/// fingerprint is the route and the upload's description, so a retry must
-/// describe the same upload; `unique` is the object key this request would
-/// get).
+/// What the route asks of the limiter for an upload (`spec`; a check
+/// without one charges count limits only, size 0) at `now`: the tier, the
+/// grant to record under the idempotency key (its fingerprint is the route
+/// and the upload's description, so a retry must describe the same upload;
+/// `unique` is the object key this request would get), and in upload mode
+/// the reservation of what the URL binds, which expires with the URL.
 pub(crate) fn charge(
     st: &AppState,
     parts: &Parts,
     caller: &Caller,
     route: &str,
-    upload: &[&str],
-    size: u64,
+    spec: Option<&UploadSpec>,
     unique: [u8; 16],
+    now: Timestamp,
 ) -> Result<Charge, ApiError> {
+    let ttl = st.inner.presigner.ttl();
+    // The URL is signed at `now` for `ttl`: it expires then at the latest
+    // (SigV4 counts from the whole second).
+    let expires_at = Timestamp(
+        now.as_millis()
+            .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
+    );
+    let size = spec.map_or(0, |s| s.size);
     let grant = match idempotency_key(parts)? {
         None => None,
         Some(key) => {
-            let now = st.inner.meter.now();
-            let ttl = st.inner.presigner.ttl();
+            let upload: Vec<&str> = match spec {
+                Some(s) => vec![
+                    &s.filename,
+                    &s.content_type,
+                    s.checksum.as_ref().map_or("", |c| c.as_str()),
+                ],
+                None => Vec::new(),
+            };
             Some(GrantRequest {
                 key,
-                fingerprint: fingerprint(route, upload, size),
+                fingerprint: fingerprint(route, &upload, size),
                 unique,
-                expires_at: Timestamp(
-                    now.as_millis()
-                        .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
-                ),
+                expires_at,
                 holder: if caller.user.is_some() {
                     Subject::User
                 } else {
@@ -116,12 +130,20 @@ pub(crate) fn charge(
             })
         }
     };
+    let reservation = match (st.inner.gate.settlement, spec) {
+        (Some(_), Some(s)) => Some(ReservationRequest {
+            unique,
+            expires_at,
+            content_type: s.content_type.clone(),
+            checksum: s.checksum.as_ref().map(|c| *c.digest()),
+        }),
+        _ => None,
+    };
     Ok(Charge {
         size,
         tier: tier(st, caller),
         grant,
-        // Upload mode is not wired yet: grants are charged as before.
-        reservation: None,
+        reservation,
     })
 }
 

@@ -4,7 +4,7 @@
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
-use uploadgate_core::{Decision, LimiterError};
+use uploadgate_core::{Decision, LimiterError, Reservation};
 
 use crate::json::limits_json;
 use crate::ratelimit::{insert_fields, secs};
@@ -63,6 +63,16 @@ pub enum ApiError {
     /// A limit denied the request.
     #[error("quota exceeded")]
     QuotaExceeded(Box<Decision>),
+    /// Upload mode: the caller holds the most granted uploads not yet
+    /// uploaded (or released) that one user may. Nothing was charged.
+    #[error(
+        "you hold {} upload URLs whose uploads have not landed yet; upload or let them expire first",
+        Reservation::MAX_PENDING
+    )]
+    PendingUploads(Box<Decision>),
+    /// `GET /v1/usage` where no usage is recorded.
+    #[error("{0}")]
+    UsageNotRecorded(&'static str),
     /// The `Idempotency-Key` was used before for another request.
     #[error("this Idempotency-Key was used for another request; use a new key for a new upload")]
     IdempotencyMismatch,
@@ -109,9 +119,11 @@ impl ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
             ApiError::NotFromOrigin => StatusCode::FORBIDDEN,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::UsageNotRecorded(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::QuotaExceeded(_) | ApiError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::QuotaExceeded(_) | ApiError::Busy(_) | ApiError::PendingUploads(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable(_) | ApiError::SigningUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -138,6 +150,8 @@ impl ApiError {
                 "Request cannot be satisfied as assigned quota has been exceeded",
             ),
             ApiError::Busy(_) => ("busy", "Too many concurrent requests on one quota"),
+            ApiError::PendingUploads(_) => ("pending-uploads", "Too many uploads pending"),
+            ApiError::UsageNotRecorded(_) => ("usage-not-recorded", "No usage recorded here"),
             ApiError::IdempotencyMismatch => ("idempotency-key-reused", "Idempotency key reused"),
             ApiError::Unavailable(_) => ("store-unavailable", "Quota store unavailable"),
             ApiError::SigningUnavailable(_) => ("signing-unavailable", "Signing unavailable"),
@@ -170,19 +184,7 @@ impl IntoResponse for ApiError {
                 let retry = decision.retry_after().map(secs).unwrap_or(1).max(1);
                 let violated: Vec<&str> =
                     decision.violated().map(|l| l.limit.name.as_str()).collect();
-                let detail = decision
-                    .violated()
-                    .map(|l| {
-                        format!(
-                            "limit `{}` ({} per {})",
-                            l.limit.name,
-                            l.limit.amount,
-                            l.limit.window()
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                body["detail"] = Value::from(format!("{detail} reached; try again in {retry} s"));
+                body["detail"] = Value::from(quota_detail(decision, retry));
                 body["violated-policies"] = json!(violated);
                 body["retryAfter"] = json!(retry);
                 body["allowed"] = json!(false);
@@ -200,6 +202,16 @@ impl IntoResponse for ApiError {
             }
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, "internal error");
+            }
+            ApiError::PendingUploads(decision) => {
+                let retry = decision.retry_after().map(secs).unwrap_or(1).max(1);
+                body["detail"] = Value::from(format!("{self}; try again in {retry} s"));
+                body["retryAfter"] = json!(retry);
+                body["maxPending"] = json!(Reservation::MAX_PENDING);
+                body["allowed"] = json!(false);
+                body["limits"] = limits_json(decision);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry));
+                insert_fields(&mut headers, decision);
             }
             ApiError::Busy(decision) => {
                 let retry = decision.retry_after().map(secs).unwrap_or(1).max(1);
@@ -233,10 +245,50 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// What a quota denial says: the limits that denied it, or, should a
+/// denial name none (every denial the limiter makes names one; a backlog
+/// or contention denial has its own problem), the bare fact.
+fn quota_detail(decision: &Decision, retry: i64) -> String {
+    let limits = decision
+        .violated()
+        .map(|l| {
+            format!(
+                "limit `{}` ({} per {})",
+                l.limit.name,
+                l.limit.amount,
+                l.limit.window()
+            )
+        })
+        .collect::<Vec<_>>();
+    if limits.is_empty() {
+        format!("quota exceeded; try again in {retry} s")
+    } else {
+        format!("{} reached; try again in {retry} s", limits.join(", "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::token::TokenError;
+
+    #[test]
+    fn a_denial_naming_no_limit_still_says_what_happened() {
+        let d = Decision {
+            allowed: false,
+            limits: vec![],
+            attempts: 1,
+            contention: None,
+            grant: None,
+            backlog: Some(uploadgate_core::Backlog {
+                retry_after: std::time::Duration::from_millis(1_500),
+            }),
+        };
+        assert_eq!(quota_detail(&d, 2), "quota exceeded; try again in 2 s");
+        let res = ApiError::PendingUploads(Box::new(d)).into_response();
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "2");
+    }
 
     /// Found by the upload_body fuzz target: 200 bytes of DEL in a content
     /// type made a 415 message of 1.6 KB.

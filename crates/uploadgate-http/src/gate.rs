@@ -134,6 +134,11 @@ pub struct GateConfig {
     pub require_checksum: bool,
     /// Named policies, chosen by a token claim (`jwt` identity).
     pub tiers: Vec<(String, Policy)>,
+    /// When uploads are paid for: `None` when granted (grant mode, the
+    /// default); `Some(grace)` in upload mode (`UPLOADGATE_CHARGE=upload`),
+    /// where a grant is a reservation, settled when its object lands and
+    /// released if nothing landed by its URL's expiry plus `grace`.
+    pub settlement: Option<std::time::Duration>,
 }
 
 #[cfg(test)]

@@ -6,6 +6,12 @@
 //! into core types at the edge, ask the core [`Limiter`] for a decision,
 //! sign a URL with the [`Presigner`], and turn every failure into RFC 9457
 //! problem+json through the single [`ApiError`] mapping.
+//!
+//! In upload mode ([`GateConfig::settlement`]) the upload routes record
+//! what each URL binds as a reservation, and `GET /v1/usage` reads the
+//! caller's settled uploads from the usage ledger given with
+//! [`AppState::with_usage`]; settling itself is the event source's job
+//! (`uploadgate serve`'s embedded bucket).
 
 mod charge;
 mod error;
@@ -20,8 +26,9 @@ pub mod ratelimit;
 mod request;
 mod routes;
 pub mod token;
+mod usage;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -41,6 +48,7 @@ pub use identity::ClientAddr;
 pub use meter::{BoxFuture, Meter, Tokio};
 pub use metrics::MetricsSink;
 pub use request::MAX_BODY_BYTES;
+pub use usage::UsageLog;
 
 /// The header that carries [`GateConfig::origin_secret`].
 pub const ORIGIN_VERIFY: HeaderName = HeaderName::from_static("x-origin-verify");
@@ -66,6 +74,20 @@ struct Inner {
     presigner: Presigner,
     metrics: Option<Arc<dyn MetricsSink>>,
     fallbacks: charge::Fallbacks,
+    /// The usage ledger `GET /v1/usage` reads, if the deployment keeps one.
+    usage: OnceLock<Box<dyn UsageLog>>,
+}
+
+/// The limiter the router runs for `gate`, on `store` and `clock`: the
+/// gate's policy and tiers, its charging mode
+/// ([`GateConfig::settlement`]), batches run on Tokio. Built apart from
+/// the [`AppState`] when something else needs the same limiter (the settle
+/// step writes through it): clones share its store and batches.
+pub fn limiter<S: Store, C: Clock>(gate: &GateConfig, store: S, clock: C) -> Limiter<S, C> {
+    Limiter::new(Arc::new(gate.policy.clone()), store, clock)
+        .with_tiers(gate.tiers.clone())
+        .with_settlement(gate.settlement)
+        .with_runtime(Arc::new(meter::Tokio))
 }
 
 impl AppState {
@@ -91,10 +113,19 @@ impl AppState {
         presigner: Presigner,
         sink: Option<Arc<dyn MetricsSink>>,
     ) -> Self {
-        let identity = identity::Identity::new(&gate.identity, Arc::clone(&clock));
-        let limiter = Limiter::new(Arc::new(gate.policy.clone()), store, clock)
-            .with_tiers(gate.tiers.clone())
-            .with_runtime(Arc::new(meter::Tokio));
+        let limiter = limiter(&gate, store, clock);
+        Self::with_limiter(gate, limiter, presigner, sink)
+    }
+
+    /// The state around a `limiter` built by [`limiter`] for `gate` (whose
+    /// clock also times tokens), with metrics going to `sink`.
+    pub fn with_limiter<S: Store>(
+        gate: GateConfig,
+        limiter: Limiter<S, Arc<dyn Clock>>,
+        presigner: Presigner,
+        sink: Option<Arc<dyn MetricsSink>>,
+    ) -> Self {
+        let identity = identity::Identity::new(&gate.identity, Arc::clone(limiter.clock()));
         AppState {
             inner: Arc::new(Inner {
                 gate,
@@ -103,8 +134,24 @@ impl AppState {
                 presigner,
                 metrics: sink,
                 fallbacks: charge::Fallbacks::default(),
+                usage: OnceLock::new(),
             }),
         }
+    }
+
+    /// Serves `GET /v1/usage` from `ledger`. Without a ledger the route
+    /// answers 404 (`usage-not-recorded`). The first ledger given stays.
+    pub fn with_usage(self, ledger: impl UsageLog) -> Self {
+        if self.inner.usage.set(Box::new(ledger)).is_err() {
+            tracing::warn!("a usage ledger was already set; keeping the first");
+        }
+        self
+    }
+
+    /// The metrics sink, if metrics are on (the settle step writes its
+    /// verdicts there too).
+    pub fn metrics_sink(&self) -> Option<Arc<dyn MetricsSink>> {
+        self.inner.metrics.clone()
     }
 
     /// Does the one-time work of identification (fetching the issuer's
@@ -161,13 +208,15 @@ fn asset(content_type: &'static str, body: &'static str) -> axum::response::Resp
         .into_response()
 }
 
-/// The API: `POST /v1/uploads`, `GET /v1/quota`, `POST /upload-check`,
-/// `GET /healthz`, the demo page at `/` and the OpenAPI document.
+/// The API: `POST /v1/uploads`, `GET /v1/quota`, `GET /v1/usage`,
+/// `POST /upload-check`, `GET /healthz`, the demo page at `/` and the
+/// OpenAPI document.
 pub fn router(state: AppState) -> Router {
     let policy = ratelimit::policy_header(state.inner.gate.policy.limits());
     let api = Router::new()
         .route("/v1/uploads", post(routes::create_upload))
         .route("/v1/quota", get(routes::quota))
+        .route("/v1/usage", get(usage::usage))
         .route("/upload-check", post(routes::upload_check))
         .layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static(ratelimit::RATELIMIT_POLICY),

@@ -11,10 +11,18 @@
 //! retries included) and `Retries` (Count: compare-and-swap attempts after
 //! the first). `requestId` and `limits` ride along as properties for Logs
 //! Insights; they are not dimensions, so they cost nothing in metrics.
+//!
+//! In upload mode the settle step writes one line per landed object
+//! ([`SettleRecord`], `Route` = `settle`): `Settled`, `LateSettle` (landed
+//! after its reservation was released, charged anyway), `Quarantined`,
+//! `Duplicate` (settled before), `SettleFailed` (to be retried) and
+//! `SettleLatency` (Milliseconds), with the object key and the quarantine
+//! reason as properties.
 
 use std::time::Duration;
 
 use serde_json::json;
+use uploadgate_core::settle::{SettleError, Verdict};
 
 /// Where EMF lines go.
 pub trait MetricsSink: Send + Sync + 'static {
@@ -111,6 +119,83 @@ impl Record<'_> {
     }
 }
 
+/// What settling one object came to, as a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettleOutcome {
+    /// It matched its reservation.
+    Settled,
+    /// It landed after its reservation was released; charged anyway.
+    LateSettle,
+    /// It was quarantined.
+    Quarantined,
+    /// It was settled before.
+    Duplicate,
+    /// Settling failed; the event source retries it.
+    Failed,
+}
+
+impl SettleOutcome {
+    /// The outcome of a settle call.
+    pub fn of(result: &Result<Verdict, SettleError>) -> Self {
+        match result {
+            Ok(Verdict::Accepted { late: false }) => SettleOutcome::Settled,
+            Ok(Verdict::Accepted { late: true }) => SettleOutcome::LateSettle,
+            Ok(Verdict::Quarantined(_)) => SettleOutcome::Quarantined,
+            Ok(Verdict::Duplicate) => SettleOutcome::Duplicate,
+            Err(_) => SettleOutcome::Failed,
+        }
+    }
+}
+
+/// One settled object's metrics.
+#[derive(Debug, Clone)]
+pub struct SettleRecord<'a> {
+    /// When, ms since the epoch.
+    pub timestamp_ms: u64,
+    /// The outcome.
+    pub outcome: SettleOutcome,
+    /// Time the settle step took.
+    pub latency: Duration,
+    /// The object key.
+    pub key: &'a str,
+    /// Why it was quarantined, if it was.
+    pub reason: Option<&'a str>,
+}
+
+impl SettleRecord<'_> {
+    /// The EMF line.
+    pub fn to_line(&self) -> String {
+        let is = |o: SettleOutcome| u8::from(self.outcome == o);
+        json!({
+            "_aws": {
+                "Timestamp": self.timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": "uploadgate",
+                    "Dimensions": [["Route"]],
+                    "Metrics": [
+                        {"Name": "Settled", "Unit": "Count"},
+                        {"Name": "LateSettle", "Unit": "Count"},
+                        {"Name": "Quarantined", "Unit": "Count"},
+                        {"Name": "Duplicate", "Unit": "Count"},
+                        {"Name": "SettleFailed", "Unit": "Count"},
+                        {"Name": "SettleLatency", "Unit": "Milliseconds"},
+                    ],
+                }],
+            },
+            "Route": "settle",
+            "Settled": is(SettleOutcome::Settled),
+            "LateSettle": is(SettleOutcome::LateSettle),
+            "Quarantined": is(SettleOutcome::Quarantined),
+            "Duplicate": is(SettleOutcome::Duplicate),
+            "SettleFailed": is(SettleOutcome::Failed),
+            "SettleLatency": self.latency.as_secs_f64() * 1000.0,
+            "key": self.key,
+            "reason": self.reason,
+        })
+        .to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +232,35 @@ mod tests {
         assert_eq!(v["StoreLatency"].as_f64(), Some(2.5));
         assert_eq!(v["Retries"], 1);
         assert_eq!(v["requestId"], "req-1");
+    }
+
+    #[test]
+    fn a_settle_line_counts_its_verdict_once() {
+        use uploadgate_core::settle::QuarantineReason;
+        let q = Ok(Verdict::Quarantined(QuarantineReason::ContentType));
+        let line = SettleRecord {
+            timestamp_ms: 1,
+            outcome: SettleOutcome::of(&q),
+            latency: Duration::from_millis(3),
+            key: "uploads/a/b/c.pdf",
+            reason: Some("content-type"),
+        }
+        .to_line();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        let m = &v["_aws"]["CloudWatchMetrics"][0]["Metrics"];
+        let counted: Vec<&str> = m
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["Name"].as_str().unwrap())
+            .filter(|n| *n != "SettleLatency" && v[*n] == 1)
+            .collect();
+        assert_eq!(counted, ["Quarantined"]);
+        assert_eq!(v["Route"], "settle");
+        assert_eq!(v["reason"], "content-type");
+        let late = Ok(Verdict::Accepted { late: true });
+        assert_eq!(SettleOutcome::of(&late), SettleOutcome::LateSettle);
+        let failed = Err(SettleError::Contention);
+        assert_eq!(SettleOutcome::of(&failed), SettleOutcome::Failed);
     }
 }

@@ -12,7 +12,7 @@ use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 use uploadgate_core::{
     Charge, Decision, GrantOutcome, LimitStatus, LimiterError, ObjectKey, StoreError, Subjects,
-    Unit, UserId,
+    Timestamp, Unit, UserId,
 };
 
 use crate::AppState;
@@ -178,6 +178,16 @@ async fn decide(
             );
             Err(ApiError::Busy(Box::new(d)))
         }
+        Ok(d) if d.backlog.is_some() => {
+            // Upload mode: too many grants not settled yet. Never admitted
+            // in shadow mode either: an unrecorded grant has no refund.
+            tracing::info!(
+                decision = "pending-uploads",
+                attempts = d.attempts,
+                "too many uploads pending; answered 429"
+            );
+            Err(ApiError::PendingUploads(Box::new(d)))
+        }
         Ok(d) if st.inner.gate.shadow => {
             // Measured, not enforced: the URL goes out with the would-be
             // RateLimit fields, and nothing was charged.
@@ -239,6 +249,7 @@ async fn presign(
     user: &UserId,
     spec: &UploadSpec,
     unique: uuid::Uuid,
+    now: Timestamp,
 ) -> Result<UploadJson, ApiError> {
     let key = ObjectKey::for_upload(
         &st.inner.gate.key_prefix,
@@ -248,7 +259,7 @@ async fn presign(
             .encode_lower(&mut uuid::Uuid::encode_buffer()),
         &spec.filename,
     );
-    let now = SystemTime::UNIX_EPOCH + Duration::from_millis(st.inner.meter.now().as_millis());
+    let now = SystemTime::UNIX_EPOCH + Duration::from_millis(now.as_millis());
     // The object downloads as an attachment under its sanitized name (never
     // rendered inline), and the uploader cannot choose otherwise: the URL
     // signs the header.
@@ -280,7 +291,10 @@ async fn presign(
 }
 
 /// A 200 `application/json` answer with the decision's `RateLimit` field.
-fn ok_json(decision: Option<&Decision>, body: &impl Serialize) -> Result<Response, ApiError> {
+pub(crate) fn ok_json(
+    decision: Option<&Decision>,
+    body: &impl Serialize,
+) -> Result<Response, ApiError> {
     let body = serde_json::to_vec(body).map_err(|e| ApiError::Internal(Box::new(e)))?;
     let mut res = (
         StatusCode::OK,
@@ -298,6 +312,15 @@ fn ok_json(decision: Option<&Decision>, body: &impl Serialize) -> Result<Respons
         insert_fields(res.headers_mut(), d);
     }
     Ok(res)
+}
+
+/// A fresh unique part for an object key: a UUIDv7 of `now` (the injected
+/// clock's), so the key itself tells when it was granted. The settle step
+/// reads that time back for an upload whose reservation is gone.
+fn fresh_unique(now: Timestamp) -> uuid::Uuid {
+    let ms = now.as_millis();
+    let (secs, nanos) = (ms / 1000, u32::try_from(ms % 1000).unwrap_or(0) * 1_000_000);
+    uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, secs, nanos))
 }
 
 /// The object key's unique part a decision settles on: the original one
@@ -319,23 +342,20 @@ pub async fn create_upload(State(st): State<AppState>, req: Request) -> Result<R
         &body,
     )?;
     let who = subjects(&st, &parts, &caller);
-    let fresh = uuid::Uuid::new_v4();
+    let now = st.inner.meter.now();
+    let fresh = fresh_unique(now);
     let charge = charge(
         &st,
         &parts,
         &caller,
         "uploads",
-        &[
-            &spec.filename,
-            &spec.content_type,
-            spec.checksum.as_ref().map_or("", ChecksumSha256::as_str),
-        ],
-        spec.size,
+        Some(&spec),
         *fresh.as_bytes(),
+        now,
     )?;
     let decision = decide(&st, "uploads", &parts, &who, &charge).await?;
     let unique = unique_of(decision.as_ref(), fresh);
-    let upload = presign(&st, &who.user, &spec, unique).await?;
+    let upload = presign(&st, &who.user, &spec, unique, now).await?;
     ok_json(
         decision.as_ref(),
         &UploadAnswer {
@@ -362,33 +382,24 @@ pub async fn upload_check(State(st): State<AppState>, req: Request) -> Result<Re
         None
     };
     let who = subjects(&st, &parts, &caller);
-    let fresh = uuid::Uuid::new_v4();
-    // Without a declared upload only count limits are charged (size 0).
-    let (fields, size): (Vec<&str>, u64) = match &spec {
-        Some(s) => (
-            vec![
-                &s.filename,
-                &s.content_type,
-                s.checksum.as_ref().map_or("", ChecksumSha256::as_str),
-            ],
-            s.size,
-        ),
-        None => (Vec::new(), 0),
-    };
+    let now = st.inner.meter.now();
+    let fresh = fresh_unique(now);
+    // Without a declared upload only count limits are charged (size 0),
+    // and nothing is reserved.
     let charge = charge(
         &st,
         &parts,
         &caller,
         "upload-check",
-        &fields,
-        size,
+        spec.as_ref(),
         *fresh.as_bytes(),
+        now,
     )?;
     let decision = decide(&st, "upload-check", &parts, &who, &charge).await?;
     let upload = match &spec {
         Some(spec) => {
             let unique = unique_of(decision.as_ref(), fresh);
-            Some(presign(&st, &who.user, spec, unique).await?)
+            Some(presign(&st, &who.user, spec, unique, now).await?)
         }
         None => None,
     };

@@ -26,7 +26,9 @@ mod operations;
 mod presign;
 
 #[cfg(feature = "local")]
-pub use local::{LocalBucket, LocalCredentials, LocalServeError, LocalService};
+pub use local::{
+    Landings, LocalBucket, LocalCredentials, LocalServeError, LocalService, QUARANTINE_TAG,
+};
 pub use operations::OPERATIONS;
 pub use presign::{
     ChecksumSha256, InvalidChecksum, PresignError, PresignedUpload, Presigner, PutSpec,

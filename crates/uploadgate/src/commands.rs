@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
+use uploadgate_app::settle::{LogHandOff, serve_state};
 use uploadgate_app::{
-    Aws, Config, SettingError, StoreKind, open_presigner, open_store, server, telemetry,
+    Aws, Config, SettingError, StoreKind, open_ledger, open_presigner, open_store, server,
+    telemetry,
 };
 use uploadgate_core::{Clock, Limiter, Policy, StateKey, Subject, Subjects, SystemClock, UserId};
 use uploadgate_dynamodb::Created;
-use uploadgate_http::{AppState, ClientIpSource, router};
+use uploadgate_http::{ClientIpSource, router};
 
 use crate::cli::{Command, ConfigCommand, Invocation, QuotaCommand, TableCommand};
 
@@ -37,7 +39,10 @@ pub async fn run(inv: Invocation) -> Result<()> {
 }
 
 async fn table_create(config: Config) -> Result<()> {
-    let StoreKind::Dynamodb { table, .. } = &config.store else {
+    let StoreKind::Dynamodb {
+        table, usage_table, ..
+    } = &config.store
+    else {
         anyhow::bail!(
             "`table create` is for the dynamodb store: set UPLOADGATE_STORE=dynamodb and UPLOADGATE_TABLE"
         );
@@ -46,6 +51,12 @@ async fn table_create(config: Config) -> Result<()> {
     match uploadgate_dynamodb::create_table(&client, table).await? {
         Created::New => println!("table {table}: created (on-demand, pk, TTL on expireAt)"),
         Created::Existing => println!("table {table}: exists (TTL on expireAt)"),
+    }
+    if let Some(usage) = usage_table {
+        match uploadgate_dynamodb::create_usage_table(&client, usage).await? {
+            Created::New => println!("table {usage}: created (usage ledger: user, sk, by_month)"),
+            Created::Existing => println!("table {usage}: exists (usage ledger)"),
+        }
     }
     Ok(())
 }
@@ -73,6 +84,32 @@ async fn serve(config: Config) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (UPLOADGATE_LISTEN)", config.listen))?;
     let (presigner, local) = open_presigner(&config, &aws).await?;
+    let store = open_store(&config, &aws).await?;
+    println!("uploadgate: store {}", store.describe());
+    let ledger = open_ledger(&config, &aws, &store).await?;
+    if let Some(l) = &ledger {
+        println!("uploadgate: usage ledger {}", l.describe());
+    }
+    for l in config.gate.policy.limits() {
+        println!("uploadgate: limit {l}");
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let state = serve_state(
+        &config,
+        store,
+        ledger,
+        clock,
+        presigner,
+        local.as_ref(),
+        LogHandOff::default(),
+    )?;
+    match config.gate.settlement {
+        Some(grace) => println!(
+            "uploadgate: charging on upload (settled in-process; unsettled grants released {} s after their URL expires)",
+            grace.as_secs()
+        ),
+        None => println!("uploadgate: charging on grant"),
+    }
     match local {
         Some(bucket) => {
             println!(
@@ -83,13 +120,6 @@ async fn serve(config: Config) -> Result<()> {
         }
         None => println!("uploadgate: signing for S3 bucket \"{}\"", config.bucket),
     }
-    let store = open_store(&config, &aws).await?;
-    println!("uploadgate: store {}", store.describe());
-    for l in config.gate.policy.limits() {
-        println!("uploadgate: limit {l}");
-    }
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let state = AppState::new(config.gate, store, clock, presigner);
     state.warm_up().await;
     let sweeper = state.clone();
     tokio::spawn(async move {

@@ -40,6 +40,16 @@ use crate::store::{Grant, KeyState, LimitState};
 /// limit. A sliding limit of 1000 uploads needs at most about 4 KB.
 pub const MAX_STATE_BYTES: usize = 8 * 1024;
 
+/// The largest state one user may need in upload mode, reservations
+/// included ([`max_encoded_len`] plus [`max_reservations_len`], checked at
+/// configuration). Reservations are bounded by count
+/// ([`Reservation::MAX_PENDING`](crate::Reservation::MAX_PENDING) pending,
+/// [`Reservation::MAX_DONE`](crate::Reservation::MAX_DONE) settled), about
+/// 150 bytes each, so a user holding many unsettled grants has a state of
+/// tens of KB: still well under DynamoDB's 400 KB item limit, with room
+/// for the item's other attributes.
+pub const MAX_RESERVED_STATE_BYTES: usize = 256 * 1024;
+
 /// The format of a state without grants: what every store has written so
 /// far, so a state without grants is byte for byte what it always was.
 const FORMAT: u8 = 1;

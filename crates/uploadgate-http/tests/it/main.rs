@@ -8,6 +8,7 @@ mod fuzz;
 mod jwt;
 mod modes;
 mod openapi;
+mod settle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::*;
 
-fn spec() -> Value {
+pub(crate) fn spec() -> Value {
     let yaml: serde_yaml::Value =
         serde_yaml::from_str(uploadgate_http::OPENAPI_YAML).expect("valid YAML");
     serde_json::to_value(yaml).expect("JSON-compatible")
@@ -33,7 +33,7 @@ fn parts<'a>(spec: &'a Value, s: &'a Value) -> Vec<&'a Value> {
 
 /// Every property of `value` is declared in `schema` (or a member of its
 /// `allOf`), and every required one is present.
-fn conforms(spec: &Value, schema_name: &str, value: &Value) {
+pub(crate) fn conforms(spec: &Value, schema_name: &str, value: &Value) {
     let all = parts(spec, schema(spec, schema_name));
     let props: Vec<&serde_json::Map<String, Value>> = all
         .iter()
@@ -70,7 +70,13 @@ async fn openapi_describes_the_real_responses() {
     documented.sort();
     assert_eq!(
         documented,
-        ["/healthz", "/upload-check", "/v1/quota", "/v1/uploads"]
+        [
+            "/healthz",
+            "/upload-check",
+            "/v1/quota",
+            "/v1/uploads",
+            "/v1/usage"
+        ]
     );
 
     let (app, _) = app(&[("UPLOADGATE_LIMITS", "uploads=user:1/3h")]);
@@ -89,17 +95,37 @@ async fn openapi_describes_the_real_responses() {
             "type": denied.body["type"], "title": denied.body["title"], "status": denied.body["status"], "detail": denied.body["detail"],
         }),
     );
-    let extra = &spec["components"]["responses"]["QuotaExceeded"]["content"]["application/problem+json"]
-        ["schema"]["allOf"][1]["properties"];
-    for k in denied.body.as_object().unwrap().keys() {
-        let base = schema(&spec, "Problem")["properties"].get(k).is_some();
-        assert!(
-            base || extra.get(k).is_some(),
-            "429 field `{k}` not documented"
-        );
-    }
+    // A 429 is one of three problems, told apart by their `type`.
+    let one_of = &spec["components"]["responses"]["TooManyRequests"]["content"]["application/problem+json"]
+        ["schema"]["oneOf"];
+    let kinds: Vec<&str> = one_of
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["$ref"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "#/components/schemas/QuotaExceededProblem",
+            "#/components/schemas/PendingUploadsProblem",
+            "#/components/schemas/BusyProblem"
+        ]
+    );
+    conforms(&spec, "QuotaExceededProblem", &denied.body);
+    let documented_type =
+        |name: &str| schema(&spec, name)["allOf"][1]["properties"]["type"]["const"].clone();
+    assert_eq!(documented_type("QuotaExceededProblem"), denied.body["type"]);
     let q = quota(&app, "olga").await;
     conforms(&spec, "Quota", &q.body);
+    // Usage, with a record, from a router in upload mode.
+    let m = crate::settle::upload_mode("uploads=user:1/3h");
+    let up = upload(&m.app, "olga", 10).await;
+    m.settle(&up, 10).await;
+    let u = crate::settle::usage(&m.app, "olga", "").await;
+    assert_eq!(u.status, 200, "{}", u.raw);
+    conforms(&spec, "Usage", &u.body);
+    conforms(&spec, "UsageRecord", &u.body["records"][0]);
     // Found by Schemathesis: /upload-check's upload object is the URL
     // alone (its limits are beside it), and declaring half an upload is
     // refused, as the document's `anyOf` says (`null` counts as absent).
@@ -146,6 +172,9 @@ async fn openapi_describes_the_real_responses() {
     assert!(documented_status("/v1/uploads", "post", 429));
     for s in [400, 401, 413, 415, 503] {
         assert!(documented_status("/v1/uploads", "post", s), "{s}");
+    }
+    for s in [200, 400, 401, 404] {
+        assert!(documented_status("/v1/usage", "get", s), "{s}");
     }
 }
 

@@ -16,19 +16,22 @@
 //! * **Atomic creation.** `If-None-Match: *` is an exclusive create of the
 //!   object file; the metadata is written only by the PUT that won it, and
 //!   readers see bytes and metadata that belong together.
+//! * **Landings and quarantine** (module `landing`): each stored object is
+//!   reported to the gate, which settles it in-process, and an object the
+//!   gate refuses is marked with the tag `uploadgate-quarantine`.
 
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
 use futures::StreamExt;
 use s3s::auth::SimpleAuth;
 use s3s::crypto::{Checksum as _, Md5, Sha256};
 use s3s::dto::{
-    ETag, GetObjectInput, GetObjectOutput, HeadObjectInput, HeadObjectOutput, PutObjectInput,
-    PutObjectOutput, StreamingBlob,
+    ETag, GetObjectInput, GetObjectOutput, GetObjectTaggingInput, GetObjectTaggingOutput,
+    HeadObjectInput, HeadObjectOutput, PutObjectInput, PutObjectOutput, StreamingBlob,
 };
 use s3s::service::S3ServiceBuilder;
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
@@ -39,6 +42,9 @@ use tower_http::cors::{Any, CorsLayer};
 use crate::ChecksumSha256;
 use unsigned::refuse_unsigned_headers;
 
+pub use landing::{Landings, QUARANTINE_TAG};
+
+mod landing;
 mod unsigned;
 
 /// Credentials the local bucket accepts, generated at start-up.
@@ -105,7 +111,6 @@ pub struct LocalBucket {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     bucket: String,
     objects: PathBuf,
@@ -115,6 +120,18 @@ struct Inner {
     /// while a reader opens both: a reader never pairs one PUT's bytes with
     /// another's metadata. Renames and opens only; no I/O on bodies.
     commit: Mutex<()>,
+    /// Told of every stored object (`uploadgate serve` in upload mode).
+    landings: OnceLock<Arc<dyn Landings>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("bucket", &self.bucket)
+            .field("objects", &self.objects)
+            .field("landings", &self.landings.get().is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -123,6 +140,9 @@ struct Meta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     content_disposition: Option<String>,
     etag: String,
+    /// Why the gate quarantined the object, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    quarantine: Option<String>,
 }
 
 impl LocalBucket {
@@ -144,6 +164,7 @@ impl LocalBucket {
                 meta,
                 tmp,
                 commit: Mutex::new(()),
+                landings: OnceLock::new(),
             }),
         })
     }
@@ -165,7 +186,11 @@ impl LocalBucket {
             .allow_origin(Any)
             .allow_methods([http::Method::PUT, http::Method::GET, http::Method::HEAD])
             .allow_headers(Any)
-            .expose_headers([http::header::ETAG])
+            .expose_headers([
+                http::header::ETAG,
+                s3s::header::X_AMZ_TAGGING_COUNT,
+                http::HeaderName::from_static("x-amz-meta-uploadgate-quarantine"),
+            ])
             .max_age(std::time::Duration::from_secs(600));
         ServiceBuilder::new().layer(cors).service(builder.build())
     }
@@ -335,15 +360,20 @@ impl S3 for LocalBucket {
         serde_json::to_writer(
             &mut meta,
             &Meta {
-                content_type: input.content_type,
+                content_type: input.content_type.clone(),
                 content_disposition: input.content_disposition,
                 etag: etag.clone(),
+                quarantine: None,
             },
         )
         .map_err(s3s::S3Error::internal_error)?;
         meta.as_file().sync_all().map_err(io_err)?;
         self.commit(tmp, meta, &path, &meta_path, exclusive)?;
         tracing::debug!(key = %input.key, bytes = len, "local bucket: stored object");
+        // Stored: the one PUT that created it reports it (a losing racer
+        // was refused above).
+        let checksum = expected_sha256.as_ref().map(|c| *c.digest());
+        self.report(&input.key, len, input.content_type, checksum);
         let output = PutObjectOutput {
             e_tag: Some(ETag::Strong(etag)),
             checksum_sha256: expected_sha256.map(|c| c.as_str().to_owned()),
@@ -367,6 +397,10 @@ impl S3 for LocalBucket {
         let data = Bytes::from(data);
         let len = data.len() as i64;
         let body = futures::stream::once(async move { Ok::<_, Infallible>(data) });
+        let metadata = landing::metadata(meta.as_ref());
+        let tag_count = i32::try_from(landing::tags(meta.as_ref()).len())
+            .ok()
+            .filter(|n| *n > 0);
         let (content_type, content_disposition, e_tag) = meta.map_or((None, None, None), |m| {
             (
                 m.content_type,
@@ -380,6 +414,8 @@ impl S3 for LocalBucket {
             content_type,
             content_disposition,
             e_tag,
+            metadata,
+            tag_count,
             ..Default::default()
         };
         Ok(S3Response::new(output))
@@ -393,6 +429,7 @@ impl S3 for LocalBucket {
         let (path, meta_path) = self.paths(&req.input.key)?;
         let (file, meta) = self.open_object(&path, &meta_path)?;
         let len = file.metadata().map_err(io_err)?.len();
+        let metadata = landing::metadata(meta.as_ref());
         let (content_type, content_disposition, e_tag) = meta.map_or((None, None, None), |m| {
             (
                 m.content_type,
@@ -405,9 +442,23 @@ impl S3 for LocalBucket {
             content_type,
             content_disposition,
             e_tag,
+            metadata,
             ..Default::default()
         };
         Ok(S3Response::new(output))
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        self.check_bucket(&req.input.bucket)?;
+        let (path, meta_path) = self.paths(&req.input.key)?;
+        let (_, meta) = self.open_object(&path, &meta_path)?;
+        Ok(S3Response::new(GetObjectTaggingOutput {
+            tag_set: landing::tags(meta.as_ref()),
+            ..Default::default()
+        }))
     }
 }
 

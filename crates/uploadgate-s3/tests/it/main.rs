@@ -3,6 +3,8 @@
 //!
 //! * here: one PUT per URL, tampering, expiry, races, CORS;
 //! * [`checksum`]: a signed `x-amz-checksum-sha256` binds the bytes;
+//! * [`landing`]: stored objects are reported to the gate, and quarantined
+//!   ones carry a tag;
 //! * [`unsigned_headers`]: what the URL does not sign, the bucket refuses.
 
 // Test helpers panic on purpose: a failed unwrap is a failed test.
@@ -16,6 +18,7 @@ use uploadgate_core::{ObjectKey, UserId};
 use uploadgate_s3::{LocalBucket, LocalCredentials, PresignedUpload, Presigner, PutSpec};
 
 mod checksum;
+mod landing;
 mod unsigned_headers;
 
 struct Bucket {

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 mod cognito;
 mod hardening;
+mod settle;
 
 const BIN: &str = env!("CARGO_BIN_EXE_uploadgate");
 

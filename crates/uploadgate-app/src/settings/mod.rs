@@ -17,9 +17,18 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Command, ValueEnum};
+use clap::{Args, Command};
 use http::HeaderName;
 use uploadgate_http::{CorsOrigins, OriginSecret};
+
+mod choices;
+mod docs;
+
+pub use choices::{
+    ChargeChoice, ClientIp, IdentitySource, LogFormat, MetricsFormat, StoreChoice, TargetChoice,
+    TokenUse,
+};
+pub use docs::SettingDoc;
 
 use crate::values::{
     self, BucketName, ClaimName, ContentTypes, HttpUrl, KeyPrefix, Limits, Names, ObjectBytes,
@@ -44,75 +53,6 @@ impl SettingError {
             message: message.to_string(),
         }
     }
-}
-
-/// Where the user id comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum IdentitySource {
-    /// A verified bearer JWT.
-    Jwt,
-    /// The identity header, set by a trusted upstream.
-    Header,
-    /// `userId` in the JSON body (the original design; unsafe).
-    Body,
-    /// No user: only `ip` limits.
-    Anonymous,
-}
-
-/// Cognito's kinds of token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TokenUse {
-    /// Access tokens (`client_id`, no `aud`).
-    Access,
-    /// ID tokens (`aud`).
-    Id,
-}
-
-/// Where the `ip` subject comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ClientIp {
-    /// The TCP peer.
-    Peer,
-    /// CloudFront's `CloudFront-Viewer-Address` header.
-    Cloudfront,
-}
-
-/// Which state store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StoreChoice {
-    /// Embedded and durable, in the data directory.
-    File,
-    /// In memory; lost on exit.
-    Memory,
-    /// The DynamoDB table `UPLOADGATE_TABLE`.
-    Dynamodb,
-}
-
-/// Where uploads go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TargetChoice {
-    /// The embedded local bucket of `serve`.
-    Local,
-    /// S3, through the standard AWS configuration.
-    S3,
-}
-
-/// How log lines look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// Which metrics to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MetricsFormat {
-    /// None.
-    Off,
-    /// CloudWatch Embedded Metric Format lines on stdout.
-    Emf,
 }
 
 /// Every setting uploadgate reads, parsed into its type.
@@ -434,6 +374,42 @@ pub struct Settings {
     )]
     pub target: TargetChoice,
 
+    /// When uploads are paid for: `grant` (when the URL is handed out) or `upload` (when the object lands: the grant is a reservation, settled when its object lands and matches, released if nothing landed by the URL's expiry plus `UPLOADGATE_SETTLE_GRACE`). `upload` needs the embedded bucket (`UPLOADGATE_TARGET=local`), which settles in-process; see "Pay for what lands".
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_CHARGE",
+        default_value = "grant",
+        value_name = "MODE",
+        help_heading = SERVE_ONLY,
+    )]
+    pub charge: ChargeChoice,
+
+    /// `upload` charging: how long after a URL's expiry its unsettled grant is released (its quota handed back), 1m to 24h. An upload started before the expiry may land until then.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_SETTLE_GRACE",
+        default_value = "15m",
+        value_name = "DURATION",
+        value_parser = values::settle_grace,
+        help_heading = SERVE_ONLY,
+    )]
+    pub settle_grace: Duration,
+
+    /// `dynamodb` store: the DynamoDB table of the usage ledger (partition key `user`, sort key `sk`, index `by_month`), where `upload` charging records settled uploads and `GET /v1/usage` reads them (required with both). `uploadgate table create` makes one for local use.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_USAGE_TABLE",
+        value_name = "TABLE",
+        help_heading = SERVE_ONLY,
+    )]
+    pub usage_table: Option<TableName>,
+
     /// Directory of the file store and the local bucket.
     #[arg(
         long,
@@ -546,7 +522,7 @@ pub struct Settings {
     )]
     pub log_format: LogFormat,
 
-    /// Metrics: `off`, or `emf` (one CloudWatch Embedded Metric Format line per decision on stdout: Allowed, Denied, FailOpen, FailClosed, ShadowDenied, StoreLatency, Retries). The Lambda function defaults to `emf`.
+    /// Metrics: `off`, or `emf` (one CloudWatch Embedded Metric Format line per decision on stdout: Allowed, Denied, FailOpen, FailClosed, ShadowDenied, StoreLatency, Retries; with `upload` charging also one per settled object: Settled, LateSettle, Quarantined, Duplicate, SettleFailed). The Lambda function defaults to `emf`.
     #[arg(
         long,
         verbatim_doc_comment,
@@ -565,19 +541,6 @@ pub const ALL: &str = "Settings (each also read from its UPLOADGATE_* variable)"
 /// not set them.
 pub const SERVE_ONLY: &str = "Settings of `uploadgate serve` only";
 
-/// One setting as documented: its name, default and help.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettingDoc {
-    /// `UPLOADGATE_*`.
-    pub name: String,
-    /// The default, if any.
-    pub default: Option<String>,
-    /// What it does.
-    pub help: String,
-    /// Whether only `uploadgate serve` reads it.
-    pub serve_only: bool,
-}
-
 /// The settings' arguments (a bare command holding only them).
 pub(crate) fn settings_command() -> Command {
     Settings::augment_args(Command::new("uploadgate").no_binary_name(true))
@@ -585,95 +548,4 @@ pub(crate) fn settings_command() -> Command {
 
 pub(crate) fn env_name(arg: &clap::Arg) -> Option<String> {
     arg.get_env().map(|e| e.to_string_lossy().into_owned())
-}
-
-impl Settings {
-    /// Every setting, in definition order (for the README and `--help`).
-    pub fn docs() -> Vec<SettingDoc> {
-        settings_command()
-            .get_arguments()
-            .filter_map(|a| {
-                Some(SettingDoc {
-                    name: env_name(a)?,
-                    default: a
-                        .get_default_values()
-                        .first()
-                        .map(|d| d.to_string_lossy().into_owned()),
-                    help: a
-                        .get_help()
-                        .map(|h| {
-                            h.to_string()
-                                .split_whitespace()
-                                .collect::<Vec<_>>()
-                                .join(" ")
-                        })
-                        .unwrap_or_default(),
-                    serve_only: a.get_help_heading() == Some(SERVE_ONLY),
-                })
-            })
-            .collect()
-    }
-}
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_setting_is_documented_with_a_name_and_help() {
-        let docs = Settings::docs();
-        assert_eq!(docs.len(), 38);
-        let serve_only: Vec<&str> = docs
-            .iter()
-            .filter(|d| d.serve_only)
-            .map(|d| d.name.as_str())
-            .collect();
-        assert_eq!(
-            serve_only,
-            [
-                "UPLOADGATE_DATA_DIR",
-                "UPLOADGATE_LISTEN",
-                "UPLOADGATE_S3_LISTEN",
-                "UPLOADGATE_HEADER_TIMEOUT",
-                "UPLOADGATE_BODY_TIMEOUT",
-                "UPLOADGATE_IDLE_TIMEOUT",
-                "UPLOADGATE_MAX_CONNECTIONS",
-            ]
-        );
-        for d in &docs {
-            assert!(d.name.starts_with("UPLOADGATE_"), "{d:?}");
-            assert!(!d.help.is_empty() && !d.help.contains('\n'), "{d:?}");
-        }
-    }
-
-    /// The README's table is this definition: one row per setting, in
-    /// order, with its default and its help.
-    #[test]
-    fn the_readme_table_is_the_definition() {
-        let readme = include_str!("../../../README.md");
-        let rows: Vec<&str> = readme
-            .lines()
-            .filter(|l| l.starts_with("| `UPLOADGATE_"))
-            .collect();
-        let want: Vec<String> = Settings::docs()
-            .iter()
-            .map(|d| {
-                let default = match d.default.as_deref() {
-                    None | Some("") => "(none)".to_owned(),
-                    Some(v) => format!("`{v}`"),
-                };
-                // A `|` in a cell would end it.
-                format!(
-                    "| `{}` | {} | {} |",
-                    d.name,
-                    default.replace('|', "\\|"),
-                    d.help.replace('|', "\\|")
-                )
-            })
-            .collect();
-        assert!(
-            rows == want,
-            "regenerate the README's configuration table:\n{}",
-            want.join("\n")
-        );
-    }
 }

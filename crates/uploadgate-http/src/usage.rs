@@ -1,0 +1,270 @@
+//! `GET /v1/usage`: the caller's own settled uploads, from the usage ledger
+//! (upload mode records one per object that landed and matched its URL).
+//!
+//! A page is read straight from the ledger: `records` in the order they
+//! landed, and `uploads` and `bytes` totalling **that page** (a total over
+//! the whole range would read every page of it). `next` is the cursor of
+//! the following page, `null` after the last; it is the ledger's own cursor
+//! in unpadded base64url, so paging costs nothing between calls. Consumes
+//! no quota.
+
+use axum::extract::{Request, State};
+use axum::response::Response;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uploadgate_core::usage::{Cursor, Ledger, UsagePage, UsageQuery};
+use uploadgate_core::{LimiterError, StoreError, Timestamp};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::meter::BoxFuture;
+use crate::routes::ok_json;
+
+/// Records per page when the caller does not say.
+const DEFAULT_LIMIT: usize = 100;
+/// Most records per page.
+const MAX_LIMIT: usize = 1000;
+
+/// The usage ledger as the handler sees it: [`Ledger`]'s reads, object-safe
+/// (one boxed future per page), so the router holds any backend.
+pub trait UsageLog: Send + Sync + 'static {
+    /// Up to `limit` records of `query` after `after` (see [`Ledger::page`]).
+    fn page<'a>(
+        &'a self,
+        query: &'a UsageQuery,
+        after: Option<&'a Cursor>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<UsagePage, StoreError>>;
+}
+
+impl<L: Ledger> UsageLog for L {
+    fn page<'a>(
+        &'a self,
+        query: &'a UsageQuery,
+        after: Option<&'a Cursor>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<UsagePage, StoreError>> {
+        Box::pin(Ledger::page(self, query, after, limit))
+    }
+}
+
+/// The query of a usage request, checked.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Params {
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+    cursor: Option<Cursor>,
+    limit: Option<usize>,
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::BadRequest(message.into())
+}
+
+/// An RFC 3339 time; one before 1970 is 1970 (nothing landed earlier).
+fn time_param(name: &str, value: &str) -> Result<Timestamp, ApiError> {
+    let t = OffsetDateTime::parse(value, &Rfc3339).map_err(|_| {
+        bad(format!(
+            "`{name}` must be an RFC 3339 time, e.g. 2026-12-01T00:00:00Z"
+        ))
+    })?;
+    let ms = t.unix_timestamp_nanos().div_euclid(1_000_000);
+    Ok(Timestamp(u64::try_from(ms.max(0)).unwrap_or(u64::MAX)))
+}
+
+impl Params {
+    /// `since`, `until` (RFC 3339), `cursor` and `limit` (1-1000); other
+    /// parameters (`userId` in body identity mode) are not this route's.
+    fn parse(query: Option<&str>) -> Result<Params, ApiError> {
+        let mut p = Params::default();
+        let mut seen: Vec<String> = Vec::new();
+        for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            if !matches!(&*k, "since" | "until" | "cursor" | "limit") {
+                continue;
+            }
+            if seen.iter().any(|s| *s == k) {
+                return Err(bad(format!("`{k}` is repeated")));
+            }
+            seen.push(k.to_string());
+            match &*k {
+                "since" => p.since = Some(time_param("since", &v)?),
+                "until" => p.until = Some(time_param("until", &v)?),
+                "cursor" => {
+                    let bytes = URL_SAFE_NO_PAD
+                        .decode(v.as_bytes())
+                        .ok()
+                        .filter(|b| !b.is_empty())
+                        .ok_or_else(|| bad("`cursor` is not one this API gave out"))?;
+                    p.cursor = Some(Cursor(bytes));
+                }
+                _ => {
+                    let n = v
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=MAX_LIMIT).contains(n))
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "`limit` must be a whole number from 1 to {MAX_LIMIT}"
+                            ))
+                        })?;
+                    p.limit = Some(n);
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    /// Whether the range holds no time at all (`until` at or before
+    /// `since`): an empty page, without asking the ledger.
+    fn is_empty(&self) -> bool {
+        matches!((self.since, self.until), (Some(s), Some(u)) if u <= s)
+    }
+}
+
+/// A time as the answer writes it: RFC 3339, UTC, milliseconds.
+fn rfc3339(at: Timestamp) -> Result<String, ApiError> {
+    let nanos = i128::from(at.as_millis()) * 1_000_000;
+    let t = OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    t.format(&Rfc3339)
+        .map_err(|e| ApiError::Internal(Box::new(e)))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RecordJson<'a> {
+    key: &'a str,
+    bytes: u64,
+    content_type: &'a str,
+    tier: Option<&'a str>,
+    landed_at: String,
+}
+
+#[derive(Serialize)]
+struct UsageAnswer<'a> {
+    user: &'a str,
+    since: Option<String>,
+    until: Option<String>,
+    uploads: usize,
+    bytes: u64,
+    records: Vec<RecordJson<'a>>,
+    next: Option<String>,
+}
+
+/// `GET /v1/usage`.
+pub async fn usage(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let (parts, _) = req.into_parts();
+    let caller = st.inner.identity.caller(&parts, None).await?;
+    let Some(ledger) = st.inner.usage.get() else {
+        return Err(ApiError::UsageNotRecorded(
+            "this deployment keeps no usage ledger",
+        ));
+    };
+    let Some(user) = caller.user else {
+        return Err(ApiError::UsageNotRecorded(
+            "usage is recorded per user, and this gate has none (UPLOADGATE_IDENTITY=anonymous)",
+        ));
+    };
+    let params = Params::parse(parts.uri.query())?;
+    let query = UsageQuery {
+        since: params.since,
+        until: params.until,
+        user: Some(user.clone()),
+    };
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+    let page = if params.is_empty() {
+        UsagePage::default()
+    } else {
+        ledger
+            .page(&query, params.cursor.as_ref(), limit)
+            .await
+            .map_err(|e| match e {
+                StoreError::BadCursor => bad("`cursor` is not one this API gave out"),
+                e => ApiError::Unavailable(LimiterError::Store(e)),
+            })?
+    };
+    let records = page
+        .records
+        .iter()
+        .map(|r| {
+            Ok(RecordJson {
+                key: &r.key,
+                bytes: r.bytes,
+                content_type: &r.content_type,
+                tier: r.tier.as_deref(),
+                landed_at: rfc3339(r.landed_at)?,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    ok_json(
+        None,
+        &UsageAnswer {
+            user: user.as_str(),
+            since: params.since.map(rfc3339).transpose()?,
+            until: params.until.map(rfc3339).transpose()?,
+            uploads: records.len(),
+            bytes: page.records.iter().map(|r| r.bytes).sum(),
+            records,
+            next: page.next.map(|c| URL_SAFE_NO_PAD.encode(c.0)),
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_checked_and_named() {
+        assert_eq!(Params::parse(None).unwrap(), Params::default());
+        let p = Params::parse(Some(
+            "since=2027-01-15T08:00:00Z&until=2027-01-15T09:00:00.5%2B01:00&limit=5&cursor=AQID&userId=x",
+        ))
+        .unwrap();
+        assert_eq!(p.since, Some(Timestamp(1_800_000_000_000)));
+        // 09:00:00.5 at +01:00 is 08:00:00.5 UTC.
+        assert_eq!(p.until, Some(Timestamp(1_800_000_000_500)));
+        assert_eq!(p.limit, Some(5));
+        assert_eq!(p.cursor, Some(Cursor(vec![1, 2, 3])));
+        for (query, names) in [
+            ("limit=0", "`limit`"),
+            ("limit=1001", "`limit`"),
+            ("limit=ten", "`limit`"),
+            ("since=yesterday", "`since`"),
+            ("until=2027-01-15", "`until`"),
+            ("cursor=***", "`cursor`"),
+            ("cursor=", "`cursor`"),
+            ("limit=1&limit=2", "`limit` is repeated"),
+        ] {
+            let e = Params::parse(Some(query)).unwrap_err();
+            assert!(matches!(e, ApiError::BadRequest(_)), "{query}");
+            assert!(e.to_string().contains(names), "{query}: {e}");
+        }
+        // Valid times are taken as they come: before 1970 is 1970, and a
+        // range that ends before it starts is empty.
+        let p = Params::parse(Some("since=0001-01-01T00:00:00.5-01:00")).unwrap();
+        assert_eq!(p.since, Some(Timestamp(0)));
+        let p = Params::parse(Some(
+            "since=2027-01-15T09:00:00Z&until=2027-01-15T08:00:00Z",
+        ))
+        .unwrap();
+        assert!(p.is_empty());
+        let p = Params::parse(Some("since=2027-01-15T09:00:00Z")).unwrap();
+        assert!(!p.is_empty());
+    }
+
+    #[test]
+    fn times_are_written_in_utc_with_milliseconds() {
+        assert_eq!(
+            rfc3339(Timestamp(1_800_000_000_123)).unwrap(),
+            "2027-01-15T08:00:00.123Z"
+        );
+        assert_eq!(
+            rfc3339(Timestamp(1_800_000_000_000)).unwrap(),
+            "2027-01-15T08:00:00Z"
+        );
+    }
+}

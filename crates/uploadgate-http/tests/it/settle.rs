@@ -1,0 +1,336 @@
+//! Upload mode (`UPLOADGATE_CHARGE=upload`) through the router: grants are
+//! reservations, settled by the core's settle step (called here as the
+//! embedded bucket would) or handed back after the URL's TTL plus the
+//! grace; `GET /v1/usage` reads what settled. Grant mode stays as it was.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use http::Request;
+use serde_json::Value;
+use uploadgate_core::settle::{
+    Accepted, HandOff, Landed, PortError, Quarantine, QuarantineReason, Settle, Settler, Verdict,
+};
+use uploadgate_core::usage::MemoryLedger;
+use uploadgate_core::{Clock, FakeClock, MemoryStore, Timestamp};
+use uploadgate_http::AppState;
+
+use crate::*;
+
+const TTL: Duration = Duration::from_secs(300);
+const GRACE: Duration = Duration::from_secs(900);
+
+/// Keeps what it is handed.
+#[derive(Clone, Default)]
+struct Sent(Arc<Mutex<Vec<Accepted>>>);
+
+impl HandOff for Sent {
+    async fn send(&self, a: &Accepted) -> Result<(), PortError> {
+        self.0.lock().unwrap().push(a.clone());
+        Ok(())
+    }
+}
+
+/// Keeps what it is told to quarantine.
+#[derive(Clone, Default)]
+struct Tagged(Arc<Mutex<Vec<(String, QuarantineReason)>>>);
+
+impl Quarantine for Tagged {
+    async fn quarantine(
+        &self,
+        _bucket: &str,
+        key: &str,
+        reason: &QuarantineReason,
+    ) -> Result<(), PortError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((key.to_owned(), reason.clone()));
+        Ok(())
+    }
+}
+
+type TestSettler = Settler<MemoryStore, Arc<dyn Clock>, Arc<MemoryLedger>, Sent, Tagged>;
+
+/// A router in upload mode on the memory store, its settler (the same
+/// limiter, the same ledger) and its clock.
+pub(crate) struct UploadMode {
+    pub(crate) app: Router,
+    clock: FakeClock,
+    settler: TestSettler,
+    sent: Sent,
+}
+
+pub(crate) fn upload_mode(limits: &str) -> UploadMode {
+    let cfg = config(&[
+        ("UPLOADGATE_CHARGE", "upload"),
+        ("UPLOADGATE_LIMITS", limits),
+    ]);
+    assert_eq!(cfg.gate.settlement, Some(GRACE));
+    assert_eq!(cfg.url_ttl, TTL);
+    let clock = FakeClock::new(T0);
+    let dyn_clock: Arc<dyn Clock> = Arc::new(clock.clone());
+    let limiter = uploadgate_http::limiter(&cfg.gate, MemoryStore::new(), dyn_clock);
+    let ledger = Arc::new(MemoryLedger::new());
+    let sent = Sent::default();
+    let settler = Settler::new(
+        limiter.clone(),
+        Arc::clone(&ledger),
+        sent.clone(),
+        Tagged::default(),
+        cfg.gate.key_prefix.clone(),
+        cfg.url_ttl,
+    )
+    .unwrap();
+    let p = presigner(&cfg);
+    let app = uploadgate_http::router(
+        AppState::with_limiter(cfg.gate, limiter, p, None).with_usage(ledger),
+    );
+    UploadMode {
+        app,
+        clock,
+        settler,
+        sent,
+    }
+}
+
+impl UploadMode {
+    /// The object of an admitted upload landing now, as the bucket reports it.
+    fn landed(&self, upload: &Reply, size: u64) -> Landed {
+        Landed {
+            bucket: "uploads".into(),
+            key: upload.body["key"].as_str().unwrap().to_owned(),
+            size,
+            content_type: Some("application/pdf".into()),
+            checksum_sha256: None,
+            created_at: self.clock.now(),
+        }
+    }
+
+    pub(crate) async fn settle(&self, upload: &Reply, size: u64) -> Verdict {
+        self.settler
+            .settle(&self.landed(upload, size))
+            .await
+            .unwrap()
+    }
+}
+
+fn remaining(r: &Reply) -> u64 {
+    r.body["limits"][0]["remaining"].as_u64().unwrap()
+}
+
+/// `GET /v1/usage` as `user`, with `query` (`since=...&limit=...`).
+pub(crate) async fn usage(app: &Router, user: &str, query: &str) -> Reply {
+    let req = Request::get(format!("/v1/usage?{query}"))
+        .header("x-user-id", user)
+        .body(Body::empty())
+        .unwrap();
+    send(app, with_peer(req, "192.0.2.10")).await
+}
+
+#[tokio::test]
+async fn an_unused_url_is_handed_back_after_its_ttl_and_the_grace() {
+    let m = upload_mode("uploads=user:2/1d");
+    assert_eq!(remaining(&upload(&m.app, "ana", 10).await), 1);
+    m.clock.advance(Duration::from_secs(60));
+    assert_eq!(remaining(&upload(&m.app, "ana", 10).await), 0);
+    let denied = upload(&m.app, "ana", 10).await;
+    assert_eq!(denied.status, 429, "{}", denied.raw);
+    assert_eq!(
+        denied.body["type"],
+        "https://iana.org/assignments/http-problem-types#quota-exceeded"
+    );
+    // Both still count until the first URL's expiry plus the grace...
+    m.clock
+        .advance(TTL + GRACE - Duration::from_secs(60) - Duration::from_millis(1));
+    assert_eq!(remaining(&quota(&m.app, "ana").await), 0);
+    // ...then the first is handed back, and the next request is admitted
+    // on it (and charges again).
+    m.clock.advance(Duration::from_millis(1));
+    assert_eq!(remaining(&quota(&m.app, "ana").await), 1);
+    let again = upload(&m.app, "ana", 10).await;
+    assert_eq!(again.status, 200, "{}", again.raw);
+    assert_eq!(remaining(&again), 0);
+    // A minute later the second comes back too.
+    m.clock.advance(Duration::from_secs(60));
+    assert_eq!(remaining(&quota(&m.app, "ana").await), 1);
+    assert!(m.sent.0.lock().unwrap().is_empty(), "nothing landed");
+}
+
+#[tokio::test]
+async fn a_settled_upload_stays_charged_and_is_in_the_usage() {
+    let m = upload_mode("uploads=user:3/1d");
+    let landed = upload(&m.app, "bo", 1234).await;
+    let unused = upload(&m.app, "bo", 10).await;
+    assert_eq!((landed.status, unused.status), (200, 200));
+    m.clock.advance(Duration::from_secs(30));
+    assert_eq!(
+        m.settle(&landed, 1234).await,
+        Verdict::Accepted { late: false }
+    );
+    // Settled twice (a redelivery): nothing more.
+    assert_eq!(m.settle(&landed, 1234).await, Verdict::Duplicate);
+    m.clock.advance(TTL + GRACE);
+    // The unused one came back; the settled one did not.
+    assert_eq!(remaining(&quota(&m.app, "bo").await), 2);
+    let sent = m.sent.0.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].key, landed.body["key"].as_str().unwrap());
+    assert_eq!(sent[0].granted_at, T0);
+
+    let u = usage(&m.app, "bo", "").await;
+    assert_eq!(u.status, 200, "{}", u.raw);
+    assert_eq!(u.body["user"], "bo");
+    assert_eq!(
+        (u.body["uploads"].as_u64(), u.body["bytes"].as_u64()),
+        (Some(1), Some(1234))
+    );
+    let r = &u.body["records"][0];
+    assert_eq!(r["key"], landed.body["key"]);
+    assert_eq!(r["bytes"], 1234);
+    assert_eq!(r["contentType"], "application/pdf");
+    assert_eq!(r["tier"], Value::Null);
+    assert_eq!(r["landedAt"], "2027-01-15T08:00:30Z");
+    assert_eq!(u.body["next"], Value::Null);
+    // Nobody else's.
+    let other = usage(&m.app, "cy", "").await;
+    assert_eq!(other.body["records"], serde_json::json!([]));
+    // Reading usage consumes nothing.
+    assert_eq!(remaining(&quota(&m.app, "bo").await), 2);
+}
+
+#[tokio::test]
+async fn usage_pages_through_the_callers_records_in_landing_order() {
+    let m = upload_mode("uploads=user:10/1d");
+    for size in [100, 200, 300] {
+        let up = upload(&m.app, "dee", size).await;
+        m.clock.advance(Duration::from_secs(10));
+        assert_eq!(m.settle(&up, size).await, Verdict::Accepted { late: false });
+    }
+    let first = usage(&m.app, "dee", "limit=2").await;
+    assert_eq!(first.status, 200, "{}", first.raw);
+    let bytes = |r: &Reply| -> Vec<u64> {
+        r.body["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["bytes"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(bytes(&first), [100, 200]);
+    // The totals are the page's.
+    assert_eq!(
+        (first.body["uploads"].as_u64(), first.body["bytes"].as_u64()),
+        (Some(2), Some(300))
+    );
+    let next = first.body["next"].as_str().unwrap();
+    let second = usage(&m.app, "dee", &format!("limit=2&cursor={next}")).await;
+    assert_eq!(bytes(&second), [300]);
+    assert_eq!(second.body["next"], Value::Null);
+    // A range: landed at 08:00:20 and after, before 08:00:30.
+    let ranged = usage(
+        &m.app,
+        "dee",
+        "since=2027-01-15T08:00:20Z&until=2027-01-15T09:00:30%2B01:00",
+    )
+    .await;
+    assert_eq!(bytes(&ranged), [200]);
+    assert_eq!(ranged.body["since"], "2027-01-15T08:00:20Z");
+    assert_eq!(ranged.body["until"], "2027-01-15T08:00:30Z");
+    // Cursors this API did not give out, and bad parameters: 400.
+    for query in [
+        "cursor=AAAA",
+        "cursor=not%20base64",
+        "limit=0",
+        "since=noon",
+    ] {
+        let r = usage(&m.app, "dee", query).await;
+        assert_eq!(r.status, 400, "{query}: {}", r.raw);
+        assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    }
+}
+
+#[tokio::test]
+async fn too_many_pending_uploads_are_a_429_of_their_own() {
+    let m = upload_mode("uploads=user:1000/1d");
+    let mut first = None;
+    for _ in 0..256 {
+        let r = upload(&m.app, "eve", 1).await;
+        assert_eq!(r.status, 200, "{}", r.raw);
+        first.get_or_insert(r);
+    }
+    m.clock.advance(Duration::from_secs(100));
+    let full = upload(&m.app, "eve", 1).await;
+    assert_eq!(full.status, 429, "{}", full.raw);
+    assert_eq!(
+        full.body["type"],
+        "https://uploadgate.dev/problems/pending-uploads"
+    );
+    assert_eq!(full.body["maxPending"], 256);
+    // Until the first URL is handed back at the latest: its expiry plus
+    // the grace, from now.
+    let retry = (TTL + GRACE).as_secs() - 100;
+    assert_eq!(full.header("retry-after"), Some(retry.to_string().as_str()));
+    assert_eq!(full.body["retryAfter"], retry);
+    assert!(
+        full.body["detail"].as_str().unwrap().contains("256"),
+        "{}",
+        full.raw
+    );
+    let spec = crate::openapi::spec();
+    crate::openapi::conforms(&spec, "PendingUploadsProblem", &full.body);
+    // Nothing was charged by the denial.
+    assert_eq!(remaining(&quota(&m.app, "eve").await), 1000 - 256);
+    // One landing frees room.
+    let first = first.unwrap();
+    assert_eq!(m.settle(&first, 1).await, Verdict::Accepted { late: false });
+    assert_eq!(upload(&m.app, "eve", 1).await.status, 200);
+    // Another user is not held back.
+    assert_eq!(upload(&m.app, "fay", 1).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_check_without_an_upload_reserves_nothing() {
+    let m = upload_mode("uploads=user:2/1d");
+    let check = |body: &'static str| {
+        let req = Request::post("/upload-check")
+            .header("x-user-id", "gus")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        send(&m.app, with_peer(req, "192.0.2.10"))
+    };
+    let bare = check("{}").await;
+    assert_eq!(bare.status, 200, "{}", bare.raw);
+    let declared = check(r#"{"contentType":"application/pdf","size":5}"#).await;
+    assert_eq!(declared.status, 200, "{}", declared.raw);
+    m.clock.advance(TTL + GRACE);
+    // The declared upload's URL came back; the bare check's charge stays.
+    assert_eq!(remaining(&quota(&m.app, "gus").await), 1);
+}
+
+/// Grant mode is what it was: nothing comes back, nothing is reserved; and
+/// every object key carries its grant time (a UUIDv7 of the clock's now).
+#[tokio::test]
+async fn grant_mode_charges_for_good_and_keys_tell_their_time() {
+    let (app, clock) = app(&[("UPLOADGATE_LIMITS", "uploads=user:2/1d")]);
+    let up = upload(&app, "hal", 10).await;
+    assert_eq!(remaining(&up), 1);
+    let key = up.body["key"].as_str().unwrap();
+    let unique = key.split('/').nth(2).unwrap();
+    let uuid = uuid::Uuid::parse_str(unique).unwrap();
+    assert_eq!(uuid.get_version_num(), 7);
+    let (secs, nanos) = uuid.get_timestamp().unwrap().to_unix();
+    assert_eq!(Timestamp(secs * 1000 + u64::from(nanos) / 1_000_000), T0);
+    clock.advance(TTL + GRACE + Duration::from_secs(60));
+    assert_eq!(remaining(&quota(&app, "hal").await), 1);
+    // This router keeps no usage ledger.
+    let u = usage(&app, "hal", "").await;
+    assert_eq!(u.status, 404, "{}", u.raw);
+    assert_eq!(
+        u.body["type"],
+        "https://uploadgate.dev/problems/usage-not-recorded"
+    );
+}
