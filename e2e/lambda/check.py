@@ -25,6 +25,15 @@ Environment (set by run.sh):
                        and the issuer the function accepts
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
                        the function's credentials, which must not be logged
+  SETTLE_INVOKE        the settle function's Invoke URL (its own emulator)
+  SETTLE_OUT           the settle function's stdout (EMF lines)
+  EVENTS_QUEUE_URL, EVENTS_QUEUE_ARN
+                       the queue LocalStack sends the bucket's events to
+  ACCEPTED_QUEUE_URL   the queue the settle function hands accepted uploads to
+
+The gate charges on upload (UPLOADGATE_CHARGE=upload): each URL is a
+reservation, which the settle function settles when it is invoked with
+the bucket's event, as an SQS event source mapping would invoke it.
 
 Prints one line per check and ends with "N passed, N failed".
 """
@@ -73,6 +82,16 @@ def s3():
         aws_access_key_id="test",
         aws_secret_access_key="test",
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+    )
+
+
+def sqs():
+    return boto3.client(
+        "sqs",
+        endpoint_url=os.environ["LOCALSTACK_ENDPOINT"],
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
     )
 
 
@@ -383,6 +402,105 @@ def emf_lines_on_stdout():
         expect(v["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "uploadgate", v)
 
 
+def event_for(key, wait=20):
+    """The body of the bucket's event for `key` on the events queue (other
+    events are taken off the queue and dropped)."""
+    unique = key.split("/")[2]
+    deadline = time.monotonic() + wait
+    q = sqs()
+    while time.monotonic() < deadline:
+        out = q.receive_message(QueueUrl=os.environ["EVENTS_QUEUE_URL"], MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        found = None
+        for m in out.get("Messages", []):
+            q.delete_message(QueueUrl=os.environ["EVENTS_QUEUE_URL"], ReceiptHandle=m["ReceiptHandle"])
+            if unique in m["Body"] and found is None:
+                found = m["Body"]
+        if found is not None:
+            return found
+    raise AssertionError(f"no event for {key} within {wait} s")
+
+
+def invoke_settle(messages):
+    """Invokes the settle function with an SQS event of `messages`, (id,
+    body) pairs, as an event source mapping does; its answer."""
+    records = [
+        {
+            "messageId": mid,
+            "receiptHandle": f"handle-{mid}",
+            "body": body,
+            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(int(time.time() * 1000))},
+            "messageAttributes": {},
+            "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": os.environ["EVENTS_QUEUE_ARN"],
+            "awsRegion": "us-east-1",
+        }
+        for mid, body in messages
+    ]
+    status, _, data = request(
+        "POST", os.environ["SETTLE_INVOKE"], {"content-type": "application/json"},
+        json.dumps({"Records": records}).encode(),
+    )
+    expect(status == 200, f"{status} {data[:300]}")
+    return json.loads(data)
+
+
+def accepted_messages(wait):
+    """Every message on the accepted queue within `wait` seconds, taken off."""
+    q = sqs()
+    got = []
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        out = q.receive_message(QueueUrl=os.environ["ACCEPTED_QUEUE_URL"], MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        for m in out.get("Messages", []):
+            got.append(json.loads(m["Body"]))
+            q.delete_message(QueueUrl=os.environ["ACCEPTED_QUEUE_URL"], ReceiptHandle=m["ReceiptHandle"])
+    return got
+
+
+def an_upload_is_settled_once_by_the_settle_function():
+    user = uid("settle")
+    body = b"%PDF-1.7 settled from S3's event"
+    status, _, answer = ask(user, len(body))
+    expect(status == 200, f"{status} {answer}")
+    status, _, data = put(answer, body)
+    expect(status == 200, f"{status} {s3_error(data)}")
+    event = event_for(answer["key"])
+    expect(invoke_settle([("m-1", event)]) == {"batchItemFailures": []}, "the first delivery failed")
+    got = accepted_messages(3)
+    expect(len(got) == 1, got)
+    m = got[0]
+    expect(m["key"] == answer["key"] and m["bucket"] == BUCKET, m)
+    expect(m["user"] == key_user(answer) and m["size"] == len(body), m)
+    expect(m["contentType"] == "application/pdf" and m["late"] is False and m["version"] == 1, m)
+    # The same event again (SQS delivers at least once): settled once.
+    expect(invoke_settle([("m-2", event)]) == {"batchItemFailures": []}, "the redelivery failed")
+    expect(accepted_messages(2) == [], "a second hand-off")
+
+
+def a_mismatched_object_is_quarantined_and_a_bad_message_fails_alone():
+    status, _, answer = ask(uid("mismatch"), 10)
+    expect(status == 200, f"{status} {answer}")
+    # 12 bytes where 10 were reserved, written past the URL.
+    s3().put_object(Bucket=BUCKET, Key=answer["key"], Body=b"x" * 12, ContentType="application/pdf")
+    event = event_for(answer["key"])
+    out = invoke_settle([("m-3", event), ("m-4", "not an S3 event")])
+    expect(out == {"batchItemFailures": [{"itemIdentifier": "m-4"}]}, out)
+    tags = s3().get_object_tagging(Bucket=BUCKET, Key=answer["key"])["TagSet"]
+    expect(tags == [{"Key": "uploadgate-quarantine", "Value": "size"}], tags)
+    expect(accepted_messages(2) == [], "a quarantined upload was handed off")
+
+
+def the_settle_function_emits_its_verdicts():
+    counted = set()
+    with open(os.environ["SETTLE_OUT"], encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith("{"):
+                v = json.loads(line)
+                if v.get("Route") == "settle":
+                    counted |= {n for n in ("Settled", "Duplicate", "Quarantined", "SettleFailed") if v.get(n) == 1}
+    expect(counted == {"Settled", "Duplicate", "Quarantined"}, counted)
+
 def main():
     # Signed first, used last: the wait for expiry overlaps the other checks.
     status, _, expiring = ask(uid("expire"), 10)
@@ -397,6 +515,9 @@ def main():
         the_disposition_and_checksum_are_signed_and_metadata_refused,
         the_request_id_is_the_invocation_id,
         the_viewer_address_is_the_ip_subject,
+        an_upload_is_settled_once_by_the_settle_function,
+        a_mismatched_object_is_quarantined_and_a_bad_message_fails_alone,
+        the_settle_function_emits_its_verdicts,
     ]
 
     def an_expired_url_is_refused():

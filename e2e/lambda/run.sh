@@ -6,7 +6,10 @@
 # the function defaults to and the Terraform module deploys: `jwt`, with
 # tokens of a user pool in moto's Cognito (e2e/lambda/cognito.py), sent in
 # `x-upload-token` as behind CloudFront (whose origin access control
-# overwrites Authorization).
+# overwrites Authorization). The gate charges on upload; the settle function
+# (`uploadgate-settle`, in a `cargo lambda watch` of its own) is invoked
+# with the SQS messages LocalStack's S3 sent for each object, as an event
+# source mapping would, and hands accepted uploads to a LocalStack queue.
 #
 #   e2e/lambda/run.sh                          # debug build (reuses cargo test's)
 #   UG_LAMBDA_PROFILE=release e2e/lambda/run.sh  # release build (for the memory figure)
@@ -46,6 +49,7 @@ free_port() {
 }
 
 WATCH_PID=""
+SETTLE_PID=""
 MOTO_STARTED_HERE=0
 LOCALSTACK_STARTED_HERE=0
 ok=0
@@ -53,6 +57,7 @@ cleanup() {
   set +e
   # cargo lambda watch, cargo run and the function share its process group.
   stop_group "$WATCH_PID" 10
+  stop_group "$SETTLE_PID" 10
   if [ "$MOTO_STARTED_HERE" = 1 ]; then
     MOTO_STATE_DIR="$STATE/moto" bash scripts/moto.sh stop
   fi
@@ -87,8 +92,13 @@ export AWS_ENDPOINT_URL_S3="$LOCALSTACK_ENDPOINT"
 suffix="$(date +%s)-$$"
 TABLE="uploadgate-lambda-e2e-$suffix"
 BUCKET="ug-lambda-e2e-$suffix"
+USAGE_TABLE="uploadgate-lambda-e2e-usage-$suffix"
 "$LOCALSTACK_PYTHON" e2e/scripts/s3admin.py "$LOCALSTACK_ENDPOINT" create-bucket "$BUCKET"
-UPLOADGATE_STORE=dynamodb UPLOADGATE_TABLE="$TABLE" \
+# The bucket's ObjectCreated events go to a queue (with a DLQ), which the
+# settle function is invoked with; it hands accepted uploads to another.
+eval "$("$LOCALSTACK_PYTHON" e2e/scripts/s3admin.py "$LOCALSTACK_ENDPOINT" notify "$BUCKET" uploads/)"
+export AWS_ENDPOINT_URL_SQS="$LOCALSTACK_ENDPOINT"
+UPLOADGATE_STORE=dynamodb UPLOADGATE_TABLE="$TABLE" UPLOADGATE_USAGE_TABLE="$USAGE_TABLE" \
   cargo run --locked -q -p uploadgate -- table create >&2
 # The issuer: a user pool and app client in moto's Cognito; the function
 # verifies their tokens against the pool's JWKS, served by moto.
@@ -96,21 +106,34 @@ eval "$("$LOCALSTACK_PYTHON" e2e/lambda/cognito.py "$MOTO_ENDPOINT" "uploadgate-
 say "issuer $COGNITO_ISSUER, keys at $COGNITO_JWKS_URL"
 
 PORT="$(free_port)"
-# No UPLOADGATE_IDENTITY: `jwt` is the function's own default.
-release_flag=()
-[ "$PROFILE" = release ] && release_flag=(--release)
-say "cargo lambda watch on 127.0.0.1:$PORT ($PROFILE build; logs in $RUN)"
-env UPLOADGATE_STORE=dynamodb UPLOADGATE_TABLE="$TABLE" UPLOADGATE_TARGET=s3 \
+SETTLE_PORT="$(free_port)"
+# No UPLOADGATE_IDENTITY: `jwt` is the function's own default. Charging on
+# upload: the gate reserves, the settle function settles what lands.
+export UPLOADGATE_STORE=dynamodb UPLOADGATE_TABLE="$TABLE" UPLOADGATE_TARGET=s3 \
   UPLOADGATE_BUCKET="$BUCKET" UPLOADGATE_URL_TTL="${URL_TTL_SECONDS}s" \
   UPLOADGATE_LIMITS='uploads=user:5/3h;burst=ip:100/1m' UPLOADGATE_CLIENT_IP=cloudfront \
   UPLOADGATE_JWT_ISSUER="$COGNITO_ISSUER" \
   UPLOADGATE_JWT_AUDIENCE="$COGNITO_CLIENT_ID" UPLOADGATE_JWKS_URL="$COGNITO_JWKS_URL" \
   UPLOADGATE_TOKEN_HEADER=x-upload-token \
-  PATH="$bin:$PATH" \
+  UPLOADGATE_CHARGE=upload UPLOADGATE_USAGE_TABLE="$USAGE_TABLE" \
+  UPLOADGATE_SETTLE_QUEUE_URL="$EVENTS_QUEUE_URL" \
+  UPLOADGATE_ACCEPTED_QUEUE_URL="$ACCEPTED_QUEUE_URL"
+release_flag=()
+[ "$PROFILE" = release ] && release_flag=(--release)
+say "cargo lambda watch on 127.0.0.1:$PORT ($PROFILE build; logs in $RUN)"
+PATH="$bin:$PATH" \
   setsid "$bin/cargo-lambda" lambda watch -A 127.0.0.1 -P "$PORT" --ignore-changes \
   --disable-cors -p uploadgate-lambda "${release_flag[@]}" \
   </dev/null >"$RUN/watch.out" 2>"$RUN/watch.err" &
 WATCH_PID=$!
+# The settle function, in an emulator of its own (invoked directly with
+# SQS events, as an event source mapping would).
+say "cargo lambda watch (settle) on 127.0.0.1:$SETTLE_PORT"
+PATH="$bin:$PATH" \
+  setsid "$bin/cargo-lambda" lambda watch -A 127.0.0.1 -P "$SETTLE_PORT" --ignore-changes \
+  -p uploadgate-settle-lambda "${release_flag[@]}" \
+  </dev/null >"$RUN/settle.out" 2>"$RUN/settle.err" &
+SETTLE_PID=$!
 
 BASE="http://127.0.0.1:$PORT/lambda-url/uploadgate-lambda"
 # The first invocation waits for the build and the function's start.
@@ -131,6 +154,8 @@ fi
 
 status=0
 LAMBDA_BASE="$BASE" BUCKET="$BUCKET" URL_TTL_SECONDS="$URL_TTL_SECONDS" \
+  SETTLE_INVOKE="http://127.0.0.1:$SETTLE_PORT/2015-03-31/functions/uploadgate-settle/invocations" \
+  SETTLE_OUT="$RUN/settle.out" \
   COGNITO_ENDPOINT="$MOTO_ENDPOINT" \
   WATCH_OUT="$RUN/watch.out" WATCH_ERR="$RUN/watch.err" \
   "$LOCALSTACK_PYTHON" e2e/lambda/check.py || status=$?

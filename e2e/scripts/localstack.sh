@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run LocalStack's S3 on loopback without Docker, for tests that need an
-# independent S3 that verifies SigV4 and enforces bucket CORS.
+# Run LocalStack's S3 and SQS on loopback without Docker, for tests that need
+# an independent S3 that verifies SigV4 and enforces bucket CORS, and that
+# sends its event notifications to a queue (the settle path).
 #
 #   e2e/scripts/localstack.sh start    # prints `export ...` lines to eval
 #   e2e/scripts/localstack.sh stop     # stops the instance this script started
@@ -88,8 +89,8 @@ while time.time() < deadline:
         sys.exit(1)
     try:
         with urllib.request.urlopen(endpoint + "/_localstack/health", timeout=2) as r:
-            state = json.load(r).get("services", {}).get("s3")
-            if state in ("available", "running"):
+            services = json.load(r).get("services", {})
+            if all(services.get(s) in ("available", "running") for s in ("s3", "sqs")):
                 sys.exit(0)
     except Exception:
         pass
@@ -130,7 +131,8 @@ cmd_start() {
   (
     cd "$STATE"
     export GATEWAY_SERVER=hypercorn GATEWAY_LISTEN="127.0.0.1:$port" DNS_ADDRESS=0 \
-      S3_SKIP_SIGNATURE_VALIDATION=0 SERVICES=s3 \
+      S3_SKIP_SIGNATURE_VALIDATION=0 SERVICES=s3,sqs SQS_ENDPOINT_STRATEGY=path \
+      LOCALSTACK_HOST="127.0.0.1:$port" \
       SKIP_SSL_CERT_DOWNLOAD=1 DISABLE_EVENTS=1 LOCALSTACK_TELEMETRY_DISABLED=1
     # Own process group, so `stop` can end it and any children it spawns.
     exec setsid "$py" -m localstack.runtime.main </dev/null >"$LOGFILE" 2>&1

@@ -5,10 +5,14 @@
     python s3admin.py ENDPOINT delete-cors BUCKET
     python s3admin.py ENDPOINT get-object BUCKET KEY OUTFILE        # exit 3 if the key does not exist
     python s3admin.py ENDPOINT list BUCKET                          # one key per line
+    python s3admin.py ENDPOINT notify BUCKET PREFIX                 # ObjectCreated under PREFIX to a new queue
+                                                                    # (with a DLQ), and an accepted queue; prints
+                                                                    # EVENTS_QUEUE_URL, ACCEPTED_QUEUE_URL exports
 
 Credentials are LocalStack's test/test in us-east-1, path-style addressing.
 """
 
+import json
 import sys
 
 import boto3
@@ -65,6 +69,42 @@ def main(argv):
             raise
         with open(out, "wb") as f:
             f.write(body)
+    elif cmd == "notify":
+        (prefix,) = rest
+        sqs = boto3.client(
+            "sqs",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
+        def queue(name, **attrs):
+            url = sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            return url, arn
+
+        _, dlq_arn = queue(f"{bucket}-events-dlq")
+        events_url, events_arn = queue(
+            f"{bucket}-events",
+            RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
+        )
+        accepted_url, _ = queue(f"{bucket}-accepted")
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {
+                        "QueueArn": events_arn,
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},
+                    }
+                ]
+            },
+        )
+        print(f"export EVENTS_QUEUE_URL={events_url}")
+        print(f"export EVENTS_QUEUE_ARN={events_arn}")
+        print(f"export ACCEPTED_QUEUE_URL={accepted_url}")
     elif cmd == "list":
         for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
             print(obj["Key"])

@@ -67,6 +67,11 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Timeouts and connection cap of each `serve` listener.
     pub server: crate::server::Limits,
+    /// Upload mode on S3: the queue of the bucket's `ObjectCreated` events.
+    pub settle_queue_url: Option<String>,
+    /// Upload mode: the queue accepted uploads are handed off to (a log
+    /// line without one).
+    pub accepted_queue_url: Option<String>,
 }
 
 impl TryFrom<Settings> for Config {
@@ -131,6 +136,8 @@ impl TryFrom<Settings> for Config {
                 idle_timeout: s.idle_timeout,
                 max_connections: s.max_connections,
             },
+            settle_queue_url: s.settle_queue_url.map(|u| u.0),
+            accepted_queue_url: s.accepted_queue_url.map(|u| u.0),
         })
     }
 }

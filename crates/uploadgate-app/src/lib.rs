@@ -11,13 +11,16 @@
 //!
 //! `serve`'s router state, and in upload mode its in-process settlement
 //! (the embedded bucket reporting what lands to the core's settle step),
-//! are composed in [`settle`].
+//! are composed in `settle`; on S3 (feature `settle`), the poller of S3's
+//! events through a queue in `queue`.
 //!
 //! The HTTP crate knows none of this: it takes a
 //! [`GateConfig`](uploadgate_http::GateConfig) and a limiter.
 
 mod config;
 pub mod layers;
+#[cfg(feature = "settle")]
+pub mod queue;
 pub mod server;
 pub mod settings;
 #[cfg(feature = "local")]
@@ -25,12 +28,15 @@ pub mod settle;
 mod settlement;
 pub mod telemetry;
 pub mod values;
+mod verdict;
 mod wiring;
 
 pub use config::{Config, StoreKind, TargetKind};
 pub use settings::{LogFormat, SettingError, Settings};
+pub use verdict::{AcceptedHook, LogHandOff};
 #[cfg(feature = "local")]
 pub use wiring::LocalTarget;
 pub use wiring::{
-    AnyLedger, AnyStore, Aws, LocalTargetHandle, OpenError, open_ledger, open_presigner, open_store,
+    AnyLedger, AnyStore, Aws, GateLimiter, LocalTargetHandle, OpenError, open_ledger,
+    open_presigner, open_store,
 };

@@ -20,72 +20,21 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use uploadgate_core::settle::{
-    Accepted, HandOff, Landed, PortError, Settle, SettleError, Settler, Verdict,
-};
+use uploadgate_core::settle::{Landed, Settle, SettleError, Settler, Verdict};
 use uploadgate_core::{Clock, Timestamp};
-use uploadgate_http::metrics::{self, MetricsSink, SettleOutcome, SettleRecord};
+use uploadgate_http::metrics::{self, MetricsSink};
 use uploadgate_http::{AppState, limiter};
 use uploadgate_s3::{Landings, LocalBucket, Presigner};
 
 use crate::config::Config;
-use crate::wiring::{AnyLedger, AnyStore, LocalTarget, OpenError};
+use crate::verdict;
+pub use crate::verdict::{AcceptedHook, LogHandOff};
+use crate::wiring::{AnyLedger, AnyStore, GateLimiter, LocalTarget, OpenError};
 
 /// Attempts at settling one object before giving up on a transient error.
 const ATTEMPTS: u32 = 4;
 /// The pause before the second attempt; doubled before each next one.
 const FIRST_PAUSE: Duration = Duration::from_millis(500);
-
-/// A hook told of every accepted upload, in process.
-pub type AcceptedHook = Arc<dyn Fn(&Accepted) + Send + Sync>;
-
-/// The hand-off of `serve`: a log line per accepted upload, and an
-/// optional in-process hook.
-#[derive(Clone, Default)]
-pub struct LogHandOff {
-    hook: Option<AcceptedHook>,
-}
-
-impl std::fmt::Debug for LogHandOff {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogHandOff")
-            .field("hook", &self.hook.is_some())
-            .finish()
-    }
-}
-
-impl LogHandOff {
-    /// Also calls `hook` with every accepted upload (after the log line).
-    pub fn with_hook(hook: AcceptedHook) -> Self {
-        LogHandOff { hook: Some(hook) }
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-impl HandOff for LogHandOff {
-    async fn send(&self, a: &Accepted) -> Result<(), PortError> {
-        tracing::info!(
-            bucket = %a.bucket,
-            key = %a.key,
-            user = %a.user,
-            size = a.size,
-            content_type = %a.content_type,
-            checksum_sha256 = a.checksum_sha256.map(|c| hex(&c)),
-            granted_at = a.granted_at.as_millis(),
-            settled_at = a.settled_at.as_millis(),
-            tier = a.tier.as_deref(),
-            late = a.late,
-            "upload accepted"
-        );
-        if let Some(hook) = &self.hook {
-            hook(a);
-        }
-        Ok(())
-    }
-}
 
 /// The settler `serve` runs.
 type ServeSettler = Settler<AnyStore, Arc<dyn Clock>, AnyLedger, LogHandOff, LocalBucket>;
@@ -109,23 +58,13 @@ impl Landings for Landing {
         tokio::spawn(async move {
             let started = Instant::now();
             let result = settle(settler.as_ref(), &landed).await;
-            report(&landed, &result);
-            if let Some(sink) = metrics {
-                let reason = match &result {
-                    Ok(Verdict::Quarantined(r)) => Some(r.as_str()),
-                    _ => None,
-                };
-                sink.emit(
-                    SettleRecord {
-                        timestamp_ms: clock.now().as_millis(),
-                        outcome: SettleOutcome::of(&result),
-                        latency: started.elapsed(),
-                        key: &landed.key,
-                        reason,
-                    }
-                    .to_line(),
-                );
-            }
+            verdict::observe(
+                metrics.as_deref(),
+                clock.as_ref(),
+                &landed,
+                &result,
+                started.elapsed(),
+            );
         });
     }
 }
@@ -148,32 +87,12 @@ async fn settle(settler: &ServeSettler, landed: &Landed) -> Result<Verdict, Sett
     }
 }
 
-fn report(landed: &Landed, result: &Result<Verdict, SettleError>) {
-    match result {
-        Ok(Verdict::Accepted { late }) => {
-            tracing::debug!(key = %landed.key, late, "upload settled");
-        }
-        Ok(Verdict::Duplicate) => {
-            tracing::info!(key = %landed.key, "upload settled before; nothing to do");
-        }
-        Ok(Verdict::Quarantined(reason)) => {
-            tracing::warn!(key = %landed.key, reason = reason.as_str(), "upload quarantined");
-        }
-        Err(e) => {
-            tracing::error!(
-                key = %landed.key,
-                error = %e,
-                source = ?std::error::Error::source(e),
-                "settling failed; its reservation will be released after the URL's TTL plus the grace"
-            );
-        }
-    }
-}
-
 /// The router's state for `config`, on `store` and `clock`, with
-/// `GET /v1/usage` on `ledger`; in upload mode, the embedded bucket of
-/// `local` reports its objects to a settler on the same limiter, which
-/// hands accepted uploads to `hand_off`.
+/// `GET /v1/usage` on `ledger`, and the limiter it decides with. In upload
+/// mode the embedded bucket of `local`, if there is one, reports its
+/// objects to a settler on the same limiter, which hands accepted uploads
+/// to `hand_off`; on S3 the caller settles S3's events with the limiter
+/// (`crate::queue`).
 pub fn serve_state(
     config: &Config,
     store: AnyStore,
@@ -182,7 +101,7 @@ pub fn serve_state(
     presigner: Presigner,
     local: Option<&LocalTarget>,
     hand_off: LogHandOff,
-) -> Result<AppState, OpenError> {
+) -> Result<(AppState, GateLimiter), OpenError> {
     let sink = config
         .gate
         .emf_metrics
@@ -192,29 +111,28 @@ pub fn serve_state(
         let ledger = ledger
             .clone()
             .ok_or(OpenError::UploadMode("a usage ledger"))?;
-        let bucket = local
-            .ok_or(OpenError::UploadMode(
-                "the embedded bucket (UPLOADGATE_TARGET=local)",
-            ))?
-            .bucket();
-        let settler = Settler::new(
-            limiter.clone(),
-            ledger,
-            hand_off,
-            bucket.clone(),
-            config.gate.key_prefix.clone(),
-            config.url_ttl,
-        )
-        .map_err(|_| OpenError::UploadMode("the limiter in upload mode"))?;
-        bucket.set_landings(Arc::new(Landing {
-            settler: Arc::new(settler),
-            clock,
-            metrics: sink.clone(),
-        }));
+        if let Some(local) = local {
+            let bucket = local.bucket();
+            let settler = Settler::new(
+                limiter.clone(),
+                ledger,
+                hand_off,
+                bucket.clone(),
+                config.gate.key_prefix.clone(),
+                config.url_ttl,
+            )
+            .map_err(|_| OpenError::UploadMode("the limiter in upload mode"))?;
+            bucket.set_landings(Arc::new(Landing {
+                settler: Arc::new(settler),
+                clock,
+                metrics: sink.clone(),
+            }));
+        }
     }
-    let state = AppState::with_limiter(config.gate.clone(), limiter, presigner, sink);
-    Ok(match ledger {
+    let state = AppState::with_limiter(config.gate.clone(), limiter.clone(), presigner, sink);
+    let state = match ledger {
         Some(ledger) => state.with_usage(ledger),
         None => state,
-    })
+    };
+    Ok((state, limiter))
 }

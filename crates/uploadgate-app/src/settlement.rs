@@ -26,12 +26,32 @@ pub(crate) fn settlement(s: &Settings) -> Result<Option<Duration>, SettingError>
         ));
     }
     if s.charge == ChargeChoice::Grant {
+        for (name, set) in [
+            ("UPLOADGATE_SETTLE_QUEUE_URL", s.settle_queue_url.is_some()),
+            (
+                "UPLOADGATE_ACCEPTED_QUEUE_URL",
+                s.accepted_queue_url.is_some(),
+            ),
+        ] {
+            if set {
+                return Err(SettingError::new(
+                    name,
+                    "is only read with UPLOADGATE_CHARGE=upload (grant mode settles nothing)",
+                ));
+            }
+        }
         return Ok(None);
     }
-    if s.target != TargetChoice::Local {
+    if s.target == TargetChoice::S3 && s.settle_queue_url.is_none() {
         return Err(SettingError::new(
-            "UPLOADGATE_TARGET",
-            "`s3` cannot charge on upload (UPLOADGATE_CHARGE=upload) yet: nothing tells the gate which objects landed in S3 (S3 events through a queue to a settle step are a later step), so every grant would be refunded after its URL's TTL plus the grace; use `local`, whose embedded bucket settles in-process, or UPLOADGATE_CHARGE=grant",
+            "UPLOADGATE_SETTLE_QUEUE_URL",
+            "required with UPLOADGATE_CHARGE=upload and UPLOADGATE_TARGET=s3: the SQS queue the bucket sends its s3:ObjectCreated:* events to, which settles what lands (without it every grant would be refunded after its URL's TTL plus the grace)",
+        ));
+    }
+    if s.target == TargetChoice::Local && s.settle_queue_url.is_some() {
+        return Err(SettingError::new(
+            "UPLOADGATE_SETTLE_QUEUE_URL",
+            "is for UPLOADGATE_TARGET=s3: the embedded bucket (`local`) settles in-process",
         ));
     }
     if s.fail_open {
@@ -138,6 +158,36 @@ mod tests {
         );
     }
 
+    #[test]
+    fn upload_mode_on_s3_takes_its_queues() {
+        let events = "https://sqs.eu-west-1.amazonaws.com/123456789012/uploadgate-events";
+        let accepted = "http://127.0.0.1:4566/000000000000/accepted";
+        let c = env(&[
+            UPLOAD,
+            ("UPLOADGATE_TARGET", "s3"),
+            ("UPLOADGATE_SETTLE_QUEUE_URL", events),
+            ("UPLOADGATE_ACCEPTED_QUEUE_URL", accepted),
+        ])
+        .unwrap();
+        assert_eq!(c.settle_queue_url.as_deref(), Some(events));
+        assert_eq!(c.accepted_queue_url.as_deref(), Some(accepted));
+        for name in [
+            "UPLOADGATE_SETTLE_QUEUE_URL",
+            "UPLOADGATE_ACCEPTED_QUEUE_URL",
+        ] {
+            let e = env(&[("UPLOADGATE_TARGET", "s3"), (name, events)]).unwrap_err();
+            assert_eq!(e.setting, name);
+            assert!(
+                e.message
+                    .contains("only read with UPLOADGATE_CHARGE=upload"),
+                "{e}"
+            );
+            let e = env(&[UPLOAD, (name, "sqs/events")]).unwrap_err();
+            assert_eq!(e.setting, name);
+            assert!(e.message.contains("URL"), "{e}");
+        }
+    }
+
     /// Each refusal is one line naming the setting, and says why.
     #[test]
     fn upload_mode_refuses_what_would_leave_uploads_unreserved_or_unsettled() {
@@ -145,11 +195,19 @@ mod tests {
             ("UPLOADGATE_JWT_ISSUER", "https://issuer.example.com"),
             ("UPLOADGATE_JWT_AUDIENCE", "client"),
         ];
-        let cases: [(Env, &str, &str); 5] = [
+        let cases: [(Env, &str, &str); 6] = [
             (
                 &[("UPLOADGATE_TARGET", "s3")],
-                "UPLOADGATE_TARGET",
-                "nothing tells the gate which objects landed",
+                "UPLOADGATE_SETTLE_QUEUE_URL",
+                "every grant would be refunded",
+            ),
+            (
+                &[(
+                    "UPLOADGATE_SETTLE_QUEUE_URL",
+                    "https://sqs.eu-west-1.amazonaws.com/123456789012/events",
+                )],
+                "UPLOADGATE_SETTLE_QUEUE_URL",
+                "settles in-process",
             ),
             (
                 &[("UPLOADGATE_FAIL_OPEN", "true")],

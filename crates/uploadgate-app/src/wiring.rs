@@ -45,6 +45,11 @@ impl Aws {
     }
 }
 
+/// The limiter the gate decides with, on whichever store (and the one its
+/// settlers settle with).
+pub type GateLimiter =
+    uploadgate_core::Limiter<AnyStore, std::sync::Arc<dyn uploadgate_core::Clock>>;
+
 /// Why a store, target or listener could not be opened.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

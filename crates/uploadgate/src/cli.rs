@@ -53,6 +53,13 @@ pub enum Command {
     /// Manage the DynamoDB table of the `dynamodb` store.
     #[command(subcommand)]
     Table(TableCommand),
+    /// Settle uploads that landed in S3 (UPLOADGATE_CHARGE=upload): long-poll
+    /// the SQS queue of the bucket's s3:ObjectCreated:* events
+    /// (UPLOADGATE_SETTLE_QUEUE_URL, or --queue-url), settle each object
+    /// against its reservation in the gate's dynamodb store, record it in the
+    /// usage ledger, and hand it off (UPLOADGATE_ACCEPTED_QUEUE_URL); tag what
+    /// does not match. Runs until interrupted; as many as you like.
+    Settle,
 }
 
 /// `table` subcommands.

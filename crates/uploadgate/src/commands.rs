@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
+use uploadgate_app::queue::open_poller;
 use uploadgate_app::settle::{LogHandOff, serve_state};
 use uploadgate_app::{
     Aws, Config, SettingError, StoreKind, open_ledger, open_presigner, open_store, server,
@@ -35,6 +36,7 @@ pub async fn run(inv: Invocation) -> Result<()> {
             Ok(())
         }
         Command::Table(TableCommand::Create) => table_create(inv.config).await,
+        Command::Settle => settle(inv.config).await,
     }
 }
 
@@ -94,21 +96,34 @@ async fn serve(config: Config) -> Result<()> {
         println!("uploadgate: limit {l}");
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let state = serve_state(
+    let (state, limiter) = serve_state(
         &config,
         store,
-        ledger,
+        ledger.clone(),
         clock,
         presigner,
         local.as_ref(),
         LogHandOff::default(),
     )?;
-    match config.gate.settlement {
-        Some(grace) => println!(
+    match (config.gate.settlement, &ledger, &local) {
+        (None, _, _) => println!("uploadgate: charging on grant"),
+        (Some(grace), _, Some(_)) => println!(
             "uploadgate: charging on upload (settled in-process; unsettled grants released {} s after their URL expires)",
             grace.as_secs()
         ),
-        None => println!("uploadgate: charging on grant"),
+        (Some(grace), Some(ledger), None) => {
+            let poller = open_poller(&config, &aws, limiter, ledger.clone()).await?;
+            println!(
+                "uploadgate: charging on upload (settled from S3 events on {}; unsettled grants released {} s after their URL expires)",
+                poller.queue_url(),
+                grace.as_secs()
+            );
+            println!("uploadgate: {}", hand_off_line(&config));
+            tokio::spawn(async move { poller.run(shutdown_signal()).await });
+        }
+        (Some(_), None, None) => {
+            anyhow::bail!("upload mode needs a usage ledger (UPLOADGATE_USAGE_TABLE)")
+        }
     }
     match local {
         Some(bucket) => {
@@ -135,6 +150,55 @@ async fn serve(config: Config) -> Result<()> {
     });
     println!("uploadgate: api listening on http://{}", api.local_addr()?);
     server::serve(api, router(state), limits, shutdown_signal()).await;
+    Ok(())
+}
+
+/// Where accepted uploads go, for start-up lines.
+fn hand_off_line(config: &Config) -> String {
+    match &config.accepted_queue_url {
+        Some(url) => format!("accepted uploads go to {url}"),
+        None => "accepted uploads are logged (`upload accepted`); set UPLOADGATE_ACCEPTED_QUEUE_URL to queue them".into(),
+    }
+}
+
+/// `uploadgate settle`: the poller of S3's events, on its own, for gates
+/// that share a dynamodb table.
+async fn settle(config: Config) -> Result<()> {
+    if config.gate.settlement.is_none() {
+        return Err(SettingError::new(
+            "UPLOADGATE_CHARGE",
+            "`uploadgate settle` settles the reservations of upload mode: set UPLOADGATE_CHARGE=upload, as the gates have it",
+        )
+        .into());
+    }
+    if config.settle_queue_url.is_none() {
+        return Err(SettingError::new(
+            "UPLOADGATE_SETTLE_QUEUE_URL",
+            "`uploadgate settle` needs the SQS queue of the bucket's s3:ObjectCreated:* events (--queue-url URL)",
+        )
+        .into());
+    }
+    if !matches!(config.store, StoreKind::Dynamodb { .. }) {
+        return Err(SettingError::new(
+            "UPLOADGATE_STORE",
+            "`uploadgate settle` works on the gates' dynamodb table; the memory and file stores belong to one `serve` process, which settles by itself",
+        )
+        .into());
+    }
+    telemetry::init(&config)?;
+    let aws = Aws::new();
+    let store = open_store(&config, &aws).await?;
+    println!("uploadgate: store {}", store.describe());
+    let ledger = open_ledger(&config, &aws, &store)
+        .await?
+        .context("upload mode on the dynamodb store needs UPLOADGATE_USAGE_TABLE")?;
+    println!("uploadgate: usage ledger {}", ledger.describe());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let limiter = uploadgate_http::limiter(&config.gate, store, clock);
+    let poller = open_poller(&config, &aws, limiter, ledger).await?;
+    println!("uploadgate: {}", hand_off_line(&config));
+    println!("uploadgate: settling S3 events from {}", poller.queue_url());
+    poller.run(shutdown_signal()).await;
     Ok(())
 }
 

@@ -53,7 +53,7 @@ mod tests {
     #[test]
     fn every_setting_is_documented_with_a_name_and_help() {
         let docs = Settings::docs();
-        assert_eq!(docs.len(), 41);
+        assert_eq!(docs.len(), 43);
         let serve_only: Vec<&str> = docs
             .iter()
             .filter(|d| d.serve_only)
@@ -65,6 +65,8 @@ mod tests {
                 "UPLOADGATE_CHARGE",
                 "UPLOADGATE_SETTLE_GRACE",
                 "UPLOADGATE_USAGE_TABLE",
+                "UPLOADGATE_SETTLE_QUEUE_URL",
+                "UPLOADGATE_ACCEPTED_QUEUE_URL",
                 "UPLOADGATE_DATA_DIR",
                 "UPLOADGATE_LISTEN",
                 "UPLOADGATE_S3_LISTEN",

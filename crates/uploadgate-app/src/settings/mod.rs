@@ -374,7 +374,7 @@ pub struct Settings {
     )]
     pub target: TargetChoice,
 
-    /// When uploads are paid for: `grant` (when the URL is handed out) or `upload` (when the object lands: the grant is a reservation, settled when its object lands and matches, released if nothing landed by the URL's expiry plus `UPLOADGATE_SETTLE_GRACE`). `upload` needs the embedded bucket (`UPLOADGATE_TARGET=local`), which settles in-process; see "Pay for what lands".
+    /// When uploads are paid for: `grant` (when the URL is handed out) or `upload` (when the object lands: the grant is a reservation, settled when its object lands and matches, released if nothing landed by the URL's expiry plus `UPLOADGATE_SETTLE_GRACE`). With `UPLOADGATE_TARGET=local` the embedded bucket settles in-process; with `s3`, S3's events through `UPLOADGATE_SETTLE_QUEUE_URL` do; see "Pay for what lands".
     #[arg(
         long,
         verbatim_doc_comment,
@@ -409,6 +409,29 @@ pub struct Settings {
         help_heading = SERVE_ONLY,
     )]
     pub usage_table: Option<TableName>,
+
+    /// `upload` charging on S3: the SQS queue the bucket sends its `s3:ObjectCreated:*` events to (with a dead-letter queue). `uploadgate settle` polls it (`--queue-url`), and so does `serve` with `UPLOADGATE_TARGET=s3`, which needs it.
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        visible_alias = "queue-url",
+        env = "UPLOADGATE_SETTLE_QUEUE_URL",
+        value_name = "URL",
+        help_heading = SERVE_ONLY,
+    )]
+    pub settle_queue_url: Option<HttpUrl>,
+
+    /// `upload` charging on S3: the SQS queue each accepted upload is sent to, as one JSON message, for the processing app (see "Pay for what lands"). Without it, an accepted upload is a log line (`upload accepted`).
+    #[arg(
+        long,
+        verbatim_doc_comment,
+        global = true,
+        env = "UPLOADGATE_ACCEPTED_QUEUE_URL",
+        value_name = "URL",
+        help_heading = SERVE_ONLY,
+    )]
+    pub accepted_queue_url: Option<HttpUrl>,
 
     /// Directory of the file store and the local bucket.
     #[arg(

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 mod cognito;
 mod hardening;
 mod settle;
+mod settle_s3;
 
 const BIN: &str = env!("CARGO_BIN_EXE_uploadgate");
 

@@ -80,6 +80,11 @@ async fn what_lands_in_the_embedded_bucket_is_settled_and_in_the_usage() {
 fn upload_mode_refuses_what_it_cannot_settle() {
     for (name, value, extra) in [
         ("UPLOADGATE_TARGET", "s3", None),
+        (
+            "UPLOADGATE_SETTLE_QUEUE_URL",
+            "http://127.0.0.1:4566/000000000000/events",
+            None,
+        ),
         ("UPLOADGATE_FAIL_OPEN", "true", None),
         ("UPLOADGATE_SHADOW", "true", None),
         (
@@ -105,11 +110,12 @@ fn upload_mode_refuses_what_it_cannot_settle() {
         assert_eq!(out.status.code(), Some(2), "{name}={value}");
         let err = String::from_utf8(out.stderr).unwrap();
         assert_eq!(err.lines().count(), 1, "{err}");
-        // The dynamodb store without a usage table names the table.
-        let named = if name == "UPLOADGATE_STORE" {
-            "UPLOADGATE_USAGE_TABLE"
-        } else {
-            name
+        // The dynamodb store without a usage table names the table; S3
+        // without a queue of its events names the queue.
+        let named = match name {
+            "UPLOADGATE_STORE" => "UPLOADGATE_USAGE_TABLE",
+            "UPLOADGATE_TARGET" => "UPLOADGATE_SETTLE_QUEUE_URL",
+            _ => name,
         };
         assert!(
             err.starts_with(&format!("uploadgate: invalid {named}: ")),

@@ -1,0 +1,7 @@
+//! The settle path against LocalStack's S3 and SQS (an independent S3 that
+//! verifies presigned URLs, checksums and conditional writes, and sends its
+//! event notifications to a queue): a grant reserved by the core limiter,
+//! the object PUT through its presigned URL, S3's notification on the
+//! queue, and this crate settling it.
+
+mod settle;
