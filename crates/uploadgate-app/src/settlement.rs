@@ -171,6 +171,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.settle_queue_url.as_deref(), Some(events));
         assert_eq!(c.accepted_queue_url.as_deref(), Some(accepted));
+        // The embedded bucket settles in-process: no queue of events.
+        let e = env(&[UPLOAD, ("UPLOADGATE_SETTLE_QUEUE_URL", events)]).unwrap_err();
+        assert_eq!(e.setting, "UPLOADGATE_SETTLE_QUEUE_URL");
+        assert!(e.message.contains("settles in-process"), "{e}");
         for name in [
             "UPLOADGATE_SETTLE_QUEUE_URL",
             "UPLOADGATE_ACCEPTED_QUEUE_URL",
@@ -195,19 +199,11 @@ mod tests {
             ("UPLOADGATE_JWT_ISSUER", "https://issuer.example.com"),
             ("UPLOADGATE_JWT_AUDIENCE", "client"),
         ];
-        let cases: [(Env, &str, &str); 6] = [
+        let cases: [(Env, &str, &str); 5] = [
             (
                 &[("UPLOADGATE_TARGET", "s3")],
                 "UPLOADGATE_SETTLE_QUEUE_URL",
                 "every grant would be refunded",
-            ),
-            (
-                &[(
-                    "UPLOADGATE_SETTLE_QUEUE_URL",
-                    "https://sqs.eu-west-1.amazonaws.com/123456789012/events",
-                )],
-                "UPLOADGATE_SETTLE_QUEUE_URL",
-                "settles in-process",
             ),
             (
                 &[("UPLOADGATE_FAIL_OPEN", "true")],
