@@ -252,6 +252,148 @@ async fn usage_pages_through_the_callers_records_in_landing_order() {
     }
 }
 
+/// The `month` and `windows` of a usage answer, as (uploads, bytes).
+fn totals(r: &Reply) -> (Value, Vec<(String, String, u64, u64)>) {
+    let windows = r.body["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["policy"].as_str().unwrap().to_owned(),
+                w["window"].as_str().unwrap().to_owned(),
+                w["uploads"].as_u64().unwrap(),
+                w["bytes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    (r.body["month"].clone(), windows)
+}
+
+fn windows(v: &[(&str, &str, u64, u64)]) -> Vec<(String, String, u64, u64)> {
+    v.iter()
+        .map(|(p, w, n, b)| ((*p).to_owned(), (*w).to_owned(), *n, *b))
+        .collect()
+}
+
+#[tokio::test]
+async fn usage_totals_the_month_and_each_user_limits_window() {
+    // T0 is 2027-01-15T08:00:00Z. One limit of each algorithm on the user,
+    // and one on the address, which has no usage of its own.
+    let m = upload_mode(
+        "uploads=user:10/3h;volume=user:10MiB/1d:fixed;burst=user:20/2d:gcra;perip=ip:100/1m",
+    );
+    let steps = [
+        // (advance before the grant, bytes): landed 10 s after each grant.
+        (Duration::ZERO, 1000),                       // 01-15 08:00:10
+        (Duration::from_secs(2 * 3600), 2000),        // 01-15 10:00:20
+        (Duration::from_secs(15 * 3600), 4000),       // 01-16 01:00:30
+        (Duration::from_secs(2 * 3600 + 1770), 8000), // 01-16 03:30:10
+    ];
+    for (advance, size) in steps {
+        m.clock.advance(advance);
+        let up = upload(&m.app, "eve", size).await;
+        assert_eq!(up.status, 200, "{}", up.raw);
+        m.clock.advance(Duration::from_secs(10));
+        assert_eq!(m.settle(&up, size).await, Verdict::Accepted { late: false });
+    }
+    // An upload granted and never used counts nowhere here.
+    assert_eq!(upload(&m.app, "eve", 99).await.status, 200);
+    // Someone else's counts only for them.
+    let other = upload(&m.app, "fay", 16).await;
+    m.clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        m.settle(&other, 16).await,
+        Verdict::Accepted { late: false }
+    );
+
+    // 01-16 05:00:10: the 3 h window holds 03:30:10 only, the day since
+    // midnight two uploads, the 2 d window and the month all four.
+    m.clock.advance(Duration::from_secs(5400 - 1));
+    let u = usage(&m.app, "eve", "limit=1").await;
+    assert_eq!(u.status, 200, "{}", u.raw);
+    let (month, w) = totals(&u);
+    assert_eq!(
+        month,
+        serde_json::json!({"start": "2027-01-01T00:00:00Z", "uploads": 4, "bytes": 15000})
+    );
+    assert_eq!(
+        w,
+        windows(&[
+            ("uploads", "3h", 1, 8000),
+            ("volume", "1d", 2, 12000),
+            ("burst", "2d", 4, 15000),
+        ])
+    );
+    // The page is still one record, and its own totals are the page's.
+    assert_eq!(
+        (u.body["uploads"].as_u64(), u.body["bytes"].as_u64()),
+        (Some(1), Some(1000))
+    );
+    // The totals do not depend on the page asked for.
+    let next = u.body["next"].as_str().unwrap();
+    let later = usage(&m.app, "eve", &format!("limit=1&cursor={next}")).await;
+    assert_eq!(totals(&later), (month.clone(), w.clone()));
+    let ranged = usage(&m.app, "eve", "since=2027-01-16T03:00:00Z").await;
+    assert_eq!(ranged.body["uploads"], 1);
+    assert_eq!(totals(&ranged), (month.clone(), w.clone()));
+    let empty = usage(
+        &m.app,
+        "eve",
+        "since=2027-01-16T03:00:00Z&until=2027-01-16T03:00:00Z",
+    )
+    .await;
+    assert_eq!(empty.body["records"], serde_json::json!([]));
+    assert_eq!(totals(&empty), (month, w));
+    let fay = usage(&m.app, "fay", "").await;
+    assert_eq!(
+        totals(&fay),
+        (
+            serde_json::json!({"start": "2027-01-01T00:00:00Z", "uploads": 1, "bytes": 16}),
+            windows(&[
+                ("uploads", "3h", 1, 16),
+                ("volume", "1d", 1, 16),
+                ("burst", "2d", 1, 16),
+            ])
+        )
+    );
+
+    // Exactly 3 h after 03:30:10 that upload has left the sliding window;
+    // a millisecond before, it had not.
+    m.clock
+        .advance(Duration::from_secs(5400 - 1) + Duration::from_millis(999));
+    assert_eq!(
+        totals(&usage(&m.app, "eve", "").await).1[0],
+        windows(&[("uploads", "3h", 1, 8000)])[0]
+    );
+    m.clock.advance(Duration::from_millis(1));
+    assert_eq!(
+        totals(&usage(&m.app, "eve", "").await).1[0],
+        windows(&[("uploads", "3h", 0, 0)])[0]
+    );
+
+    // A new month starts from nothing; the 2 d window reaches back only to
+    // 01-30.
+    m.clock
+        .advance(Duration::from_secs(15 * 86_400 + 18 * 3600));
+    let feb = usage(&m.app, "eve", "").await;
+    assert_eq!(
+        totals(&feb),
+        (
+            serde_json::json!({"start": "2027-02-01T00:00:00Z", "uploads": 0, "bytes": 0}),
+            windows(&[
+                ("uploads", "3h", 0, 0),
+                ("volume", "1d", 0, 0),
+                ("burst", "2d", 0, 0),
+            ])
+        )
+    );
+    // Nobody's records, nobody's totals; reading consumed nothing.
+    let nobody = usage(&m.app, "gus", "").await;
+    assert_eq!(nobody.body["month"]["uploads"], 0);
+    assert_eq!(remaining(&quota(&m.app, "gus").await), 10);
+}
+
 #[tokio::test]
 async fn too_many_pending_uploads_are_a_429_of_their_own() {
     let m = upload_mode("uploads=user:1000/1d");
@@ -332,5 +474,26 @@ async fn grant_mode_charges_for_good_and_keys_tell_their_time() {
     assert_eq!(
         u.body["type"],
         "https://uploadgate.dev/problems/usage-not-recorded"
+    );
+
+    // Nor does one that has a ledger but charges on grant: nothing is
+    // added to it, so totals of nothing would mislead.
+    let cfg = config(&[("UPLOADGATE_LIMITS", "uploads=user:2/1d")]);
+    let p = presigner(&cfg);
+    let clock: Arc<dyn Clock> = Arc::new(FakeClock::new(T0));
+    let with_ledger = uploadgate_http::router(
+        AppState::new(cfg.gate, MemoryStore::new(), clock, p)
+            .with_usage(Arc::new(MemoryLedger::new())),
+    );
+    let u = usage(&with_ledger, "hal", "").await;
+    assert_eq!(u.status, 404, "{}", u.raw);
+    assert_eq!(u.header("content-type"), Some("application/problem+json"));
+    assert!(
+        u.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("UPLOADGATE_CHARGE=grant"),
+        "{}",
+        u.raw
     );
 }
