@@ -50,7 +50,10 @@ describe("against uploadgate serve", () => {
     assert.equal(result.etag, `"${md5(bytes)}"`);
     assert.equal(result.size, 3000);
     assert.equal(result.contentType, "application/pdf");
-    assert.deepEqual(progress.at(-1), { loaded: 3000, total: 3000 });
+    // Without a checksum there is nothing to hash: the PUT alone.
+    assert.deepEqual(progress[0], { phase: "uploading", loaded: 0, total: 3000 });
+    assert.deepEqual(progress.at(-1), { phase: "uploading", loaded: 3000, total: 3000 });
+    assert.ok(progress.every((p) => p.phase === "uploading"), JSON.stringify(progress));
     assert.deepEqual(
       result.limits.map((l) => [l.name, l.limit, l.remaining]),
       [["uploads", 2, 1]],
@@ -156,13 +159,25 @@ describe("against uploadgate serve", () => {
   test("checksum: true binds the URL to the file's SHA-256; other bytes of the same size are refused", async () => {
     const bytes = randomBytes(64);
     const grants = [];
+    const events = [];
     const result = await upload(pdf("sum.pdf", bytes), {
       endpoint,
       token: "node-sum",
       tokenHeader: "x-user-id",
       checksum: true,
-      onGrant: (g) => grants.push(g),
+      onGrant: (g) => {
+        events.push("grant");
+        grants.push(g);
+      },
+      onProgress: (p) => events.push(p),
     });
+    // Hashing is reported first, before the gate is asked; then the PUT.
+    assert.deepEqual(events, [
+      { phase: "hashing", loaded: 0, total: 64 },
+      "grant",
+      { phase: "uploading", loaded: 0, total: 64 },
+      { phase: "uploading", loaded: 64, total: 64 },
+    ]);
     const expected = createHash("sha256").update(bytes).digest("base64");
     assert.equal(await sha256Base64(new Blob([bytes])), expected);
     assert.equal(grants[0].headers["x-amz-checksum-sha256"], expected);
