@@ -153,6 +153,9 @@ for round in $ROUNDS; do
         --limits 'uploads=user:1/1h' \
         --tiers 'pro=uploads=user:1000000/1h:gcra;volume=user:100TiB/1d:fixed;burst=ip:1000/1m' \
         --tier-claim plan --max-object-bytes 5GiB
+      # Charging on grant records no usage: GET /v1/usage is 404 here (and
+      # Schemathesis warns of "missing test data" for it); the limited round,
+      # charging on upload, reaches its 200 and 400.
       run_round admitted "POST_/v1/uploads=200 POST_/upload-check=200 GET_/v1/quota=200 GET_/v1/usage=404 GET_/healthz=200" \
         --header "Authorization: Bearer $token" || status=1
       ;;
