@@ -267,3 +267,73 @@ async fn it_reads_only_a_ledger_that_exists_and_is_free() {
         5
     );
 }
+
+/// The dynamodb store's ledger (moto): a user's records are a `Query` of
+/// their partition, everyone's a walk over the `by_month` index, month by
+/// month; both export in landing order.
+#[tokio::test]
+async fn the_dynamodb_ledger_exports_the_same_way() {
+    let endpoint = uploadgate_dynamodb::test_util::endpoint();
+    let table = format!("uploadgate-export-{}", std::process::id());
+    let usage_table = format!("{table}-usage");
+    let env = [
+        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("UPLOADGATE_STORE", "dynamodb"),
+        ("UPLOADGATE_TABLE", table.as_str()),
+        ("UPLOADGATE_USAGE_TABLE", usage_table.as_str()),
+    ];
+    super::run_ok(&["table", "create"], &env);
+    let config = uploadgate_dynamodb::test_util::sdk_config_for(&endpoint).await;
+    let ledger = uploadgate_dynamodb::DynamoLedger::new(
+        uploadgate_dynamodb::sdk_client(&config),
+        usage_table.as_str(),
+    );
+    for r in [
+        record("bo", T + 25 * HOUR + 30 * 60_000 + 250, "c.pdf", 300, None),
+        // 2027-02-01T00:00:00Z: the next month's partition of the index.
+        record("bo", T + 16 * HOUR + 16 * 24 * HOUR, "e.pdf", 500, None),
+        record("ana", T, "a.pdf", 100, None),
+        record("ana", T + 16 * HOUR, "b, \"final\".pdf", 200, Some("pro")),
+        record("ana", T + 40 * HOUR - 1, "d.pdf", 400, Some("pro")),
+    ] {
+        ledger.append(&r).await.unwrap();
+    }
+    const E: &str = "bo,uploads/bo/e.pdf,500,application/pdf,,2027-02-01T00:00:00Z\n";
+    let export = |args: &[&str]| {
+        let mut all = vec!["usage", "export"];
+        all.extend_from_slice(args);
+        let out = Command::new(BIN).args(&all).envs(env).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        export(&["--format", "csv"]),
+        [HEADER, A, B, C, D, E].concat()
+    );
+    assert_eq!(
+        export(&["--user", "ana", "--format", "csv"]),
+        [HEADER, A, B, D].concat()
+    );
+    assert_eq!(
+        export(&[
+            "--since",
+            "2027-01-16",
+            "--until",
+            "2027-02-01",
+            "--format",
+            "csv"
+        ]),
+        [HEADER, B, C, D].concat()
+    );
+    assert_eq!(
+        export(&["--user", "bo", "--since", "2027-01-17", "--format", "csv"]),
+        [HEADER, E].concat()
+    );
+}
