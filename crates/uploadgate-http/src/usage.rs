@@ -13,10 +13,12 @@
 //! the caller's policy on the user, over the window that limit counts
 //! now). They are summed from the ledger, one pass over the caller's own
 //! records from the earliest of those starts, a page of [`TOTALS_PAGE`] at
-//! a time. That read is bounded: the records are the caller's settled
-//! uploads of one month or one limit window, which their quotas bound.
-//! The times come from the router's clock (the limiter's), so tests inject
-//! them.
+//! a time. The read grows with the caller's settled uploads in that span
+//! (one ledger read per 1,000), which their count limits bound: 5 per 3 h
+//! is at most 1,240 a month, two reads. A policy with no count limit, or a
+//! very large one, makes a busy caller's totals cost more reads; a running
+//! total kept beside the ledger would make it one. The times come from the
+//! router's clock (the limiter's), so tests inject them.
 
 use axum::extract::{Request, State};
 use axum::response::Response;
