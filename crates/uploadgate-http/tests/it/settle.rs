@@ -64,10 +64,14 @@ pub(crate) struct UploadMode {
 }
 
 pub(crate) fn upload_mode(limits: &str) -> UploadMode {
-    let cfg = config(&[
-        ("UPLOADGATE_CHARGE", "upload"),
-        ("UPLOADGATE_LIMITS", limits),
-    ]);
+    upload_mode_with(&[("UPLOADGATE_LIMITS", limits)])
+}
+
+/// [`upload_mode`] with more settings (identity, tiers).
+pub(crate) fn upload_mode_with(env: &[(&str, &str)]) -> UploadMode {
+    let mut env = env.to_vec();
+    env.push(("UPLOADGATE_CHARGE", "upload"));
+    let cfg = config(&env);
     assert_eq!(cfg.gate.settlement, Some(GRACE));
     assert_eq!(cfg.url_ttl, TTL);
     let clock = FakeClock::new(T0);
@@ -392,6 +396,77 @@ async fn usage_totals_the_month_and_each_user_limits_window() {
     let nobody = usage(&m.app, "gus", "").await;
     assert_eq!(nobody.body["month"]["uploads"], 0);
     assert_eq!(remaining(&quota(&m.app, "gus").await), 10);
+}
+
+/// A caller's windows are their tier's limits on the user; the month
+/// counts every settled upload, whatever the tier it was granted under.
+#[tokio::test]
+async fn usage_totals_follow_the_callers_tier() {
+    let key = crate::jwt::TestKey::ed("k1");
+    let jwks = crate::jwt::Jwks::serve(&[&key]).await;
+    let m = upload_mode_with(&[
+        ("UPLOADGATE_IDENTITY", "jwt"),
+        ("UPLOADGATE_JWT_ISSUER", "https://issuer.example.com/pool-1"),
+        ("UPLOADGATE_JWT_AUDIENCE", "app-client-1"),
+        ("UPLOADGATE_JWKS_URL", jwks.url.as_str()),
+        ("UPLOADGATE_LIMITS", "uploads=user:5/3h;burst=ip:100/1m"),
+        (
+            "UPLOADGATE_TIERS",
+            "pro=uploads=user:50/1h;volume=user:1GiB/1mo:fixed",
+        ),
+        ("UPLOADGATE_TIER_CLAIM", "plan"),
+    ]);
+    let token = |plan: Option<&str>| {
+        let mut c = crate::jwt::claims("dana");
+        // Valid for the 2 h this test spans.
+        c["exp"] = serde_json::json!(T0.as_millis() / 1000 + 4 * 3600);
+        if let Some(p) = plan {
+            c["plan"] = serde_json::json!(p);
+        }
+        key.sign(&c)
+    };
+    let (free, pro) = (token(None), token(Some("pro")));
+    let usage_as = |token: &str| {
+        let req = Request::get("/v1/usage")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        send(&m.app, with_peer(req, "192.0.2.10"))
+    };
+    // One upload granted on the free policy, then, 2 h later, one on pro.
+    let a = send(&m.app, crate::jwt::token_req(&free, &pdf(100))).await;
+    assert_eq!(a.status, 200, "{}", a.raw);
+    assert_eq!(m.settle(&a, 100).await, Verdict::Accepted { late: false });
+    m.clock.advance(Duration::from_secs(2 * 3600));
+    let b = send(&m.app, crate::jwt::token_req(&pro, &pdf(200))).await;
+    assert_eq!(b.status, 200, "{}", b.raw);
+    assert_eq!(m.settle(&b, 200).await, Verdict::Accepted { late: false });
+
+    let month = serde_json::json!({"start": "2027-01-01T00:00:00Z", "uploads": 2, "bytes": 300});
+    // As pro: its 1 h window holds only the second; its month volume both.
+    let as_pro = usage_as(&pro).await;
+    assert_eq!(as_pro.status, 200, "{}", as_pro.raw);
+    assert_eq!(
+        totals(&as_pro),
+        (
+            month.clone(),
+            windows(&[("uploads", "1h", 1, 200), ("volume", "1mo", 2, 300)])
+        )
+    );
+    // As free: the 3 h window holds both; the ip limit is not the user's.
+    let as_free = usage_as(&free).await;
+    assert_eq!(
+        totals(&as_free),
+        (month, windows(&[("uploads", "3h", 2, 300)]))
+    );
+    // The records say which tier each was granted under.
+    let tiers: Vec<Value> = as_free.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["tier"].clone())
+        .collect();
+    assert_eq!(tiers, [Value::Null, serde_json::json!("pro")]);
 }
 
 #[tokio::test]
