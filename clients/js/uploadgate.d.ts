@@ -35,6 +35,12 @@ export interface QuotaProblem extends Problem {
 }
 
 export interface UploadProgress {
+  /**
+   * What `upload()` is doing: "hashing" the file (once, before the gate is
+   * asked, with `checksum: true`; `loaded` is 0) or "uploading" it (the
+   * PUT's progress). `putToStorage` alone reports no phase.
+   */
+  phase?: "hashing" | "uploading";
   loaded: number;
   total: number;
 }
@@ -62,7 +68,7 @@ export interface UploadOptions extends GateOptions {
    * UPLOADGATE_REQUIRE_CHECKSUM=true.
    */
   checksum?: boolean;
-  /** Upload progress of the PUT (XMLHttpRequest upload events). */
+  /** Progress: the hashing phase (with `checksum`), then the PUT's (XMLHttpRequest upload events). */
   onProgress?: (progress: UploadProgress) => void;
   /** Called with the gate's answer before the PUT starts (the quota is charged by then). */
   onGrant?: (grant: UploadGrant) => void;
@@ -102,6 +108,45 @@ export function upload(file: Blob & { name?: string }, options?: UploadOptions):
 
 /** Read the caller's limits with GET /v1/quota; consumes nothing. */
 export function quota(options?: GateOptions): Promise<QuotaResult>;
+
+/** One settled upload, as GET /v1/usage lists it. */
+export interface UsageRecord {
+  key: string;
+  bytes: number;
+  contentType: string;
+  tier: string | null;
+  /** RFC 3339, UTC. */
+  landedAt: string;
+}
+
+export interface UsageTotal {
+  uploads: number;
+  bytes: number;
+}
+
+export interface UsageResult {
+  user: string;
+  since: string | null;
+  until: string | null;
+  /** Records on this page, and their bytes. */
+  uploads: number;
+  bytes: number;
+  records: UsageRecord[];
+  /** Pass as `cursor` for the next page; null after the last. */
+  next: string | null;
+  /** The caller's settled uploads this UTC calendar month (`start`: its first instant). */
+  month: (UsageTotal & { start: string }) | null;
+  /** Per limit of the caller on the user: settled uploads in the window it counts now. */
+  windows: (UsageTotal & { policy: string; window: string })[];
+}
+
+/**
+ * Read the caller's settled uploads and totals with GET /v1/usage (upload
+ * mode); consumes nothing. A gate that keeps no usage answers 404 (GateError).
+ */
+export function usage(
+  options?: GateOptions & { since?: string | Date; until?: string | Date; limit?: number; cursor?: string },
+): Promise<UsageResult>;
 
 /** First half of `upload`: POST /v1/uploads (charges the quota). */
 export function requestUpload(

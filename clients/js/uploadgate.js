@@ -456,6 +456,40 @@ export async function quota({ endpoint = "", token, tokenHeader = "authorization
   };
 }
 
+/**
+ * Read the caller's settled uploads and totals (`GET /v1/usage`, upload
+ * mode); consumes nothing. A gate that keeps no usage answers 404
+ * (`GateError`).
+ * @param {{endpoint?: string, token?: string, tokenHeader?: string, signal?: AbortSignal,
+ *          since?: string|Date, until?: string|Date, limit?: number, cursor?: string}} options
+ */
+export async function usage({ endpoint = "", token, tokenHeader = "authorization", signal, since, until, limit, cursor } = {}) {
+  const params = new URLSearchParams();
+  const time = (t) => (t instanceof Date ? t.toISOString() : String(t));
+  if (since != null) params.set("since", time(since));
+  if (until != null) params.set("until", time(until));
+  if (limit != null) params.set("limit", String(limit));
+  if (cursor != null) params.set("cursor", cursor);
+  const query = params.toString();
+  const url = gateUrl(endpoint, `/v1/usage${query ? `?${query}` : ""}`);
+  const { json } = await gateFetch(
+    url,
+    { method: "GET", headers: { accept: "application/json", ...tokenHeaders(token, tokenHeader) } },
+    signal,
+  );
+  return {
+    user: json.user,
+    since: json.since ?? null,
+    until: json.until ?? null,
+    uploads: json.uploads,
+    bytes: json.bytes,
+    records: Array.isArray(json.records) ? json.records : [],
+    next: json.next ?? null,
+    month: json.month ?? null,
+    windows: Array.isArray(json.windows) ? json.windows : [],
+  };
+}
+
 // ---------------------------------------------------------------------------
 // The storage PUT.
 
@@ -561,6 +595,8 @@ async function putWithFetch(grant, method, headers, body, total, onProgress, sig
  *          onGrant?: (grant: object) => void, signal?: AbortSignal, checksum?: boolean}} options
  *   `checksum: true` reads the file once to hash it and has the URL bind
  *   that SHA-256 (required by a gate with UPLOADGATE_REQUIRE_CHECKSUM=true).
+ *   `onProgress` gets `{phase, loaded, total}`: `phase` is "hashing" (once,
+ *   before the gate is asked, with `checksum: true`) or "uploading" (the PUT).
  * @returns {Promise<{key: string, etag: string|null, size: number, contentType: string, expiresAt?: string, limits: object[]}>}
  */
 export async function upload(
@@ -569,11 +605,18 @@ export async function upload(
 ) {
   if (!file || typeof file.size !== "number") throw new TypeError("upload(file): file must be a File or Blob");
   const meta = { name: file.name || "upload", type: file.type || "", size: file.size };
-  if (checksum) meta.checksumSha256 = await sha256Base64(file);
+  if (checksum) {
+    // Reading and hashing a large file takes a moment before anything is
+    // sent; report it as its own phase.
+    if (onProgress) onProgress({ phase: "hashing", loaded: 0, total: meta.size });
+    meta.checksumSha256 = await sha256Base64(file);
+    if (signal && signal.aborted) throw abortReason(signal);
+  }
   const grant = await requestUpload(meta, { endpoint, token, tokenHeader, signal });
   if (onGrant) onGrant(grant);
-  if (onProgress) onProgress({ loaded: 0, total: meta.size });
-  const { etag } = await putToStorage(grant, file, { onProgress, signal });
+  const uploading = onProgress && ((p) => onProgress({ phase: "uploading", ...p }));
+  if (uploading) uploading({ loaded: 0, total: meta.size });
+  const { etag } = await putToStorage(grant, file, { onProgress: uploading, signal });
   const signedType = grant.headers && (grant.headers["content-type"] || grant.headers["Content-Type"]);
   return {
     key: grant.key,

@@ -153,7 +153,10 @@ for round in $ROUNDS; do
         --limits 'uploads=user:1/1h' \
         --tiers 'pro=uploads=user:1000000/1h:gcra;volume=user:100TiB/1d:fixed;burst=ip:1000/1m' \
         --tier-claim plan --max-object-bytes 5GiB
-      run_round admitted "POST_/v1/uploads=200 POST_/upload-check=200 GET_/v1/quota=200 GET_/v1/usage=200 GET_/v1/usage=400 GET_/healthz=200" \
+      # Charging on grant records no usage: GET /v1/usage is 404 here (and
+      # Schemathesis warns of "missing test data" for it); the limited round,
+      # charging on upload, reaches its 200 and 400.
+      run_round admitted "POST_/v1/uploads=200 POST_/upload-check=200 GET_/v1/quota=200 GET_/v1/usage=404 GET_/healthz=200" \
         --header "Authorization: Bearer $token" || status=1
       ;;
     limited)
@@ -163,7 +166,7 @@ for round in $ROUNDS; do
         --audience "$AUDIENCE" --subject schemathesis-limited --ttl 3600)"
       start_server limited --charge upload \
         --limits 'uploads=user:3/1h;volume=user:1MiB/1d:gcra;burst=ip:20/1m:fixed'
-      run_round limited "POST_/v1/uploads=200 POST_/v1/uploads=429 POST_/v1/uploads=413 POST_/upload-check=429 GET_/v1/quota=200 GET_/v1/usage=200" \
+      run_round limited "POST_/v1/uploads=200 POST_/v1/uploads=429 POST_/v1/uploads=413 POST_/upload-check=429 GET_/v1/quota=200 GET_/v1/usage=200 GET_/v1/usage=400" \
         --header "Authorization: Bearer $token" || status=1
       ;;
     unauthenticated)

@@ -116,11 +116,56 @@ describe("client in the browser, cross-origin", () => {
       assert.match(res.etag, /^"[0-9a-f]{32}"$/);
       assert.equal(res.size, 3000);
       assert.equal(res.contentType, "image/png");
-      assert.deepEqual(progress[0], { loaded: 0, total: 3000 });
-      assert.deepEqual(progress.at(-1), { loaded: 3000, total: 3000 });
+      assert.deepEqual(progress[0], { phase: "uploading", loaded: 0, total: 3000 });
+      assert.deepEqual(progress.at(-1), { phase: "uploading", loaded: 3000, total: 3000 });
       const stored = await readFile(gate.objectPath(res.key));
       assert.deepEqual([...stored.subarray(0, 4)], [0, 7, 14, 21]);
       assert.equal(stored.length, 3000);
+    }));
+
+  test("checksum: true hashes the file with crypto.subtle, reported as the hashing phase before the POST", (t) =>
+    check(t, async () => {
+      const r = await inPage(
+        page,
+        `const events = [];
+         // Watch crypto.subtle (this origin is a secure context: 127.0.0.1)
+         // and the POST to the gate, in the order they happen.
+         const subtle = globalThis.crypto.subtle;
+         const digest = subtle.digest.bind(subtle);
+         subtle.digest = (alg, data) => {
+           events.push("digest " + data.byteLength);
+           return digest(alg, data);
+         };
+         const fetch0 = window.fetch;
+         window.fetch = (url, init) => {
+           if (String(url).endsWith("/v1/uploads")) events.push("POST " + JSON.parse(new TextDecoder().decode(init.body)).checksumSha256);
+           return fetch0(url, init);
+         };
+         try {
+           const bytes = new Uint8Array(2048).map((_, i) => (i * 13) & 255);
+           const res = await ug.upload(new File([bytes], "sum.png", { type: "image/png" }), {
+             endpoint: args.endpoint, token: "browser-sum", tokenHeader: "x-user-id", checksum: true,
+             onProgress: (p) => events.push(p) });
+           const expected = btoa(String.fromCharCode(...new Uint8Array(await digest("SHA-256", bytes))));
+           return { res, events, expected };
+         } finally {
+           delete subtle.digest;
+           window.fetch = fetch0;
+         }`,
+        { endpoint: gate.api },
+      );
+      assert.equal(r.error, undefined, JSON.stringify(r.error));
+      const { res, events, expected } = r.value;
+      // Hashing (by crypto.subtle, of the whole file) comes first, then the
+      // POST carrying that hash (its own body hashed too), then the PUT.
+      assert.deepEqual(events.slice(0, 2), [{ phase: "hashing", loaded: 0, total: 2048 }, "digest 2048"]);
+      assert.match(events[2], /^digest \d+$/);
+      assert.equal(events[3], `POST ${expected}`);
+      assert.deepEqual(events[4], { phase: "uploading", loaded: 0, total: 2048 });
+      assert.deepEqual(events.at(-1), { phase: "uploading", loaded: 2048, total: 2048 });
+      assert.ok(events.slice(4).every((e) => e.phase === "uploading"), JSON.stringify(events));
+      const stored = await readFile(gate.objectPath(res.key));
+      assert.equal(stored.length, 2048);
     }));
 
   test("429 across origins: Retry-After and RateLimit fields are readable (exposed by CORS)", (t) =>

@@ -21,6 +21,7 @@ import {
   sha256Fallback,
   sha256Hex,
   upload,
+  usage,
 } from "../../clients/js/uploadgate.js";
 import { closedPort, md5, sha256, startGate } from "../lib/harness.mjs";
 
@@ -50,7 +51,10 @@ describe("against uploadgate serve", () => {
     assert.equal(result.etag, `"${md5(bytes)}"`);
     assert.equal(result.size, 3000);
     assert.equal(result.contentType, "application/pdf");
-    assert.deepEqual(progress.at(-1), { loaded: 3000, total: 3000 });
+    // Without a checksum there is nothing to hash: the PUT alone.
+    assert.deepEqual(progress[0], { phase: "uploading", loaded: 0, total: 3000 });
+    assert.deepEqual(progress.at(-1), { phase: "uploading", loaded: 3000, total: 3000 });
+    assert.ok(progress.every((p) => p.phase === "uploading"), JSON.stringify(progress));
     assert.deepEqual(
       result.limits.map((l) => [l.name, l.limit, l.remaining]),
       [["uploads", 2, 1]],
@@ -156,13 +160,25 @@ describe("against uploadgate serve", () => {
   test("checksum: true binds the URL to the file's SHA-256; other bytes of the same size are refused", async () => {
     const bytes = randomBytes(64);
     const grants = [];
+    const events = [];
     const result = await upload(pdf("sum.pdf", bytes), {
       endpoint,
       token: "node-sum",
       tokenHeader: "x-user-id",
       checksum: true,
-      onGrant: (g) => grants.push(g),
+      onGrant: (g) => {
+        events.push("grant");
+        grants.push(g);
+      },
+      onProgress: (p) => events.push(p),
     });
+    // Hashing is reported first, before the gate is asked; then the PUT.
+    assert.deepEqual(events, [
+      { phase: "hashing", loaded: 0, total: 64 },
+      "grant",
+      { phase: "uploading", loaded: 0, total: 64 },
+      { phase: "uploading", loaded: 64, total: 64 },
+    ]);
     const expected = createHash("sha256").update(bytes).digest("base64");
     assert.equal(await sha256Base64(new Blob([bytes])), expected);
     assert.equal(grants[0].headers["x-amz-checksum-sha256"], expected);
@@ -333,6 +349,50 @@ describe("against a scripted server", () => {
     assert.ok(err instanceof GateError);
     assert.equal(err.status, 502);
     assert.equal(err.detail, "<h1>Bad gateway</h1>");
+  });
+
+  test("usage() sends its range, page size and cursor, and returns the page with the totals", async () => {
+    const answer = {
+      user: "ana",
+      since: "2026-12-01T00:00:00Z",
+      until: null,
+      uploads: 1,
+      bytes: 10,
+      records: [{ key: "uploads/ana/x/a.pdf", bytes: 10, contentType: "application/pdf", tier: null, landedAt: "2026-12-01T08:00:00Z" }],
+      next: "AQID",
+      month: { start: "2026-12-01T00:00:00Z", uploads: 3, bytes: 30 },
+      windows: [{ policy: "uploads", window: "3h", uploads: 2, bytes: 20 }],
+    };
+    next = () => ({ status: 200, headers: { "content-type": "application/json" }, body: JSON.stringify(answer) });
+    seen.length = 0;
+    const u = await usage({
+      endpoint: `${base}/`,
+      token: "ana",
+      tokenHeader: "x-user-id",
+      since: new Date(Date.UTC(2026, 11, 1)),
+      until: "2026-12-02T00:00:00+01:00",
+      limit: 5,
+      cursor: "AQID",
+    });
+    assert.deepEqual(u, answer);
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0].method, "GET");
+    assert.equal(
+      seen[0].url,
+      "/v1/usage?since=2026-12-01T00%3A00%3A00.000Z&until=2026-12-02T00%3A00%3A00%2B01%3A00&limit=5&cursor=AQID",
+    );
+    assert.equal(seen[0].headers["x-user-id"], "ana");
+    // No options, no query string; a gate without a ledger is a GateError 404.
+    next = () => ({
+      status: 404,
+      headers: { "content-type": "application/problem+json" },
+      body: JSON.stringify({ type: "https://uploadgate.dev/problems/usage-not-recorded", title: "Usage not recorded", status: 404 }),
+    });
+    const err = await usage({ endpoint: base, token: "t" }).catch((e) => e);
+    assert.equal(seen.at(-1).url, "/v1/usage");
+    assert.ok(err instanceof GateError, `got ${inspect(err)}`);
+    assert.equal(err.status, 404);
+    assert.equal(err.type, "https://uploadgate.dev/problems/usage-not-recorded");
   });
 
   test("an S3 XML error body is parsed into code and message", async () => {

@@ -2,6 +2,7 @@
 import {
   upload,
   quota,
+  usage,
   QuotaExceededError,
   GateError,
   StorageError,
@@ -34,6 +35,7 @@ const els = {
   quotaList: $("quota-list"),
   quotaEmpty: $("quota-empty"),
   quotaRefresh: $("quota-refresh"),
+  usageMonth: $("usage-month"),
   cancel: $("cancel-button"),
 };
 
@@ -42,6 +44,9 @@ let busy = false;
 let controller = null;
 let quotaSeq = 0;
 let lastQuotaRefresh = 0;
+let usageSeq = 0;
+/** This month's settled uploads as last shown, or null if not shown. */
+let monthUploads = null;
 
 function gateOptions() {
   return { endpoint, token: els.user.value.trim(), tokenHeader: "x-user-id" };
@@ -324,11 +329,13 @@ async function refreshQuota({ throttle = false } = {}) {
   lastQuotaRefresh = now;
   const seq = ++quotaSeq;
   if (!els.user.value.trim()) {
+    hideUsage();
     els.quotaList.replaceChildren();
     els.quotaEmpty.textContent = "Enter a user id to see its quota.";
     els.quotaEmpty.hidden = false;
     return;
   }
+  refreshUsage();
   try {
     const q = await quota(gateOptions());
     if (seq !== quotaSeq) return;
@@ -341,6 +348,66 @@ async function refreshQuota({ throttle = false } = {}) {
       err instanceof NetworkError
         ? "Cannot reach the gate to read the quota."
         : `Could not read the quota: ${err.message}`;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// This month's usage (upload mode: the gate keeps a usage ledger)
+
+function hideUsage() {
+  els.usageMonth.hidden = true;
+  els.usageMonth.textContent = "";
+  monthUploads = null;
+}
+
+/**
+ * Reads GET /v1/usage and shows the month's line; hides it where the gate
+ * keeps no usage (404 in grant mode) or cannot say. Resolves with the
+ * month's settled uploads, null without them, or undefined if a newer read
+ * overtook this one.
+ */
+async function refreshUsage() {
+  const seq = ++usageSeq;
+  if (!els.user.value.trim()) {
+    hideUsage();
+    return null;
+  }
+  try {
+    const u = await usage({ ...gateOptions(), limit: 1 });
+    if (seq !== usageSeq) return undefined;
+    if (!u.month) {
+      hideUsage();
+      return null;
+    }
+    const n = u.month.uploads;
+    els.usageMonth.textContent = `This month: ${nf.format(n)} ${n === 1 ? "upload" : "uploads"}, ${formatBytes(u.month.bytes)}`;
+    els.usageMonth.dataset.uploads = String(n);
+    els.usageMonth.dataset.bytes = String(u.month.bytes);
+    els.usageMonth.hidden = false;
+    monthUploads = n;
+    return n;
+  } catch {
+    if (seq !== usageSeq) return undefined;
+    hideUsage();
+    return null;
+  }
+}
+
+/**
+ * After an upload, the gate settles it once the bucket reports the object
+ * (in-process for the embedded bucket, from the event queue on S3): poll
+ * the month's line until it counts one more than `before`, for at most
+ * 15 s.
+ */
+async function awaitSettled(before) {
+  if (before == null) return;
+  const user = els.user.value.trim();
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 300));
+    if (els.user.value.trim() !== user) return;
+    const n = await refreshUsage();
+    if (n === null || n > before) return;
   }
 }
 
@@ -387,6 +454,7 @@ els.form.addEventListener("submit", async (event) => {
   announce(`Asking the gate for an upload URL for ${file.name}…`);
 
   let announcedUpload = false;
+  const settledBefore = monthUploads;
   try {
     const result = await upload(file, {
       ...gateOptions(),
@@ -414,6 +482,7 @@ els.form.addEventListener("submit", async (event) => {
     setState("done");
     if (result.limits.length) renderQuota(result.limits);
     else refreshQuota();
+    awaitSettled(settledBefore);
   } catch (err) {
     if (err && err.name === "AbortError") {
       announce("Upload cancelled.");

@@ -9,6 +9,10 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use uploadgate_app::layers;
 use uploadgate_app::settings::SettingError;
 use uploadgate_app::{Config, Settings};
+use uploadgate_core::usage::UsageQuery;
+use uploadgate_core::{Timestamp, UserId};
+
+use crate::export;
 
 /// A metered gate for direct-to-S3 uploads.
 ///
@@ -60,6 +64,71 @@ pub enum Command {
     /// usage ledger, and hand it off (UPLOADGATE_ACCEPTED_QUEUE_URL); tag what
     /// does not match. Runs until interrupted; as many as you like.
     Settle,
+    /// Read the usage ledger (what upload mode settled).
+    #[command(subcommand)]
+    Usage(UsageCommand),
+}
+
+/// `usage` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UsageCommand {
+    /// Write the settled uploads to stdout, one per line, in the order they
+    /// landed: CSV (with a header row) or JSON Lines, with the fields of
+    /// `GET /v1/usage` plus `user`. Reads the ledger of the configured
+    /// store, as `serve` opens it (stop `serve` first on the file store:
+    /// its database is locked while it runs).
+    Export(ExportArgs),
+}
+
+/// What `usage export` writes.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Only uploads that landed at or after T: an RFC 3339 time
+    /// (2026-12-01T08:00:00Z) or a date (2026-12-01, its 00:00 UTC).
+    #[arg(long, value_name = "T", value_parser = export::parse_time)]
+    pub since: Option<Timestamp>,
+    /// Only uploads that landed before T (same forms as --since).
+    #[arg(long, value_name = "T", value_parser = export::parse_time)]
+    pub until: Option<Timestamp>,
+    /// Only this user's uploads.
+    #[arg(long, value_name = "USER", value_parser = export::parse_user)]
+    pub user: Option<UserId>,
+    /// Output format (required).
+    #[arg(long, value_enum)]
+    pub format: Option<export::Format>,
+}
+
+impl ExportArgs {
+    /// The ledger query and the format, checked together: `--format` is
+    /// required, and `--until` must be after `--since`.
+    pub fn checked(self) -> Result<(UsageQuery, export::Format), SettingError> {
+        let format = self.format.ok_or_else(|| {
+            SettingError::new(
+                "--format",
+                "`usage export` needs one: --format csv or --format jsonl",
+            )
+        })?;
+        if let (Some(since), Some(until)) = (self.since, self.until)
+            && until <= since
+        {
+            return Err(SettingError::new(
+                "--until",
+                format!(
+                    "{} is not after --since {} (--since is inclusive, --until exclusive)",
+                    export::rfc3339(until),
+                    export::rfc3339(since)
+                ),
+            ));
+        }
+        Ok((
+            UsageQuery {
+                since: self.since,
+                until: self.until,
+                user: self.user,
+            },
+            format,
+        ))
+    }
 }
 
 /// `table` subcommands.

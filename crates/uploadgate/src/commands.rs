@@ -15,7 +15,12 @@ use uploadgate_core::{Clock, Limiter, Policy, StateKey, Subject, Subjects, Syste
 use uploadgate_dynamodb::Created;
 use uploadgate_http::{ClientIpSource, router};
 
-use crate::cli::{Command, ConfigCommand, Invocation, QuotaCommand, TableCommand};
+use uploadgate_store_file::FileStore;
+
+use crate::cli::{
+    Command, ConfigCommand, ExportArgs, Invocation, QuotaCommand, TableCommand, UsageCommand,
+};
+use crate::export;
 
 /// How often idle quota state is swept from the local stores.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
@@ -37,7 +42,46 @@ pub async fn run(inv: Invocation) -> Result<()> {
         }
         Command::Table(TableCommand::Create) => table_create(inv.config).await,
         Command::Settle => settle(inv.config).await,
+        Command::Usage(UsageCommand::Export(args)) => usage_export(inv.config, args).await,
     }
+}
+
+/// `usage export`: the arguments are checked first, then the ledger is
+/// opened as `serve` opens it, then records stream to stdout.
+async fn usage_export(config: Config, args: ExportArgs) -> Result<()> {
+    let (query, format) = args.checked()?;
+    match &config.store {
+        StoreKind::Memory => anyhow::bail!(
+            "the memory store keeps its usage ledger inside a running server, lost on exit: nothing to export (use --store file or dynamodb)"
+        ),
+        // Opening the file store creates it; an export must not.
+        StoreKind::File => {
+            let path = config.data_dir.join(FileStore::FILE_NAME);
+            if !path.exists() {
+                anyhow::bail!(
+                    "no file store at {}: nothing was recorded there (is UPLOADGATE_DATA_DIR / --data-dir right?)",
+                    path.display()
+                );
+            }
+        }
+        StoreKind::Dynamodb { usage_table, .. } => {
+            if usage_table.is_none() {
+                return Err(SettingError::new(
+                    "UPLOADGATE_USAGE_TABLE",
+                    "the dynamodb store keeps usage in its own table: name it to export from it",
+                )
+                .into());
+            }
+        }
+    }
+    let aws = Aws::new();
+    let store = open_store(&config, &aws).await?;
+    let ledger = open_ledger(&config, &aws, &store)
+        .await?
+        .context("this store keeps no usage ledger")?;
+    let n = export::export(&ledger, &query, format, std::io::stdout().lock()).await?;
+    eprintln!("uploadgate: exported {n} usage records");
+    Ok(())
 }
 
 async fn table_create(config: Config) -> Result<()> {

@@ -1,9 +1,10 @@
 //! `uploadgate`: serve the gate on one machine, inspect and reset quotas,
-//! check configuration. Parsing and wiring only; the work lives in the
+//! export usage, check configuration. Parsing and wiring only; the work lives in the
 //! library crates.
 
 mod cli;
 mod commands;
+mod export;
 
 use std::process::ExitCode;
 

@@ -64,10 +64,14 @@ pub(crate) struct UploadMode {
 }
 
 pub(crate) fn upload_mode(limits: &str) -> UploadMode {
-    let cfg = config(&[
-        ("UPLOADGATE_CHARGE", "upload"),
-        ("UPLOADGATE_LIMITS", limits),
-    ]);
+    upload_mode_with(&[("UPLOADGATE_LIMITS", limits)])
+}
+
+/// [`upload_mode`] with more settings (identity, tiers).
+pub(crate) fn upload_mode_with(env: &[(&str, &str)]) -> UploadMode {
+    let mut env = env.to_vec();
+    env.push(("UPLOADGATE_CHARGE", "upload"));
+    let cfg = config(&env);
     assert_eq!(cfg.gate.settlement, Some(GRACE));
     assert_eq!(cfg.url_ttl, TTL);
     let clock = FakeClock::new(T0);
@@ -252,6 +256,219 @@ async fn usage_pages_through_the_callers_records_in_landing_order() {
     }
 }
 
+/// The `month` and `windows` of a usage answer, as (uploads, bytes).
+fn totals(r: &Reply) -> (Value, Vec<(String, String, u64, u64)>) {
+    let windows = r.body["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["policy"].as_str().unwrap().to_owned(),
+                w["window"].as_str().unwrap().to_owned(),
+                w["uploads"].as_u64().unwrap(),
+                w["bytes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    (r.body["month"].clone(), windows)
+}
+
+fn windows(v: &[(&str, &str, u64, u64)]) -> Vec<(String, String, u64, u64)> {
+    v.iter()
+        .map(|(p, w, n, b)| ((*p).to_owned(), (*w).to_owned(), *n, *b))
+        .collect()
+}
+
+#[tokio::test]
+async fn usage_totals_the_month_and_each_user_limits_window() {
+    // T0 is 2027-01-15T08:00:00Z. One limit of each algorithm on the user,
+    // and one on the address, which has no usage of its own.
+    let m = upload_mode(
+        "uploads=user:10/3h;volume=user:10MiB/1d:fixed;burst=user:20/2d:gcra;perip=ip:100/1m",
+    );
+    let steps = [
+        // (advance before the grant, bytes): landed 10 s after each grant.
+        (Duration::ZERO, 1000),                       // 01-15 08:00:10
+        (Duration::from_secs(2 * 3600), 2000),        // 01-15 10:00:20
+        (Duration::from_secs(15 * 3600), 4000),       // 01-16 01:00:30
+        (Duration::from_secs(2 * 3600 + 1770), 8000), // 01-16 03:30:10
+    ];
+    for (advance, size) in steps {
+        m.clock.advance(advance);
+        let up = upload(&m.app, "eve", size).await;
+        assert_eq!(up.status, 200, "{}", up.raw);
+        m.clock.advance(Duration::from_secs(10));
+        assert_eq!(m.settle(&up, size).await, Verdict::Accepted { late: false });
+    }
+    // An upload granted and never used counts nowhere here.
+    assert_eq!(upload(&m.app, "eve", 99).await.status, 200);
+    // Someone else's counts only for them.
+    let other = upload(&m.app, "fay", 16).await;
+    m.clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        m.settle(&other, 16).await,
+        Verdict::Accepted { late: false }
+    );
+
+    // 01-16 05:00:10: the 3 h window holds 03:30:10 only, the day since
+    // midnight two uploads, the 2 d window and the month all four.
+    m.clock.advance(Duration::from_secs(5400 - 1));
+    let u = usage(&m.app, "eve", "limit=1").await;
+    assert_eq!(u.status, 200, "{}", u.raw);
+    let (month, w) = totals(&u);
+    assert_eq!(
+        month,
+        serde_json::json!({"start": "2027-01-01T00:00:00Z", "uploads": 4, "bytes": 15000})
+    );
+    assert_eq!(
+        w,
+        windows(&[
+            ("uploads", "3h", 1, 8000),
+            ("volume", "1d", 2, 12000),
+            ("burst", "2d", 4, 15000),
+        ])
+    );
+    // The page is still one record, and its own totals are the page's.
+    assert_eq!(
+        (u.body["uploads"].as_u64(), u.body["bytes"].as_u64()),
+        (Some(1), Some(1000))
+    );
+    // The totals do not depend on the page asked for.
+    let next = u.body["next"].as_str().unwrap();
+    let later = usage(&m.app, "eve", &format!("limit=1&cursor={next}")).await;
+    assert_eq!(totals(&later), (month.clone(), w.clone()));
+    let ranged = usage(&m.app, "eve", "since=2027-01-16T03:00:00Z").await;
+    assert_eq!(ranged.body["uploads"], 1);
+    assert_eq!(totals(&ranged), (month.clone(), w.clone()));
+    let empty = usage(
+        &m.app,
+        "eve",
+        "since=2027-01-16T03:00:00Z&until=2027-01-16T03:00:00Z",
+    )
+    .await;
+    assert_eq!(empty.body["records"], serde_json::json!([]));
+    assert_eq!(totals(&empty), (month, w));
+    let fay = usage(&m.app, "fay", "").await;
+    assert_eq!(
+        totals(&fay),
+        (
+            serde_json::json!({"start": "2027-01-01T00:00:00Z", "uploads": 1, "bytes": 16}),
+            windows(&[
+                ("uploads", "3h", 1, 16),
+                ("volume", "1d", 1, 16),
+                ("burst", "2d", 1, 16),
+            ])
+        )
+    );
+
+    // Exactly 3 h after 03:30:10 that upload has left the sliding window;
+    // a millisecond before, it had not.
+    m.clock
+        .advance(Duration::from_secs(5400 - 1) + Duration::from_millis(999));
+    assert_eq!(
+        totals(&usage(&m.app, "eve", "").await).1[0],
+        windows(&[("uploads", "3h", 1, 8000)])[0]
+    );
+    m.clock.advance(Duration::from_millis(1));
+    assert_eq!(
+        totals(&usage(&m.app, "eve", "").await).1[0],
+        windows(&[("uploads", "3h", 0, 0)])[0]
+    );
+
+    // A new month starts from nothing; the 2 d window reaches back only to
+    // 01-30.
+    m.clock
+        .advance(Duration::from_secs(15 * 86_400 + 18 * 3600));
+    let feb = usage(&m.app, "eve", "").await;
+    assert_eq!(
+        totals(&feb),
+        (
+            serde_json::json!({"start": "2027-02-01T00:00:00Z", "uploads": 0, "bytes": 0}),
+            windows(&[
+                ("uploads", "3h", 0, 0),
+                ("volume", "1d", 0, 0),
+                ("burst", "2d", 0, 0),
+            ])
+        )
+    );
+    // Nobody's records, nobody's totals; reading consumed nothing.
+    let nobody = usage(&m.app, "gus", "").await;
+    assert_eq!(nobody.body["month"]["uploads"], 0);
+    assert_eq!(remaining(&quota(&m.app, "gus").await), 10);
+}
+
+/// A caller's windows are their tier's limits on the user; the month
+/// counts every settled upload, whatever the tier it was granted under.
+#[tokio::test]
+async fn usage_totals_follow_the_callers_tier() {
+    let key = crate::jwt::TestKey::ed("k1");
+    let jwks = crate::jwt::Jwks::serve(&[&key]).await;
+    let m = upload_mode_with(&[
+        ("UPLOADGATE_IDENTITY", "jwt"),
+        ("UPLOADGATE_JWT_ISSUER", "https://issuer.example.com/pool-1"),
+        ("UPLOADGATE_JWT_AUDIENCE", "app-client-1"),
+        ("UPLOADGATE_JWKS_URL", jwks.url.as_str()),
+        ("UPLOADGATE_LIMITS", "uploads=user:5/3h;burst=ip:100/1m"),
+        (
+            "UPLOADGATE_TIERS",
+            "pro=uploads=user:50/1h;volume=user:1GiB/1mo:fixed",
+        ),
+        ("UPLOADGATE_TIER_CLAIM", "plan"),
+    ]);
+    let token = |plan: Option<&str>| {
+        let mut c = crate::jwt::claims("dana");
+        // Valid for the 2 h this test spans.
+        c["exp"] = serde_json::json!(T0.as_millis() / 1000 + 4 * 3600);
+        if let Some(p) = plan {
+            c["plan"] = serde_json::json!(p);
+        }
+        key.sign(&c)
+    };
+    let (free, pro) = (token(None), token(Some("pro")));
+    let usage_as = |token: &str| {
+        let req = Request::get("/v1/usage")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        send(&m.app, with_peer(req, "192.0.2.10"))
+    };
+    // One upload granted on the free policy, then, 2 h later, one on pro.
+    let a = send(&m.app, crate::jwt::token_req(&free, &pdf(100))).await;
+    assert_eq!(a.status, 200, "{}", a.raw);
+    assert_eq!(m.settle(&a, 100).await, Verdict::Accepted { late: false });
+    m.clock.advance(Duration::from_secs(2 * 3600));
+    let b = send(&m.app, crate::jwt::token_req(&pro, &pdf(200))).await;
+    assert_eq!(b.status, 200, "{}", b.raw);
+    assert_eq!(m.settle(&b, 200).await, Verdict::Accepted { late: false });
+
+    let month = serde_json::json!({"start": "2027-01-01T00:00:00Z", "uploads": 2, "bytes": 300});
+    // As pro: its 1 h window holds only the second; its month volume both.
+    let as_pro = usage_as(&pro).await;
+    assert_eq!(as_pro.status, 200, "{}", as_pro.raw);
+    assert_eq!(
+        totals(&as_pro),
+        (
+            month.clone(),
+            windows(&[("uploads", "1h", 1, 200), ("volume", "1mo", 2, 300)])
+        )
+    );
+    // As free: the 3 h window holds both; the ip limit is not the user's.
+    let as_free = usage_as(&free).await;
+    assert_eq!(
+        totals(&as_free),
+        (month, windows(&[("uploads", "3h", 2, 300)]))
+    );
+    // The records say which tier each was granted under.
+    let tiers: Vec<Value> = as_free.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["tier"].clone())
+        .collect();
+    assert_eq!(tiers, [Value::Null, serde_json::json!("pro")]);
+}
+
 #[tokio::test]
 async fn too_many_pending_uploads_are_a_429_of_their_own() {
     let m = upload_mode("uploads=user:1000/1d");
@@ -332,5 +549,26 @@ async fn grant_mode_charges_for_good_and_keys_tell_their_time() {
     assert_eq!(
         u.body["type"],
         "https://uploadgate.dev/problems/usage-not-recorded"
+    );
+
+    // Nor does one that has a ledger but charges on grant: nothing is
+    // added to it, so totals of nothing would mislead.
+    let cfg = config(&[("UPLOADGATE_LIMITS", "uploads=user:2/1d")]);
+    let p = presigner(&cfg);
+    let clock: Arc<dyn Clock> = Arc::new(FakeClock::new(T0));
+    let with_ledger = uploadgate_http::router(
+        AppState::new(cfg.gate, MemoryStore::new(), clock, p)
+            .with_usage(Arc::new(MemoryLedger::new())),
+    );
+    let u = usage(&with_ledger, "hal", "").await;
+    assert_eq!(u.status, 404, "{}", u.raw);
+    assert_eq!(u.header("content-type"), Some("application/problem+json"));
+    assert!(
+        u.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("UPLOADGATE_CHARGE=grant"),
+        "{}",
+        u.raw
     );
 }

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use serde_json::{Value, json};
 
 mod cognito;
+mod export;
 mod hardening;
 mod settle;
 mod settle_s3;

@@ -72,6 +72,27 @@ async fn what_lands_in_the_embedded_bucket_is_settled_and_in_the_usage() {
         assert_eq!(page["next"], Value::Null, "{store}");
         // Someone else sees none of it.
         assert_eq!(usage(&s, "noa").await["records"], json!([]), "{store}");
+
+        // Once the server is gone, the file store's ledger exports the same
+        // record, with the same fields, plus its user.
+        if store == "file" {
+            drop(s);
+            let out = Command::new(BIN)
+                .args(["usage", "export", "--format", "jsonl", "--data-dir"])
+                .arg(dir.path())
+                .env_remove("UPLOADGATE_STORE")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let mut exported: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(exported["user"], "mia");
+            exported.as_object_mut().unwrap().remove("user");
+            assert_eq!(&exported, record);
+        }
     }
 }
 
