@@ -5,60 +5,11 @@
 //! only logs accepted uploads ([`LogHandOff`]).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use uploadgate_core::Clock;
-use uploadgate_core::settle::{Accepted, HandOff, Landed, PortError, SettleError, Verdict};
-use uploadgate_http::metrics::{MetricsSink, SettleOutcome, SettleRecord};
+use uploadgate_core::settle::{Accepted, HandOff, PortError};
 
-/// Logs `result` for `landed`, and emits its metric line to `metrics`.
-pub fn observe(
-    metrics: Option<&dyn MetricsSink>,
-    clock: &dyn Clock,
-    landed: &Landed,
-    result: &Result<Verdict, SettleError>,
-    latency: Duration,
-) {
-    report(landed, result);
-    if let Some(sink) = metrics {
-        let reason = match result {
-            Ok(Verdict::Quarantined(r)) => Some(r.as_str()),
-            _ => None,
-        };
-        sink.emit(
-            SettleRecord {
-                timestamp_ms: clock.now().as_millis(),
-                outcome: SettleOutcome::of(result),
-                latency,
-                key: &landed.key,
-                reason,
-            }
-            .to_line(),
-        );
-    }
-}
-
-fn report(landed: &Landed, result: &Result<Verdict, SettleError>) {
-    match result {
-        Ok(Verdict::Accepted { late }) => {
-            tracing::debug!(key = %landed.key, late, "upload settled");
-        }
-        Ok(Verdict::Duplicate) => {
-            tracing::info!(key = %landed.key, "upload settled before; nothing to do");
-        }
-        Ok(Verdict::Quarantined(reason)) => {
-            tracing::warn!(key = %landed.key, reason = reason.as_str(), "upload quarantined");
-        }
-        Err(e) => {
-            tracing::error!(
-                key = %landed.key,
-                error = %e,
-                source = ?std::error::Error::source(e),
-                "settling failed; its reservation will be released after the URL's TTL plus the grace"
-            );
-        }
-    }
-}
+#[cfg(any(feature = "local", feature = "settle"))]
+pub use observing::observe;
 
 /// A hook told of every accepted upload, in process.
 pub type AcceptedHook = Arc<dyn Fn(&Accepted) + Send + Sync>;
@@ -108,5 +59,64 @@ impl HandOff for LogHandOff {
             hook(a);
         }
         Ok(())
+    }
+}
+
+/// Logs and metrics of settled objects (only where something settles).
+#[cfg(any(feature = "local", feature = "settle"))]
+mod observing {
+    use std::time::Duration;
+
+    use uploadgate_core::Clock;
+    use uploadgate_core::settle::{Landed, SettleError, Verdict};
+    use uploadgate_http::metrics::{MetricsSink, SettleOutcome, SettleRecord};
+
+    /// Logs `result` for `landed`, and emits its metric line to `metrics`.
+    pub fn observe(
+        metrics: Option<&dyn MetricsSink>,
+        clock: &dyn Clock,
+        landed: &Landed,
+        result: &Result<Verdict, SettleError>,
+        latency: Duration,
+    ) {
+        report(landed, result);
+        if let Some(sink) = metrics {
+            let reason = match result {
+                Ok(Verdict::Quarantined(r)) => Some(r.as_str()),
+                _ => None,
+            };
+            sink.emit(
+                SettleRecord {
+                    timestamp_ms: clock.now().as_millis(),
+                    outcome: SettleOutcome::of(result),
+                    latency,
+                    key: &landed.key,
+                    reason,
+                }
+                .to_line(),
+            );
+        }
+    }
+
+    fn report(landed: &Landed, result: &Result<Verdict, SettleError>) {
+        match result {
+            Ok(Verdict::Accepted { late }) => {
+                tracing::debug!(key = %landed.key, late, "upload settled");
+            }
+            Ok(Verdict::Duplicate) => {
+                tracing::info!(key = %landed.key, "upload settled before; nothing to do");
+            }
+            Ok(Verdict::Quarantined(reason)) => {
+                tracing::warn!(key = %landed.key, reason = reason.as_str(), "upload quarantined");
+            }
+            Err(e) => {
+                tracing::error!(
+                    key = %landed.key,
+                    error = %e,
+                    source = ?std::error::Error::source(e),
+                    "settling failed; its reservation will be released after the URL's TTL plus the grace"
+                );
+            }
+        }
     }
 }

@@ -4,4 +4,7 @@
 //! the object PUT through its presigned URL, S3's notification on the
 //! queue, and this crate settling it.
 
+// Test helpers panic on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod settle;
