@@ -214,3 +214,100 @@ async fn an_unreachable_endpoint_is_a_transient_store_error() {
     );
     assert!(err.is_transient());
 }
+
+/// Settlement (upload mode) on DynamoDB: the grant that reserves is the
+/// decision's own single write; settling the object, in another process
+/// (the settle function: its own client and cache), is one consistent
+/// read and one conditional write of the user's item; a redelivered event
+/// is one read and no write; and handing back an unused reservation costs
+/// nothing extra: it rides on the user's next decision's write.
+#[tokio::test]
+async fn settling_is_one_read_and_one_write_and_a_refund_costs_no_call() {
+    use uploadgate_core::conformance::ports::{TestHandOff, TestQuarantine};
+    use uploadgate_core::settle::{Landed, Settle, Settler, Verdict};
+    use uploadgate_core::usage::MemoryLedger;
+    use uploadgate_core::{Charge, ObjectKey, ReservationRequest};
+
+    const TTL: Duration = Duration::from_secs(300);
+    const GRACE: Duration = Duration::from_secs(900);
+    /// A UUIDv7 made at `at`, told apart by `n`, and its text.
+    fn v7(at: Timestamp, n: u8) -> ([u8; 16], String) {
+        let mut u = [n; 16];
+        u[..6].copy_from_slice(&at.as_millis().to_be_bytes()[2..]);
+        u[6] = 0x70;
+        u[8] = 0x80 | (n & 0x3f);
+        let hex: String = u.iter().map(|b| format!("{b:02x}")).collect();
+        let text = format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        );
+        (u, text)
+    }
+
+    let clock = FakeClock::new(T0);
+    let (gate, gate_calls) = limiter("uploads=user:3/1h", &clock).await;
+    let gate = gate.with_settlement(Some(GRACE));
+    let (other, settle_calls) = limiter("uploads=user:3/1h", &clock).await;
+    let settler = Settler::new(
+        other.with_settlement(Some(GRACE)),
+        MemoryLedger::new(),
+        TestHandOff::default(),
+        TestQuarantine::default(),
+        "uploads/",
+        TTL,
+    )
+    .unwrap();
+    let mut who = user();
+    who.ip = None;
+    let grant = |n: u8| {
+        let now = clock.now();
+        let (unique, text) = v7(now, n);
+        let charge = Charge {
+            size: 10,
+            reservation: Some(ReservationRequest {
+                unique,
+                expires_at: Timestamp(now.as_millis() + TTL.as_millis() as u64),
+                content_type: "application/pdf".into(),
+                checksum: None,
+            }),
+            ..Charge::default()
+        };
+        let landed = Landed {
+            bucket: "b".into(),
+            key: ObjectKey::for_upload("uploads/", &who.user, &text, "a.pdf").into_string(),
+            size: 10,
+            content_type: Some("application/pdf".into()),
+            checksum_sha256: None,
+            created_at: now,
+        };
+        (charge, landed)
+    };
+
+    let (charge, landed) = grant(1);
+    assert!(gate.charge(&who, &charge).await.unwrap().allowed);
+    assert_eq!(gate_calls.take(), ["PutItem"]);
+    assert_eq!(
+        settler.settle(&landed).await.unwrap(),
+        Verdict::Accepted { late: false }
+    );
+    assert_eq!(settle_calls.take(), ["GetItem", "PutItem"]);
+    assert_eq!(settler.settle(&landed).await.unwrap(), Verdict::Duplicate);
+    assert_eq!(settle_calls.take(), ["GetItem"]);
+
+    // An unused grant: handed back inside the decision after TTL + grace.
+    let (unused, _) = grant(2);
+    assert!(gate.charge(&who, &unused).await.unwrap().allowed);
+    // (The settler wrote since the gate last saw the key: one failed
+    // conditional write handed back the item, then the write.)
+    assert_eq!(gate_calls.take(), ["PutItem", "PutItem"]);
+    clock.advance(TTL + GRACE + Duration::from_secs(1));
+    let d = gate.consume(&who, 10).await.unwrap();
+    assert!(d.allowed);
+    // 3 allowed: the settled one, the refunded one no more, this one.
+    assert_eq!(d.limits[0].remaining, 1);
+    assert_eq!(gate_calls.take(), ["PutItem"]);
+}

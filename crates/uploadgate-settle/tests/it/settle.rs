@@ -36,7 +36,14 @@ type TestSettler = Settler<MemoryStore, SystemClock, MemoryLedger, SqsHandOff, S
 
 /// Records the operation of every request a client sends.
 #[derive(Clone, Debug, Default)]
-struct Calls(Arc<Mutex<BTreeSet<String>>>);
+struct Calls(Arc<Mutex<Vec<String>>>);
+
+impl Calls {
+    /// The operations sent since the last call, in order.
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
 
 impl Intercept for Calls {
     fn name(&self) -> &'static str {
@@ -50,7 +57,7 @@ impl Intercept for Calls {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(m) = cfg.load::<Metadata>() {
-            self.0.lock().unwrap().insert(m.name().to_owned());
+            self.0.lock().unwrap().push(m.name().to_owned());
         }
         Ok(())
     }
@@ -304,16 +311,21 @@ async fn an_upload_through_its_url_is_settled_once_and_handed_off_once() {
     assert_eq!(w.put(&url, &body).await, 200);
 
     // S3's notification, settled twice (a redelivery): once, then nothing.
+    // What settling costs besides the store: one HeadObject, and the
+    // hand-off's one SendMessage (none for the duplicate).
     let event = w.event_for(&key).await;
     let settlement = w.poller.settlement();
+    w.calls.take();
     assert_eq!(
         settlement.message(&event).await.unwrap(),
         vec![Verdict::Accepted { late: false }]
     );
+    assert_eq!(w.calls.take(), ["HeadObject", "SendMessage"]);
     assert_eq!(
         settlement.message(&event).await.unwrap(),
         vec![Verdict::Duplicate]
     );
+    assert_eq!(w.calls.take(), ["HeadObject"]);
 
     // One accepted message, as documented.
     let message = w
@@ -446,7 +458,7 @@ async fn the_declared_operations_are_exactly_the_ones_performed() {
     let polled = w.poll_until(2).await;
     assert_eq!(polled.failed, 0, "{polled:?}");
 
-    let performed = w.calls.0.lock().unwrap().clone();
+    let performed: BTreeSet<String> = w.calls.take().into_iter().collect();
     let declared: BTreeSet<String> = OPERATIONS.iter().map(|o| o.name().to_owned()).collect();
     assert_eq!(performed, declared);
 }
