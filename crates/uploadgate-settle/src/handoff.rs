@@ -117,7 +117,7 @@ impl HandOff for SqsHandOff {
             .message_body(body)
             .send()
             .await
-            .map_err(|e| crate::queue::port_error("SendMessage", e))?;
+            .map_err(|e| crate::port_error("SQS", crate::SQS_REFUSALS, "SendMessage", e))?;
         Ok(())
     }
 }

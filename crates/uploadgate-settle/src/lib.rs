@@ -55,13 +55,28 @@ const fn op(service: &'static str, name: &'static str, action: &'static str) -> 
     Operation::new(env!("CARGO_PKG_NAME"), service, name, action)
 }
 
+/// Error codes of S3 that trying again does not change.
+pub(crate) const S3_REFUSALS: &[&str] = &[
+    "AccessDenied",
+    "NoSuchBucket",
+    "InvalidBucketName",
+    "InvalidTag",
+];
+/// Error codes of SQS that trying again does not change.
+pub(crate) const SQS_REFUSALS: &[&str] = &[
+    "AccessDenied",
+    "NonExistentQueue",
+    "QueueDoesNotExist",
+    "InvalidAddress",
+];
+
 /// A failed AWS call as a [`PortError`]: an error code in `refusals` (the
 /// caller is not allowed, the resource does not exist) is not transient,
 /// everything else may be.
 pub(crate) fn port_error<E, R>(
     service: &str,
-    call: &str,
     refusals: &[&str],
+    call: &str,
     e: SdkError<E, R>,
 ) -> PortError
 where

@@ -45,7 +45,7 @@ impl S3Objects {
         let head = match head {
             Ok(h) => h,
             Err(SdkError::ServiceError(e)) if e.err().is_not_found() => return Ok(None),
-            Err(e) => return Err(port_error("HeadObject", e)),
+            Err(e) => return Err(crate::port_error("S3", crate::S3_REFUSALS, "HeadObject", e)),
         };
         let size = head
             .content_length()
@@ -79,7 +79,7 @@ impl S3Objects {
             .key(key)
             .send()
             .await
-            .map_err(|e| port_error("GetObjectTagging", e))?;
+            .map_err(|e| crate::port_error("S3", crate::S3_REFUSALS, "GetObjectTagging", e))?;
         Ok(out
             .tag_set()
             .iter()
@@ -124,31 +124,16 @@ impl Quarantine for S3Objects {
             Ok(_) => Ok(()),
             // Gone since: nothing is left to mark.
             Err(SdkError::ServiceError(e)) if is_no_such_key(e.err().code()) => Ok(()),
-            Err(e) => Err(port_error("PutObjectTagging", e)),
+            Err(e) => Err(crate::port_error(
+                "S3",
+                crate::S3_REFUSALS,
+                "PutObjectTagging",
+                e,
+            )),
         }
     }
 }
 
 fn is_no_such_key(code: Option<&str>) -> bool {
     matches!(code, Some("NoSuchKey" | "NotFound"))
-}
-
-/// A failed S3 call; a refusal (access denied, no such bucket) is not
-/// transient.
-fn port_error<E, R>(call: &str, e: SdkError<E, R>) -> PortError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    crate::port_error(
-        "S3",
-        call,
-        &[
-            "AccessDenied",
-            "NoSuchBucket",
-            "InvalidBucketName",
-            "InvalidTag",
-        ],
-        e,
-    )
 }

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 use uploadgate_core::settle::{Landed, PortError, Settle, SettleError, Verdict};
 
@@ -200,7 +199,7 @@ impl<T: Settle> Poller<T> {
             .wait_time_seconds(i32::try_from(self.wait.as_secs()).unwrap_or(20))
             .send()
             .await
-            .map_err(|e| port_error("ReceiveMessage", e))?;
+            .map_err(|e| crate::port_error("SQS", crate::SQS_REFUSALS, "ReceiveMessage", e))?;
         let messages = out.messages();
         let mut polled = Polled {
             received: messages.len(),
@@ -239,7 +238,9 @@ impl<T: Settle> Poller<T> {
                 .set_entries(Some(done))
                 .send()
                 .await
-                .map_err(|e| port_error("DeleteMessageBatch", e))?;
+                .map_err(|e| {
+                    crate::port_error("SQS", crate::SQS_REFUSALS, "DeleteMessageBatch", e)
+                })?;
             polled.done = out.successful().len();
             for f in out.failed() {
                 tracing::warn!(
@@ -274,24 +275,4 @@ impl<T: Settle> Poller<T> {
             }
         }
     }
-}
-
-/// A failed SQS call; a refusal (access denied, no such queue) is not
-/// transient.
-pub(crate) fn port_error<E, R>(call: &str, e: SdkError<E, R>) -> PortError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    crate::port_error(
-        "SQS",
-        call,
-        &[
-            "AccessDenied",
-            "NonExistentQueue",
-            "QueueDoesNotExist",
-            "InvalidAddress",
-        ],
-        e,
-    )
 }

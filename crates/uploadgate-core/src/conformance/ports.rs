@@ -16,6 +16,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The unique part of an object key granted at `at`, told apart by `n`:
+/// a UUIDv7's bytes (as a reservation records them) and its text (as the
+/// key carries it).
+pub fn uuid_v7(at: crate::Timestamp, n: u8) -> ([u8; 16], String) {
+    let mut u = [n; 16];
+    u[..6].copy_from_slice(&at.as_millis().to_be_bytes()[2..]);
+    u[6] = 0x70;
+    u[8] = 0x80 | (n & 0x3f);
+    let text = crate::settle::key::hyphenated(&u);
+    (u, text)
+}
+
 /// Every record of `ledger`, in page order.
 pub async fn all_records<L: Ledger>(ledger: &L) -> Vec<UsageRecord> {
     let mut out = Vec::new();

@@ -223,31 +223,13 @@ async fn an_unreachable_endpoint_is_a_transient_store_error() {
 /// nothing extra: it rides on the user's next decision's write.
 #[tokio::test]
 async fn settling_is_one_read_and_one_write_and_a_refund_costs_no_call() {
-    use uploadgate_core::conformance::ports::{TestHandOff, TestQuarantine};
+    use uploadgate_core::conformance::ports::{TestHandOff, TestQuarantine, uuid_v7};
     use uploadgate_core::settle::{Landed, Settle, Settler, Verdict};
     use uploadgate_core::usage::MemoryLedger;
     use uploadgate_core::{Charge, ObjectKey, ReservationRequest};
 
     const TTL: Duration = Duration::from_secs(300);
     const GRACE: Duration = Duration::from_secs(900);
-    /// A UUIDv7 made at `at`, told apart by `n`, and its text.
-    fn v7(at: Timestamp, n: u8) -> ([u8; 16], String) {
-        let mut u = [n; 16];
-        u[..6].copy_from_slice(&at.as_millis().to_be_bytes()[2..]);
-        u[6] = 0x70;
-        u[8] = 0x80 | (n & 0x3f);
-        let hex: String = u.iter().map(|b| format!("{b:02x}")).collect();
-        let text = format!(
-            "{}-{}-{}-{}-{}",
-            &hex[..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..]
-        );
-        (u, text)
-    }
-
     let clock = FakeClock::new(T0);
     let (gate, gate_calls) = limiter("uploads=user:3/1h", &clock).await;
     let gate = gate.with_settlement(Some(GRACE));
@@ -265,7 +247,7 @@ async fn settling_is_one_read_and_one_write_and_a_refund_costs_no_call() {
     who.ip = None;
     let grant = |n: u8| {
         let now = clock.now();
-        let (unique, text) = v7(now, n);
+        let (unique, text) = uuid_v7(now, n);
         let charge = Charge {
             size: 10,
             reservation: Some(ReservationRequest {
