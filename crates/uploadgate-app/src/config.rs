@@ -255,12 +255,13 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use http::HeaderName;
     use uploadgate_http::CorsOrigins;
 
-    fn env(pairs: &[(&str, &str)]) -> Result<Config, SettingError> {
+    /// The configuration of `pairs` as the environment, with no defaults.
+    pub(crate) fn env(pairs: &[(&str, &str)]) -> Result<Config, SettingError> {
         Config::from_lookup(&[], |k| {
             pairs
                 .iter()

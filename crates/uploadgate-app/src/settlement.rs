@@ -121,18 +121,9 @@ fn check_reserved_state(s: &Settings) -> Result<(), SettingError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{Config, StoreKind};
-    use crate::settings::SettingError;
+    use crate::config::StoreKind;
+    use crate::config::tests::env;
     use std::time::Duration;
-
-    fn env(pairs: &[(&str, &str)]) -> Result<Config, SettingError> {
-        Config::from_lookup(&[], |k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| (*v).to_owned())
-        })
-    }
 
     const UPLOAD: (&str, &str) = ("UPLOADGATE_CHARGE", "upload");
 
