@@ -16,6 +16,16 @@ impl Timestamp {
         self.0
     }
 
+    /// RFC 3339 in UTC, with milliseconds when there are any, as the API,
+    /// the export and the hand-off write times; `None` past year 9999.
+    pub fn to_rfc3339(self) -> Option<String> {
+        let nanos = i128::from(self.0) * 1_000_000;
+        time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+            .ok()?
+            .format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    }
+
     /// Whole seconds since the epoch, rounded up (for TTL attributes that must
     /// not expire early).
     pub fn as_secs_ceil(self) -> u64 {

@@ -143,11 +143,9 @@ impl Params {
 
 /// A time as the answer writes it: RFC 3339, UTC, milliseconds.
 fn rfc3339(at: Timestamp) -> Result<String, ApiError> {
-    let nanos = i128::from(at.as_millis()) * 1_000_000;
-    let t = OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .map_err(|e| ApiError::Internal(Box::new(e)))?;
-    t.format(&Rfc3339)
-        .map_err(|e| ApiError::Internal(Box::new(e)))
+    at.to_rfc3339().ok_or_else(|| {
+        ApiError::Internal(format!("time {} ms is past year 9999", at.as_millis()).into())
+    })
 }
 
 #[derive(Serialize)]

@@ -18,8 +18,6 @@
 
 use base64::Engine as _;
 use serde::Serialize;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use uploadgate_core::Timestamp;
 use uploadgate_core::settle::{Accepted, HandOff, PortError};
 
@@ -52,12 +50,10 @@ pub struct AcceptedMessage {
     pub late: bool,
 }
 
-/// RFC 3339 in UTC with milliseconds, as the API writes times (the
-/// fraction left out when it is zero).
-pub fn rfc3339(at: Timestamp) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(at.as_millis()) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
+/// A time as the API writes it (RFC 3339, UTC, milliseconds when there are
+/// any); the milliseconds themselves past year 9999.
+fn rfc3339(at: Timestamp) -> String {
+    at.to_rfc3339()
         .unwrap_or_else(|| at.as_millis().to_string())
 }
 

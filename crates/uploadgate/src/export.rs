@@ -62,11 +62,8 @@ pub fn parse_user(raw: &str) -> Result<UserId, String> {
 /// A time as `GET /v1/usage` writes it: RFC 3339, UTC, with milliseconds
 /// when there are any.
 pub fn rfc3339(at: Timestamp) -> String {
-    let nanos = i128::from(at.as_millis()) * 1_000_000;
-    OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        // Past year 9999 (no ledger holds that): the milliseconds themselves.
+    // Past year 9999 (no ledger holds that): the milliseconds themselves.
+    at.to_rfc3339()
         .unwrap_or_else(|| at.as_millis().to_string())
 }
 
