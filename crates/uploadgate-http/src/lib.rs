@@ -261,9 +261,12 @@ pub fn router(state: AppState) -> Router {
             get(|| async { asset("application/yaml", OPENAPI_YAML) }),
         )
         // Every route so far needs the origin's proof, when one is set.
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            routes::from_origin,
+        .route_layer(tower::util::option_layer(
+            state.inner.gate.origin_secret.clone().map(|secret| {
+                tower_http::validate_request::ValidateRequestHeaderLayer::custom(
+                    routes::FromOrigin(secret),
+                )
+            }),
         ))
         // Liveness answers anyone (load balancers, probes): it carries no
         // state and charges nothing.

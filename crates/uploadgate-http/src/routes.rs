@@ -18,7 +18,7 @@ use uploadgate_core::{
 use crate::AppState;
 use crate::charge::charge;
 use crate::error::ApiError;
-use crate::gate::GateConfig;
+use crate::gate::{GateConfig, OriginSecret};
 use crate::identity::{Caller, client_ip};
 use crate::json::{
     CheckAnswer, LimitsJson, QuotaAnswer, UploadAnswer, UploadJson, decision_limits,
@@ -435,26 +435,29 @@ pub async fn quota(State(st): State<AppState>, req: Request) -> Result<Response,
     )
 }
 
-/// Refuses a request that lacks the origin secret, when one is set: behind
-/// CloudFront, only requests CloudFront forwards carry it, so only those may
-/// claim a viewer address (`CloudFront-Viewer-Address`).
-pub async fn from_origin(
-    State(st): State<AppState>,
-    req: Request,
-    next: axum::middleware::Next,
-) -> Response {
-    use subtle::ConstantTimeEq as _;
-    if let Some(secret) = &st.inner.gate.origin_secret {
+/// Refuses a request that lacks the origin secret: behind CloudFront, only
+/// requests CloudFront forwards carry it, so only those may claim a viewer
+/// address (`CloudFront-Viewer-Address`). A plain tower validator, layered
+/// only when a secret is set, so a gate without one pays nothing for it.
+#[derive(Clone)]
+pub(crate) struct FromOrigin(pub(crate) OriginSecret);
+
+impl<B> tower_http::validate_request::ValidateRequest<B> for FromOrigin {
+    type ResponseBody = axum::body::Body;
+
+    fn validate(&mut self, req: &mut http::Request<B>) -> Result<(), Response> {
+        use subtle::ConstantTimeEq as _;
         let sent = req
             .headers()
             .get(crate::ORIGIN_VERIFY)
             .map(|v| v.as_bytes())
             .unwrap_or_default();
-        if !bool::from(sent.ct_eq(secret.expose())) {
-            return ApiError::NotFromOrigin.into_response();
+        if bool::from(sent.ct_eq(self.0.expose())) {
+            Ok(())
+        } else {
+            Err(ApiError::NotFromOrigin.into_response())
         }
     }
-    next.run(req).await
 }
 
 /// `GET /healthz`.

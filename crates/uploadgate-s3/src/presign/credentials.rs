@@ -44,9 +44,13 @@
 //!   15 minutes.
 //! * **Cost.** A lookup builds the per-call components and, inside the
 //!   cache, a Tokio sleep for its load timeout (so, like any SDK call, it
-//!   needs a runtime with timers): roughly 1 to 2 µs per URL, against
-//!   about 50 µs for the SDK's `presigned()`.
+//!   needs a runtime with timers): roughly 1 to 2 µs, against about 50 µs
+//!   for the SDK's `presigned()`. So the last answer is reused for up to
+//!   [`REUSE`] of signing time, and only while it still outlives a URL
+//!   signed now, the cache's own rule; within that second a renewal the
+//!   cache would have started waits for the next lookup.
 
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -70,14 +74,22 @@ const MAX_URL_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The SDK's floor for `default_expiration`.
 const MIN_DEFAULT_EXPIRATION: Duration = Duration::from_secs(15 * 60);
 
+/// How long, in signing time, the cache's last answer is reused without
+/// asking it again.
+const REUSE: Duration = Duration::from_secs(1);
+
 /// The lazy identity cache and what it needs to resolve through it.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(super) struct SigningCredentials {
     cache: SharedIdentityCache,
     /// `None` when no credentials provider is configured.
     resolver: Option<SharedIdentityResolver>,
     /// Everything but the time source, which is set per lookup.
     components: RuntimeComponentsBuilder,
+    /// The URL lifetime the cache is set for.
+    url_lifetime: Duration,
+    /// The cache's last answer, and the signing time it was asked at.
+    last: Mutex<Option<(Identity, SystemTime)>>,
 }
 
 impl SigningCredentials {
@@ -117,6 +129,20 @@ impl SigningCredentials {
             cache,
             resolver,
             components,
+            url_lifetime: url_lifetime.min(MAX_URL_LIFETIME),
+            last: Mutex::new(None),
+        }
+    }
+
+    /// These credentials through the same cache (the reused answer is
+    /// copied, not shared).
+    pub(super) fn share(&self) -> Self {
+        SigningCredentials {
+            cache: self.cache.clone(),
+            resolver: self.resolver.clone(),
+            components: self.components.clone(),
+            url_lifetime: self.url_lifetime,
+            last: Mutex::new(self.lock().clone()),
         }
     }
 
@@ -128,6 +154,34 @@ impl SigningCredentials {
     /// Credentials for a URL starting at `now`: cached ones while they
     /// outlive a URL, otherwise fresh ones from the provider.
     pub(super) async fn identity(&self, now: SystemTime) -> Result<Identity, PresignError> {
+        if let Some(identity) = self.reusable(now) {
+            return Ok(identity);
+        }
+        let identity = self.resolve(now).await?;
+        *self.lock() = Some((identity.clone(), now));
+        Ok(identity)
+    }
+
+    /// The cache's last answer, if it was given less than [`REUSE`] ago (in
+    /// signing time, never ahead of `now`) and still outlives a URL signed
+    /// at `now`.
+    fn reusable(&self, now: SystemTime) -> Option<Identity> {
+        let last = self.lock();
+        let (identity, asked) = last.as_ref()?;
+        let age = now.duration_since(*asked).ok()?;
+        let outlives = identity
+            .expiration()
+            .is_none_or(|expiry| now + self.url_lifetime < expiry);
+        (age < REUSE && outlives).then(|| identity.clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Identity, SystemTime)>> {
+        // Replaced whole under the lock: a poisoned value is still valid.
+        self.last.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Asks the cache for credentials for a URL starting at `now`.
+    async fn resolve(&self, now: SystemTime) -> Result<Identity, PresignError> {
         let resolver = self.resolver.clone().ok_or_else(|| {
             PresignError::Credentials("no AWS credentials provider is configured".into())
         })?;

@@ -249,7 +249,7 @@ impl Presigner {
     pub fn always_via_sdk(self) -> Self {
         Presigner {
             shared: Arc::new(Shared {
-                credentials: self.shared.credentials.clone(),
+                credentials: self.shared.credentials.share(),
                 route: tokio::sync::OnceCell::new_with(Some(Route::Sdk)),
             }),
             ..self

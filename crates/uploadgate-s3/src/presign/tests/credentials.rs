@@ -212,6 +212,33 @@ async fn credentials_without_expiry_are_resolved_once_for_both_paths() {
 }
 
 #[tokio::test]
+async fn the_caches_answer_is_reused_within_a_second_only_while_it_outlives_a_url() {
+    // Credentials that outlive a URL signed at t0 by half a second: inside
+    // the cache's buffer, so the cache alone asks the provider every time.
+    let provider = Provider::expiring(None);
+    let expiry = t0() + TTL + Duration::from_millis(500);
+    *provider.fixed_expiry.lock().unwrap() = Some(expiry);
+    let p = presigner(&provider);
+    let key = key("uploads/", "u1", "a.pdf");
+    let spec = PutSpec::new(&key, "application/pdf", 1);
+    p.presign(&spec, t0()).await.unwrap();
+    let asked = provider.calls();
+    // Still outlives a URL: reused, the provider is not asked.
+    let soon = t0() + Duration::from_millis(200);
+    let up = p.presign(&spec, soon).await.unwrap();
+    assert_eq!(provider.calls(), asked);
+    assert_eq!(up.expires_at, soon + TTL);
+    // No longer outlives one: asked again (and the URL is cut to it).
+    let later = t0() + Duration::from_millis(600);
+    let up = p.presign(&spec, later).await.unwrap();
+    assert_eq!(provider.calls(), asked + 1);
+    assert!(up.expires_at <= expiry);
+    // Signing time never runs backwards into a reused answer.
+    p.presign(&spec, t0()).await.unwrap();
+    assert_eq!(provider.calls(), asked + 2);
+}
+
+#[tokio::test]
 async fn no_credentials_provider_is_a_credentials_error() {
     let conf = SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
