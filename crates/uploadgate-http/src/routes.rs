@@ -332,6 +332,46 @@ fn unique_of(decision: Option<&Decision>, fresh: uuid::Uuid) -> uuid::Uuid {
     }
 }
 
+/// A request the limiter admitted: its decision (`None` when the store
+/// failed and the gate fails open), and what its URL is signed for.
+struct Admitted {
+    decision: Option<Decision>,
+    user: UserId,
+    /// The object key's unique part: this request's, or the original one
+    /// of an idempotent retry.
+    unique: uuid::Uuid,
+    now: Timestamp,
+}
+
+impl Admitted {
+    /// The single-use URL for `spec`.
+    async fn presign(&self, st: &AppState, spec: &UploadSpec) -> Result<UploadJson, ApiError> {
+        presign(st, &self.user, spec, self.unique, self.now).await
+    }
+}
+
+/// Charges the caller's quotas for the upload `spec` declares. Without one
+/// only count limits are charged (size 0), and nothing is reserved.
+async fn admit(
+    st: &AppState,
+    route: &'static str,
+    parts: &Parts,
+    caller: &Caller,
+    spec: Option<&UploadSpec>,
+) -> Result<Admitted, ApiError> {
+    let who = subjects(st, parts, caller);
+    let now = st.inner.meter.now();
+    let fresh = fresh_unique(now);
+    let charge = charge(st, parts, caller, route, spec, *fresh.as_bytes(), now)?;
+    let decision = decide(st, route, parts, &who, &charge).await?;
+    Ok(Admitted {
+        unique: unique_of(decision.as_ref(), fresh),
+        decision,
+        user: who.user,
+        now,
+    })
+}
+
 /// `POST /v1/uploads`: charge the quotas, then sign a single-use URL.
 pub async fn create_upload(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (parts, body, caller) = read_post(&st, req).await?;
@@ -341,26 +381,14 @@ pub async fn create_upload(State(st): State<AppState>, req: Request) -> Result<R
         st.inner.meter.policy_of(tier.as_deref()),
         &body,
     )?;
-    let who = subjects(&st, &parts, &caller);
-    let now = st.inner.meter.now();
-    let fresh = fresh_unique(now);
-    let charge = charge(
-        &st,
-        &parts,
-        &caller,
-        "uploads",
-        Some(&spec),
-        *fresh.as_bytes(),
-        now,
-    )?;
-    let decision = decide(&st, "uploads", &parts, &who, &charge).await?;
-    let unique = unique_of(decision.as_ref(), fresh);
-    let upload = presign(&st, &who.user, &spec, unique, now).await?;
+    let admitted = admit(&st, "uploads", &parts, &caller, Some(&spec)).await?;
+    let upload = admitted.presign(&st, &spec).await?;
+    let decision = admitted.decision.as_ref();
     ok_json(
-        decision.as_ref(),
+        decision,
         &UploadAnswer {
             upload,
-            limits: decision_limits(decision.as_ref()),
+            limits: decision_limits(decision),
         },
     )
 }
@@ -381,34 +409,18 @@ pub async fn upload_check(State(st): State<AppState>, req: Request) -> Result<Re
     } else {
         None
     };
-    let who = subjects(&st, &parts, &caller);
-    let now = st.inner.meter.now();
-    let fresh = fresh_unique(now);
-    // Without a declared upload only count limits are charged (size 0),
-    // and nothing is reserved.
-    let charge = charge(
-        &st,
-        &parts,
-        &caller,
-        "upload-check",
-        spec.as_ref(),
-        *fresh.as_bytes(),
-        now,
-    )?;
-    let decision = decide(&st, "upload-check", &parts, &who, &charge).await?;
+    let admitted = admit(&st, "upload-check", &parts, &caller, spec.as_ref()).await?;
     let upload = match &spec {
-        Some(spec) => {
-            let unique = unique_of(decision.as_ref(), fresh);
-            Some(presign(&st, &who.user, spec, unique, now).await?)
-        }
+        Some(spec) => Some(admitted.presign(&st, spec).await?),
         None => None,
     };
+    let decision = admitted.decision.as_ref();
     ok_json(
-        decision.as_ref(),
+        decision,
         &CheckAnswer {
             allowed: true,
             upload,
-            limits: decision_limits(decision.as_ref()),
+            limits: decision_limits(decision),
         },
     )
 }
