@@ -52,7 +52,9 @@ def free_port():
 def start(name, cmd, env, cwd=None):
     RUN.mkdir(parents=True, exist_ok=True)
     out = open(RUN / f"{name}.log", "ab")
-    p = subprocess.Popen(cmd, env={**os.environ, **AWS_ENV, **env}, cwd=cwd, stdout=out,
+    # Only the settings given here: none leak in from the caller's environment.
+    base = {k: v for k, v in os.environ.items() if not k.startswith("UPLOADGATE_")}
+    p = subprocess.Popen(cmd, env={**base, **AWS_ENV, **env}, cwd=cwd, stdout=out,
                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     PROCS.append(p)
     return p
