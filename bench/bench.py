@@ -251,7 +251,7 @@ def calls_per_decision(ours_t, base_t, users=3):
                 "wcu": sum(c["units"] for c in flat if c["kind"] == "WCU") / n,
                 "rcu": sum(c["units"] for c in flat if c["kind"] == "RCU") / n,
                 "reported": sum(c["reported"] or 0 for c in flat) / n,
-                "how": sorted({c["how"] for c in flat}),
+                "how": [c["how"] for c in samples[-1]],
             }
     return out
 
@@ -260,7 +260,8 @@ def calls_per_decision(ours_t, base_t, users=3):
 
 def lambda_runs(ours_t, base_t, runs=10, users=6):
     from runtime_api import RuntimeApi  # noqa: E402 (bench/ is on sys.path)
-    lam = os.environ["UG_LAMBDA_BIN"]
+    lam = os.environ.get("UG_LAMBDA_BIN", "uploadgate-lambda")
+    runs = int(os.environ.get("UG_LAMBDA_RUNS", runs))
     fixture = json.loads((ROOT / "crates/uploadgate-lambda/tests/data/function_url_uploads.json").read_text())
     rest = json.loads((ROOT / "crates/uploadgate-lambda/tests/data/apigw_rest_upload_check.json").read_text())
 
@@ -291,6 +292,8 @@ def lambda_runs(ours_t, base_t, runs=10, users=6):
     }
     out = {}
     for design, (cmd, env, cwd, event) in designs.items():
+        if design not in os.environ.get("UG_LAMBDA_DESIGNS", "ours,baseline").split(","):
+            continue
         r = out[design] = {"cold_ms": [], "rss_kb": [], "allowed_ms": [], "denied_ms": [], "cmd": " ".join(cmd)}
         for run in range(runs):
             api = RuntimeApi()
@@ -442,40 +445,43 @@ def check(burst_res, calls):
 def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else "all"
     sys.path.insert(0, str(HERE))
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "mode": mode, "trials": TRIALS,
-            "moto": os.environ.get("UG_MOTO_VERSION", "?")}
+    sections = ["burst", "calls", "lambda", "floor", "artifacts", "throughput"]
+    chosen = sections if mode == "all" else ["burst", "calls"] if mode == "guard" else mode.split(",")
+    meta_path = RESULTS / "meta.json"
+    meta = json.loads(meta_path.read_text()) if mode != "all" and meta_path.exists() else {}
+    meta.update({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "trials": TRIALS,
+                 "moto": os.environ.get("UG_MOTO_VERSION", meta.get("moto", "?"))})
+    got = {}
     try:
         ours_t, base_t = tables()
-        t = time.time()
-        b = over_admission(ours_t, base_t)
-        meta["burst_seconds"] = round(time.time() - t, 1)
+        for name in chosen:
+            t = time.time()
+            got[name] = {
+                "burst": lambda: over_admission(ours_t, base_t),
+                "calls": lambda: calls_per_decision(ours_t, base_t),
+                "lambda": lambda: lambda_runs(ours_t, base_t),
+                "floor": lambda: {"getitem_ms": floor_getitem(ours_t)},
+                "artifacts": artifacts,
+                "throughput": lambda: throughput(ours_t),
+            }[name]()
+            stop_all()
+            meta[f"{name}_seconds"] = round(time.time() - t, 1)
+            log(f"{name}: {meta[name + '_seconds']} s")
+    finally:
         stop_all()
-        t = time.time()
-        c = calls_per_decision(ours_t, base_t)
-        meta["calls_seconds"] = round(time.time() - t, 1)
-        stop_all()
+    if "burst" in got and "calls" in got:
+        bad = check(got["burst"], got["calls"])
         if mode == "guard":
-            bad = check(b, c)
             for f in bad:
                 print("FAILED:", f)
             checks = TRIALS + 4
             print(f"bench guard: {checks - len(bad)} passed, {len(bad)} failed")
             return 1 if bad else 0
-        save("over_admission", b)
-        save("calls", c)
-        check(b, c)
-        t = time.time()
-        save("lambda", lambda_runs(ours_t, base_t))
-        meta["lambda_seconds"] = round(time.time() - t, 1)
-        save("floor", {"getitem_ms": floor_getitem(ours_t)})
-        save("artifacts", artifacts())
-        t = time.time()
-        save("throughput", throughput(ours_t))
-        meta["throughput_seconds"] = round(time.time() - t, 1)
-        save("meta", meta)
-        return 0
-    finally:
-        stop_all()
+    names = {"burst": "over_admission"}
+    for name, data in got.items():
+        save(names.get(name, name), data)
+    save("meta", meta)
+    return 0
 
 
 if __name__ == "__main__":

@@ -110,9 +110,13 @@ def main():
                 row += [f"{x['calls_mean']:g} ({ops}, over {x['samples']})", f"{u} ({x['reported']:g})"]
                 units[(case, d)] = (x["wcu"], x["rcu"])
             md.append("| " + " | ".join(row) + " |")
-        hows = sorted({h for case in c.values() for x in case.values() for h in x["how"]})
-        md.append("\nThe arithmetic, per call seen:\n")
-        md += [f"- {h}" for h in hows]
+        md.append("\nThe arithmetic (DynamoDB bills a write per started KB of the larger of the old and new item, "
+                  "a failed condition too; a read per started 4 KB, half for an eventually consistent one; "
+                  "a Query on the size of the items it reads, at least one 4 KB unit), for the last call of each kind:\n")
+        for case, per in c.items():
+            for d, x in per.items():
+                if x["how"]:
+                    md.append(f"- {'uploadgate' if d == 'ours' else 'original'}, {case}: " + "; ".join(x["how"]))
         md.append("")
 
     # 3-5. Lambda: latency, cold start, dollars
