@@ -420,6 +420,44 @@ def throughput(ours_t, secs=5, conns=64):
     return out
 
 
+# --- 7. in process ----------------------------------------------------------------
+
+def inprocess():
+    """Criterion's figures for each algorithm's decision and a governor check
+    (bench/inprocess), and the http bench's one-at-a-time breakdown (router,
+    presign, Limiter::consume; crates/uploadgate/benches/http)."""
+    import re
+    rows = []
+    out = subprocess.run(["cargo", "bench", "--locked", "--manifest-path", str(HERE / "inprocess/Cargo.toml"),
+                          "--bench", "decide", "--", "--warm-up-time", "1", "--measurement-time", "3"],
+                         check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    name = None
+    for line in out.splitlines():
+        m = re.match(r"^(\S.*?)?\s*time:\s+\[\S+ \S+ (\S+) (\S+) ", line)
+        if m:
+            unit = {"ps": 1e-3, "ns": 1, "µs": 1e3, "us": 1e3, "ms": 1e6}[m.group(3)]
+            rows.append({"what": (m.group(1) or name).split("/", 1)[-1], "ns": float(m.group(2)) * unit,
+                         "source": "bench/inprocess (criterion, median)"})
+        elif line.strip() and not line.startswith(" "):
+            name = line.strip()
+    env = {**os.environ, "UG_BENCH_PHASES": "healthz", "UG_BENCH_SECS": "1", "UG_BENCH_WARMUP": "0.5",
+           "UG_BENCH_ROUNDS": "1", "UG_BENCH_BREAKDOWN_SECS": "2"}
+    out = subprocess.run(["cargo", "bench", "--locked", "-p", "uploadgate", "--bench", "http"], env=env,
+                         check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    on = False
+    for line in out.splitlines():
+        if line.startswith("breakdown:"):
+            on = True
+            continue
+        m = re.match(r"^  (\S.*?)\s+([\d.]+) µs$", line) if on else None
+        if m:
+            rows.append({"what": m.group(1), "ns": float(m.group(2)) * 1e3,
+                         "source": "cargo bench -p uploadgate --bench http (breakdown)"})
+        elif on and line.strip() and not line.startswith("  "):
+            on = False
+    return {"rows": rows}
+
+
 # --- main ------------------------------------------------------------------------
 
 def save(name, data):
@@ -445,7 +483,7 @@ def check(burst_res, calls):
 def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else "all"
     sys.path.insert(0, str(HERE))
-    sections = ["burst", "calls", "lambda", "floor", "artifacts", "throughput"]
+    sections = ["burst", "calls", "lambda", "floor", "artifacts", "throughput", "inprocess"]
     chosen = sections if mode == "all" else ["burst", "calls"] if mode == "guard" else mode.split(",")
     meta_path = RESULTS / "meta.json"
     meta = json.loads(meta_path.read_text()) if mode != "all" and meta_path.exists() else {}
@@ -463,6 +501,7 @@ def main():
                 "floor": lambda: {"getitem_ms": floor_getitem(ours_t)},
                 "artifacts": artifacts,
                 "throughput": lambda: throughput(ours_t),
+                "inprocess": inprocess,
             }[name]()
             stop_all()
             meta[f"{name}_seconds"] = round(time.time() - t, 1)
