@@ -368,13 +368,17 @@ def artifacts():
 
 # --- 6. throughput of `uploadgate serve` ----------------------------------------
 
-WRK_LUA = """
-local n = 0
+# A fresh user per request, so the load is all admissions.
+WRK_UPLOAD = """
 request = function()
-  n = n + 1
   return wrk.format("POST", "/v1/uploads", {["content-type"] = "application/json",
     ["x-user-id"] = "load-" .. math.random(1, 1000000000)}, '%s')
 end
+"""
+# A fixed rate: each connection waits its share before every request
+# (wrk's own delay hook).
+WRK_PACE = """
+delay = function() return %d end
 """
 
 
@@ -402,9 +406,8 @@ def to_ms(s):
     raise ValueError(s)
 
 
-def throughput(ours_t, secs=5, conns=64):
-    lua = RUN / "upload.lua"
-    lua.write_text(WRK_LUA % UPLOAD)
+def throughput(ours_t, secs=5, conns=64, paced_conns=8):
+    rates = {"memory": 1000, "file": 1000, "dynamodb": 100}
     out = {}
     # Limits high enough that the load is all admissions (the production
     # policy's 5/3h would turn it into denials after a few requests).
@@ -413,8 +416,16 @@ def throughput(ours_t, secs=5, conns=64):
         port = serve(MOTO, ours_t, store=store, limits=limits, name=f"load-{store}")
         c = 8 if store == "dynamodb" else conns  # moto serves ~100 calls/s, one at a time
         s = secs * 2 if store == "dynamodb" else secs
-        out[store] = {"healthz": wrk(port, "/healthz", s, c), "uploads": wrk(port, "/v1/uploads", s, c, lua),
-                      "connections": c, "seconds": s}
+        pace = WRK_PACE % (paced_conns * 1000 // rates[store])
+        upload, upload_paced, paced = (RUN / f"{n}.lua" for n in ("upload", "upload-paced", "paced"))
+        upload.write_text(WRK_UPLOAD % UPLOAD)
+        upload_paced.write_text(WRK_UPLOAD % UPLOAD + pace)
+        paced.write_text(pace)
+        out[store] = {"healthz": wrk(port, "/healthz", s, c), "uploads": wrk(port, "/v1/uploads", s, c, upload),
+                      "connections": c, "seconds": s,
+                      "fixed": {"rate": rates[store], "connections": paced_conns,
+                                "healthz": wrk(port, "/healthz", s, paced_conns, paced),
+                                "uploads": wrk(port, "/v1/uploads", s, paced_conns, upload_paced)}}
         log(f"throughput {store}: healthz {out[store]['healthz'].get('rps')} req/s, "
             f"uploads {out[store]['uploads'].get('rps')} req/s")
     return out
