@@ -185,7 +185,7 @@ def main():
             md.append("### 3. Dollars per million decisions (us-east-1, on-demand, arm64)\n")
             md.append("Lambda duration billed per invocation rounded up to 1 ms, at the mean measured handler duration above "
                       "(on moto, whose calls are slower than DynamoDB's: durations, and so GB-s, are upper bounds for both).\n")
-            md.append("| Decision | Design | DynamoDB units | DynamoDB $ | Lambda GB-s | Lambda duration $ | Lambda requests $ | **Total $ / million** |")
+            md.append("| Decision | Design | DynamoDB units | DynamoDB $ | Lambda GB-s per million | Lambda duration $ | Lambda requests $ | **Total $ / million** |")
             md.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
             rows = [("allowed", "ours", "allowed warm", "allowed_ms"), ("allowed", "baseline", "allowed warm", "allowed_ms"),
                     ("denied (repeat)", "ours", "denied repeat", "denied_ms"), ("denied (first in a process)", "ours", "denied first", "denied_ms"),
