@@ -190,7 +190,7 @@ def main():
             rows = [("allowed", "ours", "allowed warm", "allowed_ms"), ("allowed", "baseline", "allowed warm", "allowed_ms"),
                     ("denied (repeat)", "ours", "denied repeat", "denied_ms"), ("denied (first in a process)", "ours", "denied first", "denied_ms"),
                     ("denied", "baseline", "denied repeat", "denied_ms")]
-            costs = {}
+            costs, parts = {}, {}
             for label, d, case, dur in rows:
                 wcu, rcu = units[(case, d)]
                 ddb = (wcu * PRICE["wru"] + rcu * PRICE["rru"]) * 1e6
@@ -200,15 +200,21 @@ def main():
                 req = PRICE["request"] * 1e6
                 total = ddb + dur_usd + req
                 costs[(label, d)] = total
+                parts[(label, d)] = (ddb, dur_usd, req)
                 md.append(f"| {label} | {'uploadgate' if d == 'ours' else 'original'} | {wcu:g} WRU + {rcu:g} RRU | ${ddb:.4f} | "
                           f"{fmt(gbs, 0)} ({mb[d]} MB x {billed:.1f} ms) | ${dur_usd:.4f} | ${req:.2f} | **${total:.4f}** |")
             head["usd_allowed"] = (costs[("allowed", "ours")], costs[("allowed", "baseline")])
             head["usd_denied"] = (costs[("denied (repeat)", "ours")], costs[("denied (first in a process)", "ours")], costs[("denied", "baseline")])
             md.append("")
-            fig, ax = plt.subplots(figsize=(7, 3))
+            fig, ax = plt.subplots(figsize=(7, 3.6))
             ks = list(costs)
-            ax.barh([f"{l} - {'uploadgate' if d == 'ours' else 'original'}" for l, d in ks], [costs[k] for k in ks],
-                    color=["tab:blue" if d == "ours" else "tab:red" for _, d in ks])
+            names = [f"{l}\n{'uploadgate' if d == 'ours' else 'original'}" for l, d in ks]
+            left = [0.0] * len(ks)
+            for i, (part, col) in enumerate((("DynamoDB", "tab:purple"), ("Lambda duration", "tab:orange"), ("Lambda requests", "tab:gray"))):
+                w = [parts[k][i] for k in ks]
+                ax.barh(names, w, left=left, color=col, label=part)
+                left = [a + b for a, b in zip(left, w)]
+            ax.legend(fontsize=8)
             ax.set(xlabel="US$ per million decisions", title="Cost per million decisions")
             fig.tight_layout()
             fig.savefig(RES / "dollars.png", dpi=110)
