@@ -34,17 +34,31 @@ fn decide(c: &mut Criterion) {
         });
     }
 
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-    let policy = Arc::new("uploads=user:1000000000/3h:gcra".parse::<Policy>().expect("policy"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let policy = Arc::new(
+        "uploads=user:1000000000/3h:gcra"
+            .parse::<Policy>()
+            .expect("policy"),
+    );
     let limiter = Limiter::new(policy, MemoryStore::new(), FakeClock::new(T0));
-    let who = Subjects { user: UserId::parse("alice").expect("user"), ip: None };
+    let who = Subjects {
+        user: UserId::parse("alice").expect("user"),
+        ip: None,
+    };
     g.bench_function("uploadgate Limiter::consume (memory store, gcra)", |b| {
-        b.iter(|| rt.block_on(limiter.consume(black_box(&who), 1)).expect("decision"))
+        b.iter(|| {
+            rt.block_on(limiter.consume(black_box(&who), 1))
+                .expect("decision")
+        })
     });
 
     let quota = Quota::per_second(NonZeroU32::MAX);
     let direct = RateLimiter::direct(quota);
-    g.bench_function("governor check (direct)", |b| b.iter(|| black_box(&direct).check()));
+    g.bench_function("governor check (direct)", |b| {
+        b.iter(|| black_box(&direct).check())
+    });
     let keyed = RateLimiter::keyed(quota);
     let key = "user#alice".to_owned();
     g.bench_function("governor check_key (keyed, dashmap)", |b| {
