@@ -449,7 +449,7 @@ def inprocess():
             unit = {"ps": 1e-3, "ns": 1, "µs": 1e3, "us": 1e3, "ms": 1e6}[m.group(3)]
             rows.append({"what": (m.group(1) or name).split("/", 1)[-1], "ns": float(m.group(2)) * unit,
                          "source": "bench/inprocess (criterion, median)"})
-        elif line.strip() and not line.startswith(" "):
+        elif line.startswith("decision/"):
             name = line.strip()
     env = {**os.environ, "UG_BENCH_PHASES": "healthz", "UG_BENCH_SECS": "1", "UG_BENCH_WARMUP": "0.5",
            "UG_BENCH_ROUNDS": "1", "UG_BENCH_BREAKDOWN_SECS": "2"}
