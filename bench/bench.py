@@ -497,26 +497,41 @@ def main():
     sections = ["burst", "calls", "lambda", "floor", "artifacts", "throughput", "inprocess"]
     chosen = sections if mode == "all" else ["burst", "calls"] if mode == "guard" else mode.split(",")
     meta_path = RESULTS / "meta.json"
+    if mode == "all":  # nothing stale survives a full run
+        for old in RESULTS.glob("*.json"):
+            old.unlink()
     meta = json.loads(meta_path.read_text()) if mode != "all" and meta_path.exists() else {}
     meta.update({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "trials": TRIALS,
                  "moto": os.environ.get("UG_MOTO_VERSION", meta.get("moto", "?"))})
-    got = {}
+    got, failed = {}, []
+    names = {"burst": "over_admission"}
     try:
         ours_t, base_t = tables()
         for name in chosen:
             t = time.time()
-            got[name] = {
-                "burst": lambda: over_admission(ours_t, base_t),
-                "calls": lambda: calls_per_decision(ours_t, base_t),
-                "lambda": lambda: lambda_runs(ours_t, base_t),
-                "floor": lambda: {"getitem_ms": floor_getitem(ours_t)},
-                "artifacts": artifacts,
-                "throughput": lambda: throughput(ours_t),
-                "inprocess": inprocess,
-            }[name]()
-            stop_all()
+            try:
+                got[name] = {
+                    "burst": lambda: over_admission(ours_t, base_t),
+                    "calls": lambda: calls_per_decision(ours_t, base_t),
+                    "lambda": lambda: lambda_runs(ours_t, base_t),
+                    "floor": lambda: {"getitem_ms": floor_getitem(ours_t)},
+                    "artifacts": artifacts,
+                    "throughput": lambda: throughput(ours_t),
+                    "inprocess": inprocess,
+                }[name]()
+            except Exception as e:  # report it, keep the other sections
+                if mode == "guard":
+                    raise
+                failed.append(name)
+                log(f"{name} FAILED: {e!r}")
+                continue
+            finally:
+                stop_all()
             meta[f"{name}_seconds"] = round(time.time() - t, 1)
             log(f"{name}: {meta[name + '_seconds']} s")
+            if mode != "guard":
+                save(names.get(name, name), got[name])
+                save("meta", meta)
     finally:
         stop_all()
     if "burst" in got and "calls" in got:
@@ -527,11 +542,7 @@ def main():
             checks = TRIALS + 4
             print(f"bench guard: {checks - len(bad)} passed, {len(bad)} failed")
             return 1 if bad else 0
-    names = {"burst": "over_admission"}
-    for name, data in got.items():
-        save(names.get(name, name), data)
-    save("meta", meta)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
