@@ -141,14 +141,7 @@ class Proxy(BaseHTTPRequestHandler):
             c.request(self.command, self.path, body=body, headers=headers)
             r = c.getresponse()
         data = r.read()
-        self.send_response(r.status)
-        for k, v in r.getheaders():
-            if k.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
-                self.send_header(k, v)
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-        if req is not None:
+        if req is not None:  # recorded before the answer, so a reader after it sees the call
             resp = json.loads(data or b"{}")
             cc = resp.get("ConsumedCapacity") or {}
             if isinstance(cc, list):
@@ -160,6 +153,13 @@ class Proxy(BaseHTTPRequestHandler):
             CALLS.add({"op": op, "status": r.status,
                        "error": (resp.get("__type") or "").split("#")[-1] or None,
                        "reported": reported, "units": units, "kind": kind, "how": how})
+        self.send_response(r.status)
+        for k, v in r.getheaders():
+            if k.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
+                self.send_header(k, v)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def log_message(self, *args):
         pass
