@@ -176,7 +176,7 @@ def main():
             head[f"cold_{d}"] = statistics.median(cs)
         md.append("\n![Cold start](results/cold_start.png)\n")
         fig, ax = plt.subplots(figsize=(7, 2.8))
-        ax.boxplot([lam["ours"]["cold_ms"], lam["baseline"]["cold_ms"]], vert=False, tick_labels=["uploadgate", "original"])
+        ax.boxplot([lam["ours"]["cold_ms"], lam["baseline"]["cold_ms"]], orientation="horizontal", tick_labels=["uploadgate", "original"])
         ax.set(xlabel="ms from process start to first answer", title="Cold start")
         fig.tight_layout()
         fig.savefig(RES / "cold_start.png", dpi=110)
@@ -250,7 +250,7 @@ def main():
         ax.set_xticks(list(xs), stores)
         ax.set_yscale("log")
         ax.set(ylabel="req/s (log)", title="uploadgate serve, max rate per store")
-        ax.legend()
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
         fig.tight_layout()
         fig.savefig(RES / "throughput.png", dpi=110)
 
