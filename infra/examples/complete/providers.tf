@@ -31,6 +31,7 @@ provider "aws" {
       logs       = endpoints.value["logs"]
       route53    = endpoints.value["route53"]
       s3         = endpoints.value["s3"]
+      sqs        = endpoints.value["sqs"]
       sts        = endpoints.value["sts"]
       wafv2      = endpoints.value["wafv2"]
     }
@@ -69,6 +70,7 @@ provider "aws" {
       logs       = endpoints.value["logs"]
       route53    = endpoints.value["route53"]
       s3         = endpoints.value["s3"]
+      sqs        = endpoints.value["sqs"]
       sts        = endpoints.value["sts"]
       wafv2      = endpoints.value["wafv2"]
     }
