@@ -115,7 +115,7 @@ run "grant_is_the_default_and_creates_none_of_it" {
     condition = alltrue([
       length(aws_sqs_queue.events) == 0, length(aws_sqs_queue.events_dlq) == 0,
       length(aws_sqs_queue.accepted) == 0, length(aws_sqs_queue.accepted_dlq) == 0,
-      length(aws_sqs_queue_policy.events) == 0, length(aws_sqs_queue_redrive_allow_policy.events_dlq) == 0,
+      length(aws_sqs_queue_policy.events) == 0,
       length(aws_s3_bucket_notification.uploads) == 0, length(aws_dynamodb_table.usage) == 0,
       length(aws_iam_role.settle) == 0, length(aws_iam_role_policy.settle) == 0,
       length(aws_cloudwatch_log_group.settle) == 0, length(aws_lambda_function.settle) == 0,
@@ -158,10 +158,6 @@ run "upload_creates_queues_notification_table_function_and_mapping" {
   assert {
     condition     = jsondecode(aws_sqs_queue.accepted[0].redrive_policy) == { deadLetterTargetArn = "arn:aws:sqs:eu-west-1:123456789012:uploadgate-accepted-dlq", maxReceiveCount = 5 }
     error_message = "the accepted queue must redrive to its DLQ after 5 receives"
-  }
-  assert {
-    condition     = jsondecode(aws_sqs_queue_redrive_allow_policy.events_dlq[0].redrive_allow_policy) == { redrivePermission = "byQueue", sourceQueueArns = ["arn:aws:sqs:eu-west-1:123456789012:uploadgate-events"] }
-    error_message = "only the event queue may use its DLQ"
   }
   assert {
     condition     = aws_sqs_queue.events[0].visibility_timeout_seconds == 6 * aws_lambda_function.settle[0].timeout && aws_lambda_function.settle[0].timeout == 30
