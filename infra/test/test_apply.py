@@ -68,7 +68,7 @@ KEY_PREFIX = "uploads/"
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 ALL_VIEWER_EXCEPT_HOST_HEADER = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 SERVICES = [
-    "acm", "apigateway", "cloudfront", "cognitoidp", "dynamodb", "iam", "kms",
+    "acm", "apigateway", "cloudfront", "cloudwatch", "cognitoidp", "dynamodb", "iam", "kms",
     "lambda", "logs", "route53", "s3", "sqs", "sts", "wafv2",
 ]
 EXPECTED_ENV = {
@@ -585,6 +585,11 @@ def test_queues_and_their_dead_letter_queues(stack):
         dlq_attrs = _queue(stack, _queue_url(stack, out[dlq]))
         assert dlq_attrs["MessageRetentionPeriod"] == "1209600"
         assert dlq_attrs["SqsManagedSseEnabled"] == "true"
+    [alarm] = stack.client("cloudwatch").describe_alarms(AlarmNames=[f"{NAME}-unsettled-uploads"])["MetricAlarms"]
+    assert alarm["AlarmArn"] == out["dlq_alarm_arn"]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
+        "AWS/SQS", "ApproximateNumberOfMessagesVisible", "GreaterThanThreshold", 0.0)
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": f"{NAME}-events-dlq"}]
     events = _queue(stack, out["events_queue_url"])
     # Six times the settle function's 30 s timeout.
     assert events["VisibilityTimeout"] == "180"
@@ -758,3 +763,4 @@ def test_destroy_leaves_nothing(stack):
     with pytest.raises(ClientError):
         stack.client("lambda").get_function(FunctionName=outputs["settle_function_name"])
     assert stack.client("lambda").list_event_source_mappings()["EventSourceMappings"] == []
+    assert stack.client("cloudwatch").describe_alarms()["MetricAlarms"] == []

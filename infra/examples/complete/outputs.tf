@@ -123,6 +123,11 @@ output "settle_log_group_name" {
   value       = module.uploadgate.settle_log_group_name
 }
 
+output "dlq_alarm_arn" {
+  description = "ARN of the alarm on the event queue's dead-letter queue, if charge is upload."
+  value       = module.uploadgate.dlq_alarm_arn
+}
+
 output "user_pool_id" {
   description = "ID of the Cognito user pool whose tokens the gate accepts."
   value       = aws_cognito_user_pool.users.id

@@ -17,11 +17,11 @@ variable "endpoints" {
 
   validation {
     condition = length(var.endpoints) == 0 || (
-      alltrue([for s in ["acm", "apigateway", "cloudfront", "cognitoidp", "dynamodb", "iam", "kms", "lambda", "logs", "route53", "s3", "sqs", "sts", "wafv2"] : contains(keys(var.endpoints), s)]) &&
-      alltrue([for s in keys(var.endpoints) : contains(["acm", "apigateway", "cloudfront", "cognitoidp", "dynamodb", "iam", "kms", "lambda", "logs", "route53", "s3", "sqs", "sts", "wafv2"], s)]) &&
+      alltrue([for s in ["acm", "apigateway", "cloudfront", "cloudwatch", "cognitoidp", "dynamodb", "iam", "kms", "lambda", "logs", "route53", "s3", "sqs", "sts", "wafv2"] : contains(keys(var.endpoints), s)]) &&
+      alltrue([for s in keys(var.endpoints) : contains(["acm", "apigateway", "cloudfront", "cloudwatch", "cognitoidp", "dynamodb", "iam", "kms", "lambda", "logs", "route53", "s3", "sqs", "sts", "wafv2"], s)]) &&
       alltrue([for u in values(var.endpoints) : can(regex("^https?://(127\\.[0-9]+\\.[0-9]+\\.[0-9]+|localhost|\\[::1\\])(:[0-9]+)?/?$", u))])
     )
-    error_message = "endpoints must be empty or map each of acm, apigateway, cloudfront, cognitoidp, dynamodb, iam, kms, lambda, logs, route53, s3, sqs, sts, wafv2 to a loopback URL (http://127.0.0.1:PORT)."
+    error_message = "endpoints must be empty or map each of acm, apigateway, cloudfront, cloudwatch, cognitoidp, dynamodb, iam, kms, lambda, logs, route53, s3, sqs, sts, wafv2 to a loopback URL (http://127.0.0.1:PORT)."
   }
 }
 

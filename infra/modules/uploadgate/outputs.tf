@@ -163,3 +163,8 @@ output "settle_log_group_name" {
   description = "CloudWatch log group of the settle function, or null when charge is grant."
   value       = one(aws_cloudwatch_log_group.settle[*].name)
 }
+
+output "dlq_alarm_arn" {
+  description = "ARN of the alarm on the event queue's dead-letter queue, or null when charge is grant."
+  value       = one(aws_cloudwatch_metric_alarm.events_dlq[*].arn)
+}

@@ -164,6 +164,30 @@ resource "aws_s3_bucket_notification" "uploads" {
   depends_on = [aws_sqs_queue_policy.events]
 }
 
+# An event in the dead-letter queue is an upload that was not settled: its
+# reservation will be handed back after the URL's TTL plus the grace, so
+# the gate quietly stops counting it (docs/design/settlement.md, why grant
+# is the default). Say so as soon as one lands there.
+resource "aws_cloudwatch_metric_alarm" "events_dlq" {
+  count = local.upload ? 1 : 0
+
+  alarm_name          = "${var.name}-unsettled-uploads"
+  alarm_description   = "Events of ${var.name}'s bucket in the dead-letter queue: uploads that were not settled (their quota will be handed back). Look at the settle function's logs, then redrive."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.events_dlq[0].name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.dlq_alarm_actions
+  ok_actions          = var.dlq_alarm_actions
+
+  tags = var.tags
+}
+
 ################################################################################
 # Usage table: the ledger of settled uploads
 ################################################################################

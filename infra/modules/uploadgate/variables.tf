@@ -450,6 +450,12 @@ variable "settle_concurrency" {
   }
 }
 
+variable "dlq_alarm_actions" {
+  description = "ARNs notified (e.g. an SNS topic) when the event queue's dead-letter queue holds a message (charge = upload): an upload that was not settled, whose quota will be handed back. Empty (default): the alarm only changes state."
+  type        = list(string)
+  default     = []
+}
+
 variable "queue_max_receive_count" {
   description = "Receives after which a message of the event queue or of the accepted queue moves to its dead-letter queue (charge = upload). AWS advises at least 5 for a Lambda event source, so throttling alone does not dead-letter a message."
   type        = number

@@ -120,6 +120,7 @@ run "grant_is_the_default_and_creates_none_of_it" {
       length(aws_iam_role.settle) == 0, length(aws_iam_role_policy.settle) == 0,
       length(aws_cloudwatch_log_group.settle) == 0, length(aws_lambda_function.settle) == 0,
       length(aws_lambda_event_source_mapping.settle) == 0, length(data.aws_caller_identity.current) == 0,
+      length(aws_cloudwatch_metric_alarm.events_dlq) == 0,
     ])
     error_message = "grant mode must create no queue, notification, usage table, settle function or mapping"
   }
@@ -130,7 +131,7 @@ run "grant_is_the_default_and_creates_none_of_it" {
   assert {
     condition = alltrue([for o in [output.accepted_queue_url, output.accepted_queue_arn, output.accepted_dlq_arn, output.events_queue_url,
       output.events_queue_arn, output.events_dlq_arn, output.usage_table_name, output.usage_table_arn, output.settle_function_name,
-    output.settle_function_environment, output.settle_role_name, output.settle_log_group_name] : o == null])
+    output.settle_function_environment, output.settle_role_name, output.settle_log_group_name, output.dlq_alarm_arn] : o == null])
     error_message = "upload-mode outputs must be null in grant mode"
   }
 }
@@ -162,6 +163,14 @@ run "upload_creates_queues_notification_table_function_and_mapping" {
   assert {
     condition     = aws_sqs_queue.events[0].visibility_timeout_seconds == 6 * aws_lambda_function.settle[0].timeout && aws_lambda_function.settle[0].timeout == 30
     error_message = "the event queue's visibility timeout must be six times the settle function's timeout"
+  }
+
+  assert {
+    condition = (aws_cloudwatch_metric_alarm.events_dlq[0].namespace == "AWS/SQS" &&
+      aws_cloudwatch_metric_alarm.events_dlq[0].metric_name == "ApproximateNumberOfMessagesVisible" &&
+      aws_cloudwatch_metric_alarm.events_dlq[0].dimensions == tomap({ QueueName = "uploadgate-events-dlq" }) &&
+    aws_cloudwatch_metric_alarm.events_dlq[0].comparison_operator == "GreaterThanThreshold" && aws_cloudwatch_metric_alarm.events_dlq[0].threshold == 0)
+    error_message = "an event in the dead-letter queue (an unsettled upload) must raise the alarm"
   }
 
   # The bucket notifies the event queue of ObjectCreated under the prefix,
