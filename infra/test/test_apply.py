@@ -421,6 +421,8 @@ def test_function_permissions(stack):
 def test_log_group(stack):
     logs = stack.client("logs")
     groups = logs.describe_log_groups(logGroupNamePrefix=stack.outputs["log_group_name"])["logGroups"]
+    # The settle function's group shares the prefix.
+    groups = [g for g in groups if g["logGroupName"] == stack.outputs["log_group_name"]]
     assert [g["logGroupName"] for g in groups] == [f"/aws/lambda/{NAME}"]
     assert groups[0]["retentionInDays"] == 30
 
@@ -665,17 +667,16 @@ def test_settle_function(stack):
 def test_event_source_mapping(stack):
     lam = stack.client("lambda")
     out = stack.outputs
-    [esm] = lam.list_event_source_mappings(FunctionName=out["settle_function_name"])["EventSourceMappings"]
+    function_arn = lam.get_function_configuration(FunctionName=out["settle_function_name"])["FunctionArn"]
+    # moto filters by the function's ARN only (AWS takes its name too).
+    [esm] = lam.list_event_source_mappings(FunctionName=function_arn)["EventSourceMappings"]
     esm = lam.get_event_source_mapping(UUID=esm["UUID"])
     assert esm["EventSourceArn"] == out["events_queue_arn"]
-    assert esm["FunctionArn"].endswith(f":function:{out['settle_function_name']}")
+    assert esm["FunctionArn"] == function_arn
     assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert esm["BatchSize"] == 10
-    # moto stores but does not return ScalingConfig; the state holds what was sent.
-    scaling = esm.get("ScalingConfig") or {
-        "MaximumConcurrency": stack.state["module.uploadgate.aws_lambda_event_source_mapping.settle[0]"][
-            "scaling_config"][0]["maximum_concurrency"]}
-    assert scaling == {"MaximumConcurrency": 5}
+    assert esm["ScalingConfig"] == {"MaximumConcurrency": 5}
+    assert esm["State"] == "Enabled"
 
 
 def test_settle_role_policy_is_least_privilege(stack):
@@ -716,6 +717,32 @@ def test_settle_role_policy_is_least_privilege(stack):
 KNOWN_MOTO_DRIFT = {"module.uploadgate.aws_cloudfront_distribution.this"}
 
 
+def _changed(rc: dict) -> set[str]:
+    before, after = rc["change"]["before"] or {}, rc["change"]["after"] or {}
+    return {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+
+
+def _json_text_only(rc: dict) -> bool:
+    """Every change is a JSON string written with other whitespace: moto
+    returns a queue's RedrivePolicy as `{"deadLetterTargetArn": ...}`,
+    with spaces, where AWS and jsonencode write it compact."""
+    before, after = rc["change"]["before"] or {}, rc["change"]["after"] or {}
+    try:
+        return bool(_changed(rc)) and all(
+            isinstance(before.get(k), str) and isinstance(after.get(k), str)
+            and json.loads(before[k]) == json.loads(after[k]) for k in _changed(rc))
+    except ValueError:
+        return False
+
+
+def _unknown_only(rc: dict) -> bool:
+    """Every change is a value not known until apply: a policy whose
+    document is read again because a resource it names (a queue above)
+    has a change pending. What the policies hold is checked above."""
+    unknown = rc["change"].get("after_unknown") or {}
+    return bool(_changed(rc)) and all(unknown.get(k) is True for k in _changed(rc))
+
+
 def test_second_plan_changes_nothing_else(stack):
     plan = stack.workdir / "second.tfplan"
     _terraform(stack.workdir, "plan", "-input=false", "-no-color", f"-var-file={stack.varfile}",
@@ -726,7 +753,10 @@ def test_second_plan_changes_nothing_else(stack):
         for rc in doc.get("resource_changes", [])
         if rc["change"]["actions"] not in (["no-op"], ["read"])
     }
-    unexpected = {a: acts for a, acts in changed.items() if a not in KNOWN_MOTO_DRIFT}
+    changes = {rc["address"]: rc for rc in doc.get("resource_changes", []) if rc["address"] in changed}
+    whitespace = {a for a, rc in changes.items() if _json_text_only(rc)}
+    deferred = {a for a, rc in changes.items() if whitespace and _unknown_only(rc)}
+    unexpected = {a: acts for a, acts in changed.items() if a not in KNOWN_MOTO_DRIFT | whitespace | deferred}
     assert not unexpected, f"a second plan wants to change: {unexpected}"
     for address, actions in changed.items():
         assert actions == ["update"], f"{address} would be {actions}, not updated in place"
