@@ -295,7 +295,11 @@ mod tests {
             .into_iter()
             .map(|d| d.name)
             .collect();
-        assert!(UPLOAD_MODE_SETTINGS.iter().all(|s| names.iter().any(|n| n == s)));
+        assert!(
+            UPLOAD_MODE_SETTINGS
+                .iter()
+                .all(|s| names.iter().any(|n| n == s))
+        );
     }
 
     #[test]
