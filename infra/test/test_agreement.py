@@ -1,11 +1,14 @@
-"""The Lambda function and infra/modules/uploadgate agree: main.tf's settings
-map holds every setting the function reads and nothing else (null where it
-does not apply, and then not sent), and iam.tf grants exactly
-the IAM actions of the operations it can perform, on the table and the upload
-prefix only.
+"""The Lambda functions and infra/modules/uploadgate agree: main.tf's settings
+map holds every setting the gate function reads and nothing else (null where
+it does not apply, and then not sent), and iam.tf grants exactly the IAM
+actions of the operations it can perform, on the table and the upload prefix
+only. The same holds for the settle function (charge = "upload"): main.tf's
+settle_settings map and settle.tf's role, with each action on the resources
+it is for (the limits or the usage table, the upload prefix, the event or the
+accepted queue).
 
 Nothing here reads Rust; the facts come from the tools. `cargo run -p
-uploadgate-lambda --example manifest` prints the settings the function reads,
+uploadgate-lambda --example manifest` (and `-p uploadgate-settle-lambda`) prints the settings the function reads,
 its defaults, and every AWS operation the store and presigner crates declare
 next to their calls (tested there against what their clients send), each
 with its IAM action, package and gating cargo feature. `cargo tree` of the
@@ -28,6 +31,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 MODULE = REPO / "infra" / "modules" / "uploadgate"
 LAMBDA = "uploadgate-lambda"
+SETTLE = "uploadgate-settle-lambda"
+# What the settle function's SQS event source mapping needs of its role
+# beyond the calls of the code (AWS, "Lambda execution role permissions"
+# for Amazon SQS: ReceiveMessage, DeleteMessage, GetQueueAttributes).
+EVENT_SOURCE_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 # `cargo lambda build --release --arm64` builds for this target.
 LAMBDA_TARGET = "aarch64-unknown-linux-gnu"
 # Clients aws-config links for its credential chain (SSO, web identity): no
@@ -46,14 +54,14 @@ def cargo(*args: str) -> str:
 
 
 @functools.cache
-def manifest() -> dict:
-    return json.loads(cargo("run", "--locked", "--quiet", "-p", LAMBDA, "--example", "manifest"))
+def manifest(package: str = LAMBDA) -> dict:
+    return json.loads(cargo("run", "--locked", "--quiet", "-p", package, "--example", "manifest"))
 
 
 @functools.cache
-def lambda_build() -> dict[str, frozenset[str]]:
+def lambda_build(package: str = LAMBDA) -> dict[str, frozenset[str]]:
     """Package name -> features enabled, in the function's own build."""
-    out = cargo("tree", "--locked", "-p", LAMBDA, "-e", "normal,build", "--target", LAMBDA_TARGET,
+    out = cargo("tree", "--locked", "-p", package, "-e", "normal,build", "--target", LAMBDA_TARGET,
                 "--prefix", "none", "--format", "{p}|{f}")
     build: dict[str, frozenset[str]] = {}
     for line in out.splitlines():
@@ -63,30 +71,30 @@ def lambda_build() -> dict[str, frozenset[str]]:
     return build
 
 
-def check_manifest(m: dict) -> None:
+def check_manifest(m: dict, package: str = LAMBDA, services: frozenset[str] = frozenset({"dynamodb", "s3"})) -> None:
     """The manifest has something to compare: settings, and operations of
-    both services the function uses."""
-    assert m.get("package") == LAMBDA, m.get("package")
+    every service the function uses."""
+    assert m.get("package") == package, m.get("package")
     reads, serve_only = set(m.get("lambda_settings", [])), set(m.get("serve_only_settings", []))
     assert reads, "the manifest lists no setting the function reads"
     assert all(s.startswith("UPLOADGATE_") for s in reads | serve_only), sorted(reads | serve_only)
     assert not reads & serve_only, sorted(reads & serve_only)
     assert set(m.get("lambda_defaults", {})) <= reads, m.get("lambda_defaults")
     ops = m.get("operations", [])
-    assert {o.get("service") for o in ops} >= {"dynamodb", "s3"}, f"operations of both services expected: {ops}"
+    assert {o.get("service") for o in ops} >= services, f"operations of {sorted(services)} expected: {ops}"
     for o in ops:
         assert set(o) == {"package", "service", "operation", "iam_action", "feature"}, o
         assert o["iam_action"].startswith(o["service"] + ":") and "*" not in o["iam_action"], o
 
 
-def function_operations(m: dict, build: dict[str, frozenset[str]]) -> list[dict]:
+def function_operations(m: dict, build: dict[str, frozenset[str]], package: str = LAMBDA,
+                        needed: frozenset[str] = frozenset({"dynamodb", "s3"})) -> list[dict]:
     """The declared operations the function's build compiles in."""
-    check_manifest(m)
+    check_manifest(m, package, needed)
     ops = [o for o in m["operations"]
            if o["package"] in build and (o["feature"] is None or o["feature"] in build[o["package"]])]
     services = {o["service"] for o in ops}
-    assert {"dynamodb", "s3"} <= services, \
-        f"the function's build performs no operation of {sorted({'dynamodb', 's3'} - services)}"
+    assert needed <= services, f"the function's build performs no operation of {sorted(needed - services)}"
     # An SDK client in the build that no declared operation accounts for is
     # a call nobody declared.
     sdks = {p for p in build if p.startswith("aws-sdk-")} - CREDENTIAL_CHAIN_SDKS
@@ -100,6 +108,19 @@ def lambda_actions() -> set[str]:
     return {o["iam_action"] for o in function_operations(manifest(), lambda_build())}
 
 
+SETTLE_SERVICES = frozenset({"dynamodb", "s3", "sqs"})
+
+
+def settle_operations() -> list[dict]:
+    return function_operations(manifest(SETTLE), lambda_build(SETTLE), SETTLE, SETTLE_SERVICES)
+
+
+def settle_actions() -> set[str]:
+    """The IAM actions the settle function's role needs: its code's, and
+    its event source mapping's."""
+    return {o["iam_action"] for o in settle_operations()} | EVENT_SOURCE_ACTIONS
+
+
 # --- Terraform reading ---
 
 def strip_hcl_comments(src: str) -> str:
@@ -107,30 +128,35 @@ def strip_hcl_comments(src: str) -> str:
     return re.sub(r'("(?:\\.|[^"\\\n])*")|/\*.*?\*/|(?:#|//)[^\n]*', lambda m: m.group(1) or "", src, flags=re.S)
 
 
-def _block(text: str, opening: int) -> str:
-    """The body of the `{` at text[opening], up to its matching `}` (braces
-    in strings, `"${...}"`, are balanced too)."""
+def _block(text: str, opening: int, pair: str = "{}") -> str:
+    """The body of the `{` (or pair[0]) at text[opening], up to its matching
+    `}` (braces in strings, `"${...}"`, are balanced too)."""
     depth = 0
     for i in range(opening, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        depth += {pair[0]: 1, pair[1]: -1}.get(text[i], 0)
         if depth == 0:
             return text[opening + 1:i]
     raise AssertionError(f"unbalanced block at offset {opening}")
 
 
-def module_environment(main_tf: str | None = None) -> dict[str, str]:
+def module_environment(main_tf: str | None = None, prefix: str = "") -> dict[str, str]:
     """`settings = { KEY = expression }` in the module's locals: every
     setting, `null` where it does not apply, which `local.environment`
-    leaves out of the function's environment."""
+    leaves out of the function's environment. With prefix "settle_", the
+    settle function's: `settle_settings`, `local.settle_environment`."""
     text = strip_hcl_comments(main_tf if main_tf is not None else (MODULE / "main.tf").read_text(encoding="utf-8"))
-    m = re.search(r"\bsettings\s*=\s*\{", text)
-    assert m, "no `settings = { ... }` map in main.tf"
+    m = re.search(rf"\b{prefix}settings\s*=\s*\{{", text)
+    assert m, f"no `{prefix}settings = {{ ... }}` map in main.tf"
     env = dict(re.findall(r"^\s*([A-Z][A-Z0-9_]*)\s*=\s*(.+?)\s*$", _block(text, m.end() - 1), flags=re.M))
-    assert re.search(r"\benvironment\s*=\s*\{\s*for\s+(\w+)\s*,\s*(\w+)\s+in\s+local\.settings\s*:\s*\1\s*=>\s*\2\s+if\s+\2\s*!=\s*null\s*\}",
-                     text), "local.environment must be local.settings without its null values"
-    lambda_tf = strip_hcl_comments((MODULE / "lambda.tf").read_text(encoding="utf-8"))
-    assert re.search(r"variables\s*=\s*merge\(\s*local\.environment\s*,\s*local\.secrets\s*\)", lambda_tf), \
-        "aws_lambda_function must take its environment from local.environment (and local.secrets over its placeholders)"
+    assert re.search(rf"\b{prefix}environment\s*=\s*\{{\s*for\s+(\w+)\s*,\s*(\w+)\s+in\s+local\.{prefix}settings\s*:"
+                     r"\s*\1\s*=>\s*\2\s+if\s+\2\s*!=\s*null\s*\}", text), \
+        f"local.{prefix}environment must be local.{prefix}settings without its null values"
+    if prefix:
+        function_tf, variables = "settle.tf", rf"variables\s*=\s*local\.{prefix}environment\s*\n"
+    else:
+        function_tf, variables = "lambda.tf", r"variables\s*=\s*merge\(\s*local\.environment\s*,\s*local\.secrets\s*\)"
+    assert re.search(variables, strip_hcl_comments((MODULE / function_tf).read_text(encoding="utf-8"))), \
+        f"the function in {function_tf} must take its environment from local.{prefix}environment"
     return env
 
 
@@ -138,17 +164,18 @@ def module_environment_keys() -> set[str]:
     return set(module_environment())
 
 
-def iam_statements(iam_tf: str | None = None) -> list[dict]:
-    """Statements of the execution role's policy document: sid, actions and
-    the resources expression, as text."""
-    text = strip_hcl_comments(iam_tf if iam_tf is not None else (MODULE / "iam.tf").read_text(encoding="utf-8"))
-    m = re.search(r'data\s+"aws_iam_policy_document"\s+"lambda"\s*\{', text)
-    assert m, 'no data "aws_iam_policy_document" "lambda" in iam.tf'
+def iam_statements(iam_tf: str | None = None, name: str = "lambda", filename: str = "iam.tf") -> list[dict]:
+    """Statements of an execution role's policy document (the gate's, or
+    name "settle" in settle.tf): sid, actions and the resources
+    expression, as text."""
+    text = strip_hcl_comments(iam_tf if iam_tf is not None else (MODULE / filename).read_text(encoding="utf-8"))
+    m = re.search(rf'data\s+"aws_iam_policy_document"\s+"{name}"\s*\{{', text)
+    assert m, f'no data "aws_iam_policy_document" "{name}" in {filename}'
     doc = _block(text, m.end() - 1)
     statements = []
     for s in re.finditer(r"\bstatement\s*\{", doc):
         body = _block(doc, s.end() - 1)
-        listed = {k: (m.group(1) if (m := re.search(rf"\b{k}\s*=\s*\[(.*?)\]", body, flags=re.S)) else "")
+        listed = {k: (_block(body, m.end() - 1, "[]") if (m := re.search(rf"\b{k}\s*=\s*\[", body)) else "")
                   for k in ("actions", "resources")}
         sid = re.search(r'\bsid\s*=\s*"([^"]+)"', body)
         statements.append({
@@ -159,17 +186,18 @@ def iam_statements(iam_tf: str | None = None) -> list[dict]:
     return statements
 
 
-def check_environment(env: set[str], m: dict) -> None:
-    check_manifest(m)
+def check_environment(env: set[str], m: dict, package: str = LAMBDA) -> None:
+    check_manifest(m, package, SETTLE_SERVICES if package == SETTLE else frozenset({"dynamodb", "s3"}))
     reads, serve_only = set(m["lambda_settings"]), set(m["serve_only_settings"])
     assert not sorted(reads - env), f"read by the function but not set by the module: {sorted(reads - env)}"
     assert not env & serve_only, f"`uploadgate serve`-only settings set for the function: {sorted(serve_only & env)}"
     assert not env - reads, f"set by the module but not read by the function: {sorted(env - reads)}"
 
 
-def check_iam(iam_tf: str | None, actions: set[str]) -> None:
-    assert actions, "no IAM action to compare iam.tf with"
-    granted = {a for s in iam_statements(iam_tf) for a in s["actions"] if a.startswith(("dynamodb:", "s3:"))}
+def check_iam(iam_tf: str | None, actions: set[str], name: str = "lambda", filename: str = "iam.tf") -> None:
+    assert actions, f"no IAM action to compare {filename} with"
+    granted = {a for s in iam_statements(iam_tf, name, filename) for a in s["actions"]
+               if a.startswith(("dynamodb:", "s3:", "sqs:"))}
     assert not [a for a in granted if "*" in a], f"wildcard actions in iam.tf: {sorted(granted)}"
     assert not actions - granted, f"performed by the function but not granted: {sorted(actions - granted)}"
     assert not granted - actions, f"granted but never performed by the function: {sorted(granted - actions)}"
@@ -313,3 +341,95 @@ def test_an_operation_is_the_function_s_only_where_its_build_compiles_it():
     with pytest.raises(AssertionError, match="aws-sdk-sqs"):
         function_operations(m, {**build, "aws-sdk-sqs": frozenset()})
 
+
+
+# --- The settle function (charge = "upload"), held to its own manifest ---
+
+def test_the_settle_build_links_the_ledger_but_not_admin_or_local():
+    build = lambda_build(SETTLE)
+    assert {SETTLE, "uploadgate-settle", "uploadgate-app", "uploadgate-dynamodb"} <= set(build), sorted(build)
+    assert build["uploadgate-dynamodb"] >= {"ledger"} and "admin" not in build["uploadgate-dynamodb"], \
+        build["uploadgate-dynamodb"]
+    assert not {"local", "admin"} & build["uploadgate-app"], build["uploadgate-app"]
+    # The gate's build links none of it: its role gets no SQS, ledger or settle call.
+    gate = lambda_build()
+    assert "uploadgate-settle" not in gate and "ledger" not in gate["uploadgate-dynamodb"], sorted(gate)
+    assert "sqs" not in {o["service"] for o in function_operations(manifest(), gate)}
+
+
+def test_the_settle_environment_is_every_setting_it_reads():
+    env = module_environment(prefix="settle_")
+    check_environment(set(env), manifest(SETTLE), SETTLE)
+    # Where the gate reads a setting too, the settle function gets the
+    # gate's value (it settles against the gate's reservations), and its
+    # own defaults are what the module deploys.
+    gate = module_environment()
+    shared = {k for k in env if k in gate} - {"UPLOADGATE_CHARGE", "UPLOADGATE_SETTLE_GRACE"}
+    assert shared and all(env[k] == f"local.settings.{k}" for k in shared), {k: env[k] for k in shared}
+    deployed = {k: module_default(gate[k]) if env[k] == f"local.settings.{k}" else env[k]
+                for k in manifest(SETTLE)["lambda_defaults"]}
+    assert deployed == {k: f'"{v}"' for k, v in manifest(SETTLE)["lambda_defaults"].items()}, deployed
+    # ...and the gate reads its upload-mode settings only in upload mode.
+    for k in ("UPLOADGATE_CHARGE", "UPLOADGATE_SETTLE_GRACE"):
+        assert gate[k].startswith("local.upload ?") and gate[k].endswith(": null"), (k, gate[k])
+
+
+def test_the_settle_role_grants_exactly_its_actions():
+    actions = settle_actions()
+    assert {"dynamodb:GetItem", "dynamodb:PutItem", "s3:GetObject", "sqs:SendMessage"} <= actions, sorted(actions)
+    check_iam(None, actions, "settle", "settle.tf")
+
+
+def test_the_settle_role_grants_each_action_on_its_resource_only():
+    """Store calls on the limits table, ledger calls on the usage table (by
+    the feature that compiles them), S3 under the upload prefix, the
+    hand-off on the accepted queue, consumption on the event queue."""
+    ops = settle_operations()
+    store = {o["iam_action"] for o in ops if o["service"] == "dynamodb" and o["feature"] is None}
+    ledger = {o["iam_action"] for o in ops if o["service"] == "dynamodb" and o["feature"] == "ledger"}
+    handoff = {"sqs:SendMessage"}
+    expected = {
+        "aws_dynamodb_table.limits.arn": store,
+        "aws_dynamodb_table.usage[0].arn": ledger,
+        "local.upload_objects_arn": {o["iam_action"] for o in ops if o["service"] == "s3"},
+        "aws_sqs_queue.accepted[0].arn": handoff,
+        "aws_sqs_queue.events[0].arn": {o["iam_action"] for o in ops if o["service"] == "sqs"} - handoff
+        | EVENT_SOURCE_ACTIONS,
+        '"${aws_cloudwatch_log_group.settle[0].arn}:*"': {"logs:CreateLogStream", "logs:PutLogEvents"},
+    }
+    granted: dict[str, set[str]] = {}
+    for s in iam_statements(None, "settle", "settle.tf"):
+        if s["resources"] in (['"*"'], ["var.kms_key_arn"]):
+            assert {a.split(":")[0] for a in s["actions"]} <= {"xray", "kms"}, s
+            continue
+        assert len(s["resources"]) == 1, s
+        granted.setdefault(s["resources"][0], set()).update(s["actions"])
+    assert granted == expected
+
+
+def test_the_settle_checks_fail_on_modified_copies():
+    settle = (MODULE / "settle.tf").read_text(encoding="utf-8")
+    actions = settle_actions()
+    lacking = settle.replace('"sqs:GetQueueAttributes",', "", 1)
+    assert lacking != settle
+    with pytest.raises(AssertionError, match=r"not granted: \['sqs:GetQueueAttributes'\]"):
+        check_iam(lacking, actions, "settle", "settle.tf")
+    extra = settle.replace('"s3:PutObjectTagging",', '"s3:PutObjectTagging",\n      "s3:DeleteObject",', 1)
+    with pytest.raises(AssertionError, match=r"never performed by the function: \['s3:DeleteObject'\]"):
+        check_iam(extra, actions, "settle", "settle.tf")
+    # The settle role is no gate role: it may not presign uploads.
+    with pytest.raises(AssertionError, match=r"not granted: \['s3:PutObject'\]"):
+        check_iam(None, lambda_actions(), "settle", "settle.tf")
+    main = (MODULE / "main.tf").read_text(encoding="utf-8")
+    m = manifest(SETTLE)
+    dropped = re.sub(r"^\s*UPLOADGATE_ACCEPTED_QUEUE_URL\s*=.*\n", "", main, flags=re.M)
+    with pytest.raises(AssertionError, match="UPLOADGATE_ACCEPTED_QUEUE_URL"):
+        check_environment(set(module_environment(dropped, "settle_")), m, SETTLE)
+    cors = main.replace("UPLOADGATE_METRICS            = local.settings.UPLOADGATE_METRICS",
+                        "UPLOADGATE_METRICS = local.settings.UPLOADGATE_METRICS\n    UPLOADGATE_CORS_ORIGINS = \"*\"", 1)
+    assert cors != main
+    with pytest.raises(AssertionError, match="UPLOADGATE_CORS_ORIGINS"):
+        check_environment(set(module_environment(cors, "settle_")), m, SETTLE)
+    # Without its SQS operations the settle manifest has nothing to hold the queues to.
+    with pytest.raises(AssertionError):
+        check_manifest({**m, "operations": [o for o in m["operations"] if o["service"] != "sqs"]}, SETTLE, SETTLE_SERVICES)

@@ -7,9 +7,9 @@
 //! ```
 //!
 //! * `lambda_settings`: every setting the function reads (all of
-//!   [`Settings::docs`] but the `serve`-only ones), `serve_only_settings`
-//!   the rest, and `lambda_defaults` the function's own defaults
-//!   ([`LAMBDA_DEFAULTS`]).
+//!   [`Settings::docs`] but the `serve`-only ones, and of those the
+//!   [`UPLOAD_MODE_SETTINGS`]), `serve_only_settings` the rest, and
+//!   `lambda_defaults` the function's own defaults ([`LAMBDA_DEFAULTS`]).
 //! * `operations`: every operation the store and presigner crates declare,
 //!   each with its package and the cargo feature that compiles it in. An
 //!   example is built with dev-dependencies, whose features can differ from
@@ -20,7 +20,7 @@
 use serde_json::{Value, json};
 use uploadgate_app::Settings;
 use uploadgate_core::Operation;
-use uploadgate_lambda::LAMBDA_DEFAULTS;
+use uploadgate_lambda::{LAMBDA_DEFAULTS, UPLOAD_MODE_SETTINGS};
 
 fn operation(op: &Operation) -> Value {
     json!({
@@ -36,7 +36,10 @@ fn main() -> Result<(), serde_json::Error> {
     let docs = Settings::docs();
     let names = |serve_only: bool| -> Vec<&str> {
         docs.iter()
-            .filter(|d| d.serve_only == serve_only)
+            .filter(|d| {
+                let read = !d.serve_only || UPLOAD_MODE_SETTINGS.contains(&d.name.as_str());
+                read != serve_only
+            })
             .map(|d| d.name.as_str())
             .collect()
     };

@@ -49,6 +49,20 @@ pub const LAMBDA_DEFAULTS: &[(&str, &str)] = &[
     ("UPLOADGATE_IDENTITY", "jwt"),
 ];
 
+/// Settings under `uploadgate serve`'s heading that the gate function reads
+/// too, in upload mode (`UPLOADGATE_CHARGE=upload`): the charging mode and
+/// the grace make its grants reservations; the usage table and the events
+/// queue are required by the upload-mode check ([`load_config`] refuses
+/// the configuration without them), though the function itself neither
+/// writes the ledger nor polls the queue: the settle function does. The
+/// deployment's manifest (`examples/manifest.rs`) counts them as read.
+pub const UPLOAD_MODE_SETTINGS: &[&str] = &[
+    "UPLOADGATE_CHARGE",
+    "UPLOADGATE_SETTLE_GRACE",
+    "UPLOADGATE_USAGE_TABLE",
+    "UPLOADGATE_SETTLE_QUEUE_URL",
+];
+
 /// Reads the configuration from `lookup` (the process environment in the
 /// function) with the Lambda defaults, and refuses what cannot work in
 /// Lambda: the file store (a container's disk is neither shared nor kept)
@@ -246,6 +260,46 @@ mod tests {
             c.gate.identity,
             uploadgate_http::IdentityMode::Jwt(_)
         ));
+    }
+
+    #[test]
+    fn upload_mode_needs_the_usage_table_and_the_events_queue() {
+        let upload: &[(&str, &str)] = &[
+            ("UPLOADGATE_STORE", "dynamodb"),
+            ("UPLOADGATE_TABLE", "quota"),
+            ("UPLOADGATE_TARGET", "s3"),
+            ("UPLOADGATE_CHARGE", "upload"),
+            ("UPLOADGATE_SETTLE_GRACE", "20m"),
+            ("UPLOADGATE_USAGE_TABLE", "usage"),
+            (
+                "UPLOADGATE_SETTLE_QUEUE_URL",
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/events",
+            ),
+        ];
+        let c = load_config(env(upload)).unwrap();
+        assert_eq!(
+            c.gate.settlement,
+            Some(std::time::Duration::from_secs(1200))
+        );
+        // Each of the last two is required, so the function reads it.
+        for required in &UPLOAD_MODE_SETTINGS[2..] {
+            let without: Vec<_> = upload
+                .iter()
+                .copied()
+                .filter(|(k, _)| k != required)
+                .collect();
+            let e = load_config(env(&without)).unwrap_err();
+            assert_eq!(e.setting, *required, "{e}");
+        }
+        let names: Vec<String> = uploadgate_app::Settings::docs()
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
+        assert!(
+            UPLOAD_MODE_SETTINGS
+                .iter()
+                .all(|s| names.iter().any(|n| n == s))
+        );
     }
 
     #[test]

@@ -22,6 +22,44 @@ pub const SETTLE_DEFAULTS: &[(&str, &str)] = &[
     ("UPLOADGATE_STORE", "dynamodb"),
 ];
 
+/// Every setting the settle function reads: what settling uses (the
+/// store and its tables, the bucket, the policies and tiers it refunds
+/// to, the key prefix, URL lifetime and grace of the reservations, the
+/// queues, logging), and what the configuration's checks need to accept
+/// the gate's configuration (the identity mode and, with `jwt`, its issuer
+/// and audience; content types, fail-open and shadow mode, which upload
+/// mode checks). The gate's request-only settings (CORS, client address,
+/// origin secret, token header and claims, checksum requirement, object
+/// size) are not among them: the settle function's environment leaves
+/// them out, and its deployment's manifest (`examples/manifest.rs`) lists
+/// exactly these.
+pub const SETTLE_SETTINGS: &[&str] = &[
+    "UPLOADGATE_LIMITS",
+    "UPLOADGATE_CONTENT_TYPES",
+    "UPLOADGATE_URL_TTL",
+    "UPLOADGATE_BUCKET",
+    "UPLOADGATE_KEY_PREFIX",
+    "UPLOADGATE_IDENTITY",
+    "UPLOADGATE_JWT_ISSUER",
+    "UPLOADGATE_JWT_AUDIENCE",
+    "UPLOADGATE_TIERS",
+    "UPLOADGATE_TIER_CLAIM",
+    "UPLOADGATE_SHADOW",
+    "UPLOADGATE_STORE",
+    "UPLOADGATE_TABLE",
+    "UPLOADGATE_DENIAL_TTL",
+    "UPLOADGATE_FAIL_OPEN",
+    "UPLOADGATE_TARGET",
+    "UPLOADGATE_CHARGE",
+    "UPLOADGATE_SETTLE_GRACE",
+    "UPLOADGATE_USAGE_TABLE",
+    "UPLOADGATE_SETTLE_QUEUE_URL",
+    "UPLOADGATE_ACCEPTED_QUEUE_URL",
+    "UPLOADGATE_LOG",
+    "UPLOADGATE_LOG_FORMAT",
+    "UPLOADGATE_METRICS",
+];
+
 /// Reads the configuration from `lookup` (the process environment in the
 /// function) with [`SETTLE_DEFAULTS`], and refuses what it cannot settle
 /// with: grant mode (nothing is reserved) and any store but `dynamodb`
@@ -81,6 +119,22 @@ mod tests {
             &c.store,
             StoreKind::Dynamodb { table, usage_table: Some(u), .. } if table == "quota" && u == "usage"
         ));
+    }
+
+    #[test]
+    fn its_settings_are_documented_and_its_defaults_among_them() {
+        let names: Vec<String> = uploadgate_app::Settings::docs()
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
+        for s in SETTLE_SETTINGS {
+            assert!(names.iter().any(|n| n == s), "{s} is not a setting");
+        }
+        for (k, _) in SETTLE_DEFAULTS {
+            assert!(SETTLE_SETTINGS.contains(k), "{k}");
+        }
+        // The gate's settings restricted to these settle.
+        assert!(GATE.iter().all(|(k, _)| SETTLE_SETTINGS.contains(k)));
     }
 
     #[test]

@@ -9,6 +9,11 @@ module "uploadgate" {
   name            = var.name
   lambda_zip_path = coalesce(var.lambda_zip_path, "${path.root}/../../../target/lambda/uploadgate-lambda/bootstrap.zip")
 
+  # Pay for what lands: with "upload" the module adds the settle function
+  # (its own zip) and the queues, notification and usage table it needs.
+  charge                 = var.charge
+  settle_lambda_zip_path = var.charge == "upload" ? coalesce(var.settle_lambda_zip_path, "${path.root}/../../../target/lambda/uploadgate-settle/bootstrap.zip") : null
+
   # Tokens of the example's Cognito user pool (cognito.tf), for its app
   # client, in the module's token_header (x-upload-token: CloudFront's
   # origin access control overwrites Authorization). The module refuses

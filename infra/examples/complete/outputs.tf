@@ -68,6 +68,66 @@ output "rest_api_url" {
   value       = module.uploadgate.rest_api_url
 }
 
+output "usage_table_name" {
+  description = "Name of the usage table, if charge is upload."
+  value       = module.uploadgate.usage_table_name
+}
+
+output "events_queue_url" {
+  description = "URL of the queue of the bucket's ObjectCreated events, if charge is upload."
+  value       = module.uploadgate.events_queue_url
+}
+
+output "events_queue_arn" {
+  description = "ARN of the queue of the bucket's ObjectCreated events, if charge is upload."
+  value       = module.uploadgate.events_queue_arn
+}
+
+output "events_dlq_arn" {
+  description = "ARN of the event queue's dead-letter queue, if charge is upload."
+  value       = module.uploadgate.events_dlq_arn
+}
+
+output "accepted_queue_url" {
+  description = "URL of the queue of accepted uploads (the processing app's input), if charge is upload."
+  value       = module.uploadgate.accepted_queue_url
+}
+
+output "accepted_queue_arn" {
+  description = "ARN of the queue of accepted uploads, if charge is upload."
+  value       = module.uploadgate.accepted_queue_arn
+}
+
+output "accepted_dlq_arn" {
+  description = "ARN of the accepted queue's dead-letter queue, if charge is upload."
+  value       = module.uploadgate.accepted_dlq_arn
+}
+
+output "settle_function_name" {
+  description = "Name of the settle function, if charge is upload."
+  value       = module.uploadgate.settle_function_name
+}
+
+output "settle_function_environment" {
+  description = "Environment of the settle function, if charge is upload."
+  value       = module.uploadgate.settle_function_environment
+}
+
+output "settle_role_name" {
+  description = "Name of the settle function's execution role, if charge is upload."
+  value       = module.uploadgate.settle_role_name
+}
+
+output "settle_log_group_name" {
+  description = "Log group of the settle function, if charge is upload."
+  value       = module.uploadgate.settle_log_group_name
+}
+
+output "dlq_alarm_arn" {
+  description = "ARN of the alarm on the event queue's dead-letter queue, if charge is upload."
+  value       = module.uploadgate.dlq_alarm_arn
+}
+
 output "user_pool_id" {
   description = "ID of the Cognito user pool whose tokens the gate accepts."
   value       = aws_cognito_user_pool.users.id

@@ -23,6 +23,7 @@ provider "aws" {
       acm        = endpoints.value["acm"]
       apigateway = endpoints.value["apigateway"]
       cloudfront = endpoints.value["cloudfront"]
+      cloudwatch = endpoints.value["cloudwatch"]
       cognitoidp = endpoints.value["cognitoidp"]
       dynamodb   = endpoints.value["dynamodb"]
       iam        = endpoints.value["iam"]
@@ -31,6 +32,7 @@ provider "aws" {
       logs       = endpoints.value["logs"]
       route53    = endpoints.value["route53"]
       s3         = endpoints.value["s3"]
+      sqs        = endpoints.value["sqs"]
       sts        = endpoints.value["sts"]
       wafv2      = endpoints.value["wafv2"]
     }
@@ -61,6 +63,7 @@ provider "aws" {
       acm        = endpoints.value["acm"]
       apigateway = endpoints.value["apigateway"]
       cloudfront = endpoints.value["cloudfront"]
+      cloudwatch = endpoints.value["cloudwatch"]
       cognitoidp = endpoints.value["cognitoidp"]
       dynamodb   = endpoints.value["dynamodb"]
       iam        = endpoints.value["iam"]
@@ -69,6 +72,7 @@ provider "aws" {
       logs       = endpoints.value["logs"]
       route53    = endpoints.value["route53"]
       s3         = endpoints.value["s3"]
+      sqs        = endpoints.value["sqs"]
       sts        = endpoints.value["sts"]
       wafv2      = endpoints.value["wafv2"]
     }

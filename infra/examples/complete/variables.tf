@@ -17,16 +17,28 @@ variable "endpoints" {
 
   validation {
     condition = length(var.endpoints) == 0 || (
-      alltrue([for s in ["acm", "apigateway", "cloudfront", "cognitoidp", "dynamodb", "iam", "kms", "lambda", "logs", "route53", "s3", "sts", "wafv2"] : contains(keys(var.endpoints), s)]) &&
-      alltrue([for s in keys(var.endpoints) : contains(["acm", "apigateway", "cloudfront", "cognitoidp", "dynamodb", "iam", "kms", "lambda", "logs", "route53", "s3", "sts", "wafv2"], s)]) &&
+      alltrue([for s in ["acm", "apigateway", "cloudfront", "cloudwatch", "cognitoidp", "dynamodb", "iam", "kms", "lambda", "logs", "route53", "s3", "sqs", "sts", "wafv2"] : contains(keys(var.endpoints), s)]) &&
+      alltrue([for s in keys(var.endpoints) : contains(["acm", "apigateway", "cloudfront", "cloudwatch", "cognitoidp", "dynamodb", "iam", "kms", "lambda", "logs", "route53", "s3", "sqs", "sts", "wafv2"], s)]) &&
       alltrue([for u in values(var.endpoints) : can(regex("^https?://(127\\.[0-9]+\\.[0-9]+\\.[0-9]+|localhost|\\[::1\\])(:[0-9]+)?/?$", u))])
     )
-    error_message = "endpoints must be empty or map each of acm, apigateway, cloudfront, cognitoidp, dynamodb, iam, kms, lambda, logs, route53, s3, sts, wafv2 to a loopback URL (http://127.0.0.1:PORT)."
+    error_message = "endpoints must be empty or map each of acm, apigateway, cloudfront, cloudwatch, cognitoidp, dynamodb, iam, kms, lambda, logs, route53, s3, sqs, sts, wafv2 to a loopback URL (http://127.0.0.1:PORT)."
   }
 }
 
 variable "lambda_zip_path" {
   description = "Function zip from `cargo lambda build --release --arm64 --output-format zip`. null means <repo>/target/lambda/uploadgate-lambda/bootstrap.zip."
+  type        = string
+  default     = null
+}
+
+variable "charge" {
+  description = "When uploads are paid for: grant (default: when the URL is handed out) or upload (when the object lands: adds the event and accepted queues, the bucket notification, the usage table and the settle function)."
+  type        = string
+  default     = "grant"
+}
+
+variable "settle_lambda_zip_path" {
+  description = "Settle function zip (charge = upload) from `scripts/lambda-zip.sh --settle`. null means <repo>/target/lambda/uploadgate-settle/bootstrap.zip."
   type        = string
   default     = null
 }

@@ -51,8 +51,53 @@ locals {
     UPLOADGATE_LOG           = var.log_filter
     UPLOADGATE_LOG_FORMAT    = "json"
     UPLOADGATE_METRICS       = "emf"
+    # Upload mode (settle.tf). "grant" is the gate's own default, so grant
+    # mode sends none of these and deploys what it did before they existed.
+    # The gate needs the usage table and the event queue named (it refuses
+    # upload mode without them) but uses neither: it writes no ledger and
+    # polls no queue, the settle function does, so the gate's role gains
+    # nothing.
+    UPLOADGATE_CHARGE           = local.upload ? var.charge : null
+    UPLOADGATE_SETTLE_GRACE     = local.upload ? var.settle_grace : null
+    UPLOADGATE_USAGE_TABLE      = one(aws_dynamodb_table.usage[*].name)
+    UPLOADGATE_SETTLE_QUEUE_URL = one(aws_sqs_queue.events[*].url)
   }
   environment = { for k, v in local.settings : k => v if v != null }
+
+  # Every setting the settle function reads (infra/test/test_agreement.py
+  # holds the keys to `cargo run -p uploadgate-settle-lambda --example
+  # manifest`): the gate's own values wherever both read a setting, since
+  # it settles against the reservations the gate made, and none of the
+  # gate's request-only settings (CORS, client address, origin secret,
+  # token header and claims, checksum requirement, object size).
+  upload = var.charge == "upload"
+  settle_settings = {
+    UPLOADGATE_STORE              = local.settings.UPLOADGATE_STORE
+    UPLOADGATE_TABLE              = local.settings.UPLOADGATE_TABLE
+    UPLOADGATE_DENIAL_TTL         = local.settings.UPLOADGATE_DENIAL_TTL
+    UPLOADGATE_BUCKET             = local.settings.UPLOADGATE_BUCKET
+    UPLOADGATE_TARGET             = local.settings.UPLOADGATE_TARGET
+    UPLOADGATE_LIMITS             = local.settings.UPLOADGATE_LIMITS
+    UPLOADGATE_CONTENT_TYPES      = local.settings.UPLOADGATE_CONTENT_TYPES
+    UPLOADGATE_URL_TTL            = local.settings.UPLOADGATE_URL_TTL
+    UPLOADGATE_KEY_PREFIX         = local.settings.UPLOADGATE_KEY_PREFIX
+    UPLOADGATE_IDENTITY           = local.settings.UPLOADGATE_IDENTITY
+    UPLOADGATE_JWT_ISSUER         = local.settings.UPLOADGATE_JWT_ISSUER
+    UPLOADGATE_JWT_AUDIENCE       = local.settings.UPLOADGATE_JWT_AUDIENCE
+    UPLOADGATE_TIERS              = local.settings.UPLOADGATE_TIERS
+    UPLOADGATE_TIER_CLAIM         = local.settings.UPLOADGATE_TIER_CLAIM
+    UPLOADGATE_SHADOW             = local.settings.UPLOADGATE_SHADOW
+    UPLOADGATE_FAIL_OPEN          = local.settings.UPLOADGATE_FAIL_OPEN
+    UPLOADGATE_CHARGE             = "upload"
+    UPLOADGATE_SETTLE_GRACE       = var.settle_grace
+    UPLOADGATE_USAGE_TABLE        = local.settings.UPLOADGATE_USAGE_TABLE
+    UPLOADGATE_SETTLE_QUEUE_URL   = local.settings.UPLOADGATE_SETTLE_QUEUE_URL
+    UPLOADGATE_ACCEPTED_QUEUE_URL = one(aws_sqs_queue.accepted[*].url)
+    UPLOADGATE_LOG                = local.settings.UPLOADGATE_LOG
+    UPLOADGATE_LOG_FORMAT         = local.settings.UPLOADGATE_LOG_FORMAT
+    UPLOADGATE_METRICS            = local.settings.UPLOADGATE_METRICS
+  }
+  settle_environment = { for k, v in local.settle_settings : k => v if v != null }
 
   # Sensitive values, merged over their placeholders in local.environment
   # only where the function takes its environment, so that nothing else

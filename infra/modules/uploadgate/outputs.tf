@@ -103,3 +103,68 @@ output "certificate_validation_records" {
     }
   ] : []
 }
+
+output "usage_table_name" {
+  description = "Name of the DynamoDB usage table (the ledger of settled uploads), or null when charge is grant."
+  value       = one(aws_dynamodb_table.usage[*].name)
+}
+
+output "usage_table_arn" {
+  description = "ARN of the DynamoDB usage table, or null when charge is grant."
+  value       = one(aws_dynamodb_table.usage[*].arn)
+}
+
+output "events_queue_url" {
+  description = "URL of the queue of the bucket's ObjectCreated events (UPLOADGATE_SETTLE_QUEUE_URL), or null when charge is grant."
+  value       = one(aws_sqs_queue.events[*].url)
+}
+
+output "events_queue_arn" {
+  description = "ARN of the queue of the bucket's ObjectCreated events, or null when charge is grant."
+  value       = one(aws_sqs_queue.events[*].arn)
+}
+
+output "events_dlq_arn" {
+  description = "ARN of the event queue's dead-letter queue (events the settle function could not settle), or null when charge is grant."
+  value       = one(aws_sqs_queue.events_dlq[*].arn)
+}
+
+output "accepted_queue_url" {
+  description = "URL of the queue of accepted uploads (UPLOADGATE_ACCEPTED_QUEUE_URL), the processing app's input, or null when charge is grant."
+  value       = one(aws_sqs_queue.accepted[*].url)
+}
+
+output "accepted_queue_arn" {
+  description = "ARN of the queue of accepted uploads (grant the processing app sqs:ReceiveMessage and sqs:DeleteMessage on it), or null when charge is grant."
+  value       = one(aws_sqs_queue.accepted[*].arn)
+}
+
+output "accepted_dlq_arn" {
+  description = "ARN of the accepted queue's dead-letter queue, or null when charge is grant."
+  value       = one(aws_sqs_queue.accepted_dlq[*].arn)
+}
+
+output "settle_function_name" {
+  description = "Name of the settle function, or null when charge is grant."
+  value       = one(aws_lambda_function.settle[*].function_name)
+}
+
+output "settle_function_environment" {
+  description = "The UPLOADGATE_* environment given to the settle function, or null when charge is grant."
+  value       = local.upload ? local.settle_environment : null
+}
+
+output "settle_role_name" {
+  description = "Name of the settle function's execution role, or null when charge is grant."
+  value       = one(aws_iam_role.settle[*].name)
+}
+
+output "settle_log_group_name" {
+  description = "CloudWatch log group of the settle function, or null when charge is grant."
+  value       = one(aws_cloudwatch_log_group.settle[*].name)
+}
+
+output "dlq_alarm_arn" {
+  description = "ARN of the alarm on the event queue's dead-letter queue, or null when charge is grant."
+  value       = one(aws_cloudwatch_metric_alarm.events_dlq[*].arn)
+}

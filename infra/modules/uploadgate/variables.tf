@@ -366,6 +366,108 @@ variable "log_filter" {
 }
 
 ################################################################################
+# Charging: pay for what lands (UPLOADGATE_CHARGE)
+################################################################################
+
+variable "charge" {
+  description = "UPLOADGATE_CHARGE: when an upload is paid for. \"grant\" (default): when the URL is handed out; nothing else is created. \"upload\": the URL is a reservation, settled when its object lands. The module then also creates the bucket's ObjectCreated event queue (with a dead-letter queue) and notification, the accepted hand-off queue (with a dead-letter queue) for the processing app, the usage table and the settle function (settle_lambda_zip_path) with its event source mapping. Refused with fail_open, shadow or identity = \"anonymous\", as the gate refuses them."
+  type        = string
+  default     = "grant"
+
+  validation {
+    condition     = contains(["grant", "upload"], var.charge)
+    error_message = "charge must be grant or upload."
+  }
+
+  validation {
+    condition     = var.charge != "upload" || (!var.fail_open && !var.shadow && var.identity != "anonymous")
+    error_message = "charge = \"upload\" cannot be combined with fail_open, shadow or identity = \"anonymous\": an upload admitted without a reservation would be quarantined, and anonymous callers would share one user's reservations (the gate refuses these at start-up)."
+  }
+}
+
+variable "settle_grace" {
+  description = "UPLOADGATE_SETTLE_GRACE (charge = upload): how long after a URL's expiry its unsettled reservation is handed back, 1m to 24h, e.g. \"15m\"."
+  type        = string
+  default     = "15m"
+
+  validation {
+    condition = can(regex("^[1-9][0-9]*(s|m|h)$", var.settle_grace)) && try(
+      tonumber(regex("^[0-9]+", var.settle_grace)) * lookup({ s = 1, m = 60, h = 3600 }, regex("[smh]$", var.settle_grace)) >= 60 &&
+      tonumber(regex("^[0-9]+", var.settle_grace)) * lookup({ s = 1, m = 60, h = 3600 }, regex("[smh]$", var.settle_grace)) <= 86400,
+      false
+    )
+    error_message = "settle_grace must be a duration from 1m to 24h written as a number and s, m or h, e.g. 15m."
+  }
+}
+
+variable "settle_lambda_zip_path" {
+  description = "Path of the settle function's zip (charge = upload; required then): `scripts/lambda-zip.sh --settle`, target/lambda/uploadgate-settle/bootstrap.zip."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.settle_lambda_zip_path == null || can(regex("\\.zip$", coalesce(var.settle_lambda_zip_path, "-")))
+    error_message = "settle_lambda_zip_path must be null or point at a .zip file."
+  }
+
+  validation {
+    condition     = var.charge != "upload" || var.settle_lambda_zip_path != null
+    error_message = "charge = \"upload\" needs settle_lambda_zip_path: the settle function is what settles the reservations (without it every grant would be handed back)."
+  }
+}
+
+variable "settle_lambda_timeout" {
+  description = "Timeout of the settle function in seconds (charge = upload). The event queue's visibility timeout is six times this, as AWS advises for an SQS event source."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.settle_lambda_timeout >= 5 && var.settle_lambda_timeout <= 300 && floor(var.settle_lambda_timeout) == var.settle_lambda_timeout
+    error_message = "settle_lambda_timeout must be a whole number of seconds between 5 and 300."
+  }
+}
+
+variable "settle_lambda_memory_size" {
+  description = "Memory of the settle function in MB (charge = upload). It waits on S3, DynamoDB and SQS; small is fine."
+  type        = number
+  default     = 256
+
+  validation {
+    condition     = var.settle_lambda_memory_size >= 128 && var.settle_lambda_memory_size <= 10240 && floor(var.settle_lambda_memory_size) == var.settle_lambda_memory_size
+    error_message = "settle_lambda_memory_size must be a whole number between 128 and 10240."
+  }
+}
+
+variable "settle_concurrency" {
+  description = "Most settle functions running at once (charge = upload): the event source mapping's maximum concurrency and the function's reserved concurrency, equal so the mapping is never throttled. Bounds the settle step's load on the limits table."
+  type        = number
+  default     = 5
+
+  validation {
+    # The event source mapping's maximum concurrency is 2 to 1000.
+    condition     = var.settle_concurrency >= 2 && var.settle_concurrency <= 1000 && floor(var.settle_concurrency) == var.settle_concurrency
+    error_message = "settle_concurrency must be a whole number between 2 and 1000."
+  }
+}
+
+variable "dlq_alarm_actions" {
+  description = "ARNs notified (e.g. an SNS topic) when the event queue's dead-letter queue holds a message (charge = upload): an upload that was not settled, whose quota will be handed back. Empty (default): the alarm only changes state."
+  type        = list(string)
+  default     = []
+}
+
+variable "queue_max_receive_count" {
+  description = "Receives after which a message of the event queue or of the accepted queue moves to its dead-letter queue (charge = upload). AWS advises at least 5 for a Lambda event source, so throttling alone does not dead-letter a message."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.queue_max_receive_count >= 1 && var.queue_max_receive_count <= 1000 && floor(var.queue_max_receive_count) == var.queue_max_receive_count
+    error_message = "queue_max_receive_count must be a whole number between 1 and 1000."
+  }
+}
+
+################################################################################
 # Lambda
 ################################################################################
 
