@@ -19,6 +19,7 @@
 
 mod config;
 pub mod layers;
+pub mod manifest;
 #[cfg(feature = "settle")]
 pub mod queue;
 pub mod server;

@@ -20,45 +20,18 @@
 //!   presigned URL can do, and the settle function opens no presigner: it
 //!   signs no URL, so that operation is not listed.
 
-use serde_json::{Value, json};
-use uploadgate_app::Settings;
-use uploadgate_core::Operation;
+use uploadgate_app::manifest::manifest;
 use uploadgate_settle_lambda::{SETTLE_DEFAULTS, SETTLE_SETTINGS};
 
-fn operation(op: &Operation) -> Value {
-    json!({
-        "package": op.package(),
-        "service": op.service(),
-        "operation": op.name(),
-        "iam_action": op.permission(),
-        "feature": op.feature(),
-    })
-}
-
 fn main() -> Result<(), serde_json::Error> {
-    let docs = Settings::docs();
-    let names = |read: bool| -> Vec<&str> {
-        docs.iter()
-            .map(|d| d.name.as_str())
-            .filter(|n| SETTLE_SETTINGS.contains(n) == read)
-            .collect()
-    };
-    let defaults: serde_json::Map<String, Value> = SETTLE_DEFAULTS
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
-        .collect();
-    let operations: Vec<Value> = uploadgate_dynamodb::OPERATIONS
-        .iter()
-        .chain(uploadgate_settle::OPERATIONS)
-        .map(operation)
-        .collect();
-    let manifest = json!({
-        "package": env!("CARGO_PKG_NAME"),
-        "lambda_settings": names(true),
-        "serve_only_settings": names(false),
-        "lambda_defaults": defaults,
-        "operations": operations,
-    });
+    let manifest = manifest(
+        env!("CARGO_PKG_NAME"),
+        |d| SETTLE_SETTINGS.contains(&d.name.as_str()),
+        SETTLE_DEFAULTS,
+        uploadgate_dynamodb::OPERATIONS
+            .iter()
+            .chain(uploadgate_settle::OPERATIONS),
+    );
     println!("{}", serde_json::to_string_pretty(&manifest)?);
     Ok(())
 }
