@@ -23,37 +23,19 @@ use uploadgate_http::{CorsOrigins, OriginSecret};
 
 mod choices;
 mod docs;
+mod error;
 
 pub use choices::{
     ChargeChoice, ClientIp, IdentitySource, LogFormat, MetricsFormat, StoreChoice, TargetChoice,
     TokenUse,
 };
 pub use docs::SettingDoc;
+pub use error::SettingError;
 
 use crate::values::{
     self, BucketName, ClaimName, ContentTypes, HttpUrl, KeyPrefix, Limits, Names, ObjectBytes,
     PublicKeyFile, TableName, Tiers,
 };
-
-/// An invalid setting: one line, naming it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {setting}: {message}")]
-pub struct SettingError {
-    /// The setting's name (`UPLOADGATE_*`), or `--config` for the file.
-    pub setting: String,
-    /// What is wrong, and what is accepted.
-    pub message: String,
-}
-
-impl SettingError {
-    /// An error of `setting`.
-    pub fn new(setting: impl Into<String>, message: impl std::fmt::Display) -> Self {
-        SettingError {
-            setting: setting.into(),
-            message: message.to_string(),
-        }
-    }
-}
 
 /// Every setting uploadgate reads, parsed into its type.
 ///
