@@ -24,7 +24,24 @@ resource "aws_iam_role" "lambda" {
   tags = var.tags
 }
 
+# Tracing (lambda_tracing): X-Ray's write actions, for the gate's role and
+# the settle function's alike. They support no resource-level permissions:
+# AWS requires "*" (it is what AWSXRayDaemonWriteAccess grants).
+data "aws_iam_policy_document" "xray" {
+  statement {
+    sid = "XRayWrite"
+    actions = [
+      "xray:PutTraceSegments",
+      "xray:PutTelemetryRecords",
+    ]
+    resources = ["*"]
+  }
+}
+
 data "aws_iam_policy_document" "lambda" {
+  # With lambda_tracing, X-Ray's write actions (shared with the other role).
+  source_policy_documents = var.lambda_tracing ? [data.aws_iam_policy_document.xray.json] : []
+
   # Exactly the item calls compiled into the function (infra/test/
   # test_agreement.py reads them from the operations the store crate
   # declares, `cargo run -p uploadgate-lambda --example manifest`, and the
@@ -68,21 +85,6 @@ data "aws_iam_policy_document" "lambda" {
       "logs:PutLogEvents",
     ]
     resources = ["${aws_cloudwatch_log_group.lambda.arn}:*"]
-  }
-
-  dynamic "statement" {
-    for_each = var.lambda_tracing ? [1] : []
-
-    content {
-      sid = "XRayWrite"
-      actions = [
-        "xray:PutTraceSegments",
-        "xray:PutTelemetryRecords",
-      ]
-      # X-Ray's write actions support no resource-level permissions: AWS
-      # requires "*" here (it is what AWSXRayDaemonWriteAccess grants).
-      resources = ["*"]
-    }
   }
 
   dynamic "statement" {

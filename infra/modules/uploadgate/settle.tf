@@ -256,6 +256,9 @@ resource "aws_iam_role" "settle" {
 
 data "aws_iam_policy_document" "settle" {
   count = local.upload ? 1 : 0
+  # With lambda_tracing, X-Ray's write actions (shared with the other role).
+  source_policy_documents = var.lambda_tracing ? [data.aws_iam_policy_document.xray.json] : []
+
 
   # Exactly the calls compiled into the settle function, per resource
   # (infra/test/test_agreement.py derives them from `cargo run -p
@@ -327,21 +330,6 @@ data "aws_iam_policy_document" "settle" {
       "logs:PutLogEvents",
     ]
     resources = ["${aws_cloudwatch_log_group.settle[0].arn}:*"]
-  }
-
-  dynamic "statement" {
-    for_each = var.lambda_tracing ? [1] : []
-
-    content {
-      sid = "XRayWrite"
-      actions = [
-        "xray:PutTraceSegments",
-        "xray:PutTelemetryRecords",
-      ]
-      # X-Ray's write actions support no resource-level permissions: AWS
-      # requires "*" here (it is what AWSXRayDaemonWriteAccess grants).
-      resources = ["*"]
-    }
   }
 
   dynamic "statement" {
