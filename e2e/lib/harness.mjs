@@ -209,6 +209,17 @@ export async function withPage(t, fn, { gate } = {}) {
 }
 
 /** Record every request the page makes (method, url). */
+/**
+ * The status line's text once announced. The page's `announce` clears the
+ * live region, then fills it on the next animation frame (so a screen
+ * reader repeats an identical message): a read right after the state
+ * changes can see it empty.
+ */
+export async function announcement(page) {
+  await page.waitForFunction(() => document.getElementById("status").textContent !== "", null, { polling: 20 });
+  return page.getByRole("status").textContent();
+}
+
 export function recordRequests(page) {
   const log = [];
   page.on("request", (req) => log.push({ method: req.method(), url: req.url() }));

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { test } from "node:test";
-import { axeViolations, localstack, makeFile, md5, sha256, startGate, withPage } from "../lib/harness.mjs";
+import { announcement, axeViolations, localstack, makeFile, md5, sha256, startGate, withPage } from "../lib/harness.mjs";
 
 const ls = localstack();
 
@@ -86,7 +86,7 @@ test("bucket CORS decides whether the browser may PUT (LocalStack S3)", async (t
         const detail = await page.locator("#error-detail").innerText();
         assert.match(detail, /CORS rules do not allow this page/);
         assert.ok(detail.includes(s3Origin) && detail.includes(pageOrigin), detail);
-        assert.match(await page.getByRole("status").textContent(), /^The file could not be sent to storage\. /);
+        assert.match(await announcement(page), /^The file could not be sent to storage\. /);
         assert.equal(await page.locator("#result").isHidden(), true);
         assert.equal(await ls.getObject(bucket, grant.key), null, "nothing was stored");
         assert.deepEqual(await axeViolations(page), [], "accessibility (axe) of the error state");

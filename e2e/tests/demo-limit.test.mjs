@@ -5,6 +5,7 @@ import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { test } from "node:test";
 import {
+  announcement,
   axeViolations,
   docScreenshot,
   makeFile,
@@ -46,7 +47,7 @@ test("third upload with a limit of 2 shows the limit message with a countdown an
       assert.equal(await page.evaluate(() => document.activeElement.id), "upload-button");
       await page.keyboard.press("Enter");
       await page.locator("#result").waitFor({ state: "visible" });
-      assert.match(await status.innerText(), /^Uploaded scan\.pdf: 204,817 bytes, key uploads\/demo-user\//);
+      assert.match(await announcement(page), /^Uploaded scan\.pdf: 204,817 bytes, key uploads\/demo-user\//);
       await page.waitForFunction(() => document.querySelector('.quota-item[data-limit="uploads"] .quota-remaining')?.textContent === "1 upload left of 2 uploads");
 
       // Second upload, by mouse.

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { test } from "node:test";
 import {
+  announcement,
   axeViolations,
   docScreenshot,
   makeFile,
@@ -90,10 +91,7 @@ test("demo page uploads a real file to the embedded bucket, showing progress and
       assert.match(await page.locator("#result-size").innerText(), /^3,150,049 bytes \(3\.0 MiB\)$/);
       assert.equal(await page.locator("#result-type").innerText(), "application/pdf");
       assert.equal(await page.locator("#result-etag").innerText(), `"${md5(file.bytes)}"`);
-      assert.equal(
-        await page.getByRole("status").innerText(),
-        `Uploaded invoice-2026.pdf: 3,150,049 bytes, key ${key}.`,
-      );
+      assert.equal(await announcement(page), `Uploaded invoice-2026.pdf: 3,150,049 bytes, key ${key}.`);
 
       assert.deepEqual(await axeViolations(page), [], "accessibility (axe) with the result shown");
 
@@ -152,7 +150,7 @@ test("Cancel stops the upload mid-way; nothing is stored and focus returns to th
       assert.equal(await cancel.isVisible(), true);
       await cancel.click();
       await page.waitForFunction(() => document.body.dataset.state === "idle");
-      assert.equal(await page.getByRole("status").textContent(), "Upload cancelled.");
+      assert.equal(await announcement(page), "Upload cancelled.");
       assert.equal(await page.locator("#progress-box").isHidden(), true);
       assert.equal(await cancel.isHidden(), true);
       assert.equal(await page.evaluate(() => document.activeElement.id), "upload-button");
