@@ -74,6 +74,8 @@ struct Inner {
     presigner: Presigner,
     metrics: Option<Arc<dyn MetricsSink>>,
     fallbacks: charge::Fallbacks,
+    /// The `RateLimit-Policy` values of the policy and each tier.
+    policy_fields: ratelimit::PolicyFields,
     /// The usage ledger `GET /v1/usage` reads, if the deployment keeps one.
     usage: OnceLock<Box<dyn UsageLog>>,
 }
@@ -126,8 +128,12 @@ impl AppState {
         sink: Option<Arc<dyn MetricsSink>>,
     ) -> Self {
         let identity = identity::Identity::new(&gate.identity, Arc::clone(limiter.clock()));
+        let policy_fields = ratelimit::PolicyFields::new(
+            std::iter::once(&gate.policy).chain(gate.tiers.iter().map(|(_, p)| p)),
+        );
         AppState {
             inner: Arc::new(Inner {
+                policy_fields,
                 gate,
                 identity,
                 meter: Box::new(limiter),

@@ -9,7 +9,7 @@
 
 use http::HeaderValue;
 use sfv::{Integer, KeyRef, ListSerializer, StringRef};
-use uploadgate_core::{Decision, Limit, LimitStatus, Unit};
+use uploadgate_core::{Decision, Limit, LimitStatus, Policy, Unit};
 
 /// `RateLimit-Policy` header name.
 pub const RATELIMIT_POLICY: &str = "ratelimit-policy";
@@ -65,11 +65,56 @@ pub fn policy_header<'a>(limits: impl IntoIterator<Item = &'a Limit>) -> Option<
 /// Both fields for a decision: the policy it was made under (a caller's
 /// tier may differ from the default policy) and what is left.
 pub fn insert_fields(headers: &mut http::HeaderMap, decision: &Decision) {
-    if let Some(v) = policy_header(decision.limits.iter().map(|l| &l.limit)) {
+    insert_fields_with(headers, decision, &PolicyFields::default());
+}
+
+/// [`insert_fields`], taking the `RateLimit-Policy` value from `known`
+/// when the decision was made under one of its policies.
+pub(crate) fn insert_fields_with(
+    headers: &mut http::HeaderMap,
+    decision: &Decision,
+    known: &PolicyFields,
+) {
+    if let Some(v) = known.for_decision(decision) {
         headers.insert(RATELIMIT_POLICY, v);
     }
     if let Some(v) = ratelimit_header(decision) {
         headers.insert(RATELIMIT, v);
+    }
+}
+
+/// The `RateLimit-Policy` values of a gate's policies (the default one and
+/// each tier's), serialized once at start-up rather than per answer.
+#[derive(Debug, Default)]
+pub(crate) struct PolicyFields(Vec<(Vec<Limit>, HeaderValue)>);
+
+impl PolicyFields {
+    pub(crate) fn new<'a>(policies: impl IntoIterator<Item = &'a Policy>) -> Self {
+        PolicyFields(
+            policies
+                .into_iter()
+                .filter_map(|p| {
+                    let value = policy_header(p.limits())?;
+                    Some((p.limits().to_vec(), value))
+                })
+                .collect(),
+        )
+    }
+
+    /// The value for the limits `decision` reports: a known policy's when
+    /// they are exactly its limits, in its order; otherwise serialized now.
+    fn for_decision(&self, decision: &Decision) -> Option<HeaderValue> {
+        let same = |limits: &[Limit]| {
+            limits.len() == decision.limits.len()
+                && limits
+                    .iter()
+                    .zip(&decision.limits)
+                    .all(|(a, b)| *a == b.limit)
+        };
+        match self.0.iter().find(|(limits, _)| same(limits)) {
+            Some((_, value)) => Some(value.clone()),
+            None => policy_header(decision.limits.iter().map(|l| &l.limit)),
+        }
     }
 }
 
@@ -91,4 +136,63 @@ pub fn ratelimit_header(decision: &Decision) -> Option<HeaderValue> {
             );
     }
     finish(ser)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn decision(policy: &Policy) -> Decision {
+        Decision {
+            allowed: true,
+            limits: policy
+                .limits()
+                .iter()
+                .map(|limit| LimitStatus {
+                    limit: limit.clone(),
+                    remaining: 1,
+                    reset_after: Duration::from_secs(1),
+                    retry_after: None,
+                })
+                .collect(),
+            attempts: 1,
+            contention: None,
+            grant: None,
+            backlog: None,
+        }
+    }
+
+    #[test]
+    fn a_known_policy_is_answered_with_its_precomputed_value_and_any_other_is_serialized() {
+        let default = "uploads=user:5/3h;volume=user:50MiB/24h"
+            .parse::<Policy>()
+            .unwrap();
+        let pro = "uploads=user:50/3h".parse::<Policy>().unwrap();
+        let other = "uploads=user:7/1h".parse::<Policy>().unwrap();
+        let fields = PolicyFields::new([&default, &pro]);
+        for p in [&default, &pro, &other] {
+            let mut headers = http::HeaderMap::new();
+            insert_fields_with(&mut headers, &decision(p), &fields);
+            assert_eq!(
+                headers.get(RATELIMIT_POLICY),
+                policy_header(p.limits()).as_ref(),
+                "{p:?}"
+            );
+        }
+        let mut headers = http::HeaderMap::new();
+        insert_fields_with(&mut headers, &decision(&pro), &fields);
+        assert_eq!(headers[RATELIMIT_POLICY], "\"uploads\";q=50;w=10800");
+        // Same limits in another order are another policy's answer.
+        let swapped = "volume=user:50MiB/24h;uploads=user:5/3h"
+            .parse::<Policy>()
+            .unwrap();
+        let mut headers = http::HeaderMap::new();
+        insert_fields_with(&mut headers, &decision(&swapped), &fields);
+        assert_eq!(
+            headers[RATELIMIT_POLICY],
+            "\"volume\";q=52428800;w=86400;qu=\"content-bytes\", \"uploads\";q=5;w=10800"
+        );
+    }
 }

@@ -24,7 +24,7 @@ use crate::json::{
     CheckAnswer, LimitsJson, QuotaAnswer, UploadAnswer, UploadJson, decision_limits,
 };
 use crate::metrics::{self, Outcome};
-use crate::ratelimit::insert_fields;
+use crate::ratelimit::insert_fields_with;
 use crate::request::{UploadRequest, parse, read_body, require_json};
 use uploadgate_s3::{ChecksumSha256, PutSpec};
 
@@ -292,6 +292,7 @@ async fn presign(
 
 /// A 200 `application/json` answer with the decision's `RateLimit` field.
 pub(crate) fn ok_json(
+    st: &AppState,
     decision: Option<&Decision>,
     body: &impl Serialize,
 ) -> Result<Response, ApiError> {
@@ -309,7 +310,7 @@ pub(crate) fn ok_json(
     )
         .into_response();
     if let Some(d) = decision {
-        insert_fields(res.headers_mut(), d);
+        insert_fields_with(res.headers_mut(), d, &st.inner.policy_fields);
     }
     Ok(res)
 }
@@ -385,6 +386,7 @@ pub async fn create_upload(State(st): State<AppState>, req: Request) -> Result<R
     let upload = admitted.presign(&st, &spec).await?;
     let decision = admitted.decision.as_ref();
     ok_json(
+        &st,
         decision,
         &UploadAnswer {
             upload,
@@ -416,6 +418,7 @@ pub async fn upload_check(State(st): State<AppState>, req: Request) -> Result<Re
     };
     let decision = admitted.decision.as_ref();
     ok_json(
+        &st,
         decision,
         &CheckAnswer {
             allowed: true,
@@ -438,6 +441,7 @@ pub async fn quota(State(st): State<AppState>, req: Request) -> Result<Response,
         Err(e) => return Err(ApiError::Unavailable(e)),
     };
     ok_json(
+        &st,
         Some(&decision),
         &QuotaAnswer {
             user: caller.user.as_ref().map(UserId::as_str),

@@ -333,6 +333,7 @@ pub async fn usage(State(st): State<AppState>, req: Request) -> Result<Response,
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     ok_json(
+        &st,
         None,
         &UsageAnswer {
             user: user.as_str(),
