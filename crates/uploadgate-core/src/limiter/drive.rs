@@ -98,7 +98,7 @@ pub(super) fn run<S: Store, C: Clock>(
     let release = Release {
         core,
         settings,
-        keys: union(&jobs).0,
+        keys: keys_of(&jobs),
     };
     async move {
         let r = &release;
@@ -113,23 +113,28 @@ pub(super) fn run<S: Store, C: Clock>(
     }
 }
 
+/// The keys of `jobs` in order of first appearance.
+fn keys_of(jobs: &[Job]) -> Vec<StateKey> {
+    let mut keys: Vec<StateKey> = Vec::new();
+    for k in jobs.iter().flat_map(|j| &j.keys) {
+        if !keys.contains(k) {
+            keys.push(k.clone());
+        }
+    }
+    keys
+}
+
 /// The keys of `jobs` in order of first appearance, and each job's keys as
 /// positions among them.
 fn union(jobs: &[Job]) -> (Vec<StateKey>, Vec<Member>) {
-    let mut keys: Vec<StateKey> = Vec::new();
+    let keys = keys_of(jobs);
     let members = jobs
         .iter()
         .map(|j| Member {
             keys: j
                 .keys
                 .iter()
-                .map(|k| match keys.iter().position(|x| x == k) {
-                    Some(i) => i,
-                    None => {
-                        keys.push(k.clone());
-                        keys.len() - 1
-                    }
-                })
+                .filter_map(|k| keys.iter().position(|x| x == k))
                 .collect(),
             ask: j.ask.clone(),
         })
