@@ -44,6 +44,9 @@ impl Fallbacks {
 /// a tier. No value, or none that names one, is the default policy (logged
 /// once per value, so a misnamed tier shows up without flooding the log).
 pub(crate) fn tier(st: &AppState, caller: &Caller) -> Option<String> {
+    if st.inner.gate.tiers.is_empty() {
+        return None;
+    }
     if let Some(t) = caller.tiers.iter().find(|t| st.inner.meter.has_tier(t)) {
         return Some(t.clone());
     }
@@ -52,9 +55,6 @@ pub(crate) fn tier(st: &AppState, caller: &Caller) -> Option<String> {
     } else {
         caller.tiers.join(",")
     };
-    if st.inner.gate.tiers.is_empty() {
-        return None;
-    }
     if st.inner.fallbacks.first_time(&key) {
         tracing::info!(claim = %key, "no quota tier named by the token; using UPLOADGATE_LIMITS");
     }
