@@ -3,7 +3,20 @@
 //! keeps it equal) and the Lambda function's manifest (which settings it
 //! reads).
 
-use super::{SERVE_ONLY, Settings, env_name, settings_command};
+use clap::{Args, Command};
+
+use super::{SERVE_ONLY, Settings};
+
+/// The settings' arguments (a bare command holding only them), which the
+/// docs, the layering and the one-line errors read.
+pub(crate) fn settings_command() -> Command {
+    Settings::augment_args(Command::new("uploadgate").no_binary_name(true))
+}
+
+/// A setting's `UPLOADGATE_*` name.
+pub(crate) fn env_name(arg: &clap::Arg) -> Option<String> {
+    arg.get_env().map(|e| e.to_string_lossy().into_owned())
+}
 
 /// One setting as documented: its name, default and help.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Command};
+use clap::Args;
 use http::HeaderName;
 use uploadgate_http::{CorsOrigins, OriginSecret};
 
@@ -30,6 +30,7 @@ pub use choices::{
     TokenUse,
 };
 pub use docs::SettingDoc;
+pub(crate) use docs::{env_name, settings_command};
 pub use error::SettingError;
 
 use crate::values::{
@@ -545,12 +546,3 @@ pub const ALL: &str = "Settings (each also read from its UPLOADGATE_* variable)"
 /// function has no sockets or disk of its own, so a deployment of it must
 /// not set them.
 pub const SERVE_ONLY: &str = "Settings of `uploadgate serve` only";
-
-/// The settings' arguments (a bare command holding only them).
-pub(crate) fn settings_command() -> Command {
-    Settings::augment_args(Command::new("uploadgate").no_binary_name(true))
-}
-
-pub(crate) fn env_name(arg: &clap::Arg) -> Option<String> {
-    arg.get_env().map(|e| e.to_string_lossy().into_owned())
-}
