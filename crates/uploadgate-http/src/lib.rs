@@ -218,7 +218,10 @@ fn asset(content_type: &'static str, body: &'static str) -> axum::response::Resp
 /// `POST /upload-check`, `GET /healthz`, the demo page at `/` and the
 /// OpenAPI document.
 pub fn router(state: AppState) -> Router {
-    let policy = ratelimit::policy_header(state.inner.gate.policy.limits());
+    let policy = state
+        .inner
+        .policy_fields
+        .for_limits(state.inner.gate.policy.limits().iter());
     let api = Router::new()
         .route("/v1/uploads", post(routes::create_upload))
         .route("/v1/quota", get(routes::quota))

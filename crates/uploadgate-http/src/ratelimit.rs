@@ -101,20 +101,25 @@ impl PolicyFields {
         )
     }
 
-    /// The value for the limits `decision` reports: a known policy's when
-    /// they are exactly its limits, in its order; otherwise serialized now.
-    fn for_decision(&self, decision: &Decision) -> Option<HeaderValue> {
-        let same = |limits: &[Limit]| {
-            limits.len() == decision.limits.len()
-                && limits
-                    .iter()
-                    .zip(&decision.limits)
-                    .all(|(a, b)| *a == b.limit)
-        };
-        match self.0.iter().find(|(limits, _)| same(limits)) {
+    /// The value for `limits`: a known policy's when they are exactly its
+    /// limits, in its order; otherwise serialized now.
+    pub(crate) fn for_limits<'a>(
+        &self,
+        limits: impl Iterator<Item = &'a Limit> + Clone,
+    ) -> Option<HeaderValue> {
+        match self
+            .0
+            .iter()
+            .find(|(known, _)| known.iter().eq(limits.clone()))
+        {
             Some((_, value)) => Some(value.clone()),
-            None => policy_header(decision.limits.iter().map(|l| &l.limit)),
+            None => policy_header(limits),
         }
+    }
+
+    /// The value for the limits `decision` reports.
+    fn for_decision(&self, decision: &Decision) -> Option<HeaderValue> {
+        self.for_limits(decision.limits.iter().map(|l| &l.limit))
     }
 }
 
