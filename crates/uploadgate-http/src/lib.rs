@@ -194,8 +194,8 @@ fn cors(gate: &GateConfig, identity: &identity::Identity) -> Option<CorsLayer> {
             .allow_methods([Method::GET, Method::POST])
             .allow_headers(allow_headers)
             .expose_headers([
-                HeaderName::from_static(ratelimit::RATELIMIT),
-                HeaderName::from_static(ratelimit::RATELIMIT_POLICY),
+                ratelimit::RATELIMIT,
+                ratelimit::RATELIMIT_POLICY,
                 header::RETRY_AFTER,
             ])
             .max_age(Duration::from_secs(600)),
@@ -228,7 +228,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/usage", get(usage::usage))
         .route("/upload-check", post(routes::upload_check))
         .layer(SetResponseHeaderLayer::if_not_present(
-            HeaderName::from_static(ratelimit::RATELIMIT_POLICY),
+            ratelimit::RATELIMIT_POLICY,
             move |_: &axum::response::Response| policy.clone(),
         ));
     let cors = cors(&state.inner.gate, &state.inner.identity);

@@ -7,14 +7,15 @@
 //! RateLimit: "uploads";r=4;t=10800, "volume";r=52416455;t=86400
 //! ```
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use sfv::{Integer, KeyRef, ListSerializer, StringRef};
 use uploadgate_core::{Decision, Limit, LimitStatus, Policy, Unit};
 
-/// `RateLimit-Policy` header name.
-pub const RATELIMIT_POLICY: &str = "ratelimit-policy";
+/// `RateLimit-Policy` header name (a constant: a `&str` name is parsed
+/// again on every insert).
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 /// `RateLimit` header name.
-pub const RATELIMIT: &str = "ratelimit";
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// Whole seconds, rounded up, clamped to the structured-field range.
 pub fn secs(d: std::time::Duration) -> i64 {
@@ -181,14 +182,14 @@ mod tests {
             let mut headers = http::HeaderMap::new();
             insert_fields_with(&mut headers, &decision(p), &fields);
             assert_eq!(
-                headers.get(RATELIMIT_POLICY),
+                headers.get(&RATELIMIT_POLICY),
                 policy_header(p.limits()).as_ref(),
                 "{p:?}"
             );
         }
         let mut headers = http::HeaderMap::new();
         insert_fields_with(&mut headers, &decision(&pro), &fields);
-        assert_eq!(headers[RATELIMIT_POLICY], "\"uploads\";q=50;w=10800");
+        assert_eq!(headers[&RATELIMIT_POLICY], "\"uploads\";q=50;w=10800");
         // Same limits in another order are another policy's answer.
         let swapped = "volume=user:50MiB/24h;uploads=user:5/3h"
             .parse::<Policy>()
@@ -196,7 +197,7 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         insert_fields_with(&mut headers, &decision(&swapped), &fields);
         assert_eq!(
-            headers[RATELIMIT_POLICY],
+            headers[&RATELIMIT_POLICY],
             "\"volume\";q=52428800;w=86400;qu=\"content-bytes\", \"uploads\";q=5;w=10800"
         );
     }

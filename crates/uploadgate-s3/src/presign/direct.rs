@@ -67,11 +67,10 @@ pub(super) fn sign_put(
     headers.push(("if-none-match", "*"));
 
     // `{Key+}`: a greedy label, so `/` stays; then the operation's query.
-    let encoded_key = aws_smithy_http::label::fmt_string(key, EncodingStrategy::Greedy);
-    let mut url = String::with_capacity(endpoint.base.len() + encoded_key.len() + 512);
+    let mut url = String::with_capacity(endpoint.base.len() + 3 * key.len() + 1024);
     url.push_str(&endpoint.base);
     url.push('/');
-    url.push_str(&encoded_key);
+    push_encoded(&mut url, key, Keep::Slash, greedy_label);
     url.push_str("?x-id=PutObject");
 
     // S3's operation signing options (aws-sdk-s3 `PutObject`) as aws-runtime
@@ -107,9 +106,9 @@ pub(super) fn sign_put(
     let (_, query) = instructions.into_parts();
     for (name, value) in query {
         url.push('&');
-        url.push_str(&aws_smithy_http::query::fmt_string(name));
+        push_encoded(&mut url, name, Keep::Unreserved, query_value);
         url.push('=');
-        url.push_str(&aws_smithy_http::query::fmt_string(&value));
+        push_encoded(&mut url, &value, Keep::Unreserved, query_value);
     }
     Ok(PresignedUpload {
         url,
@@ -119,4 +118,75 @@ pub(super) fn sign_put(
             .collect(),
         expires_at: now + expires_in,
     })
+}
+
+/// What an aws-smithy-http encoder leaves as it is.
+#[derive(Clone, Copy)]
+enum Keep {
+    /// RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`): kept by
+    /// every one of its sets (query values, labels).
+    Unreserved,
+    /// Those and `/`: a greedy label (`{Key+}`).
+    Slash,
+}
+
+fn query_value(s: &str) -> String {
+    aws_smithy_http::query::fmt_string(s)
+}
+
+fn greedy_label(s: &str) -> String {
+    aws_smithy_http::label::fmt_string(s, EncodingStrategy::Greedy)
+}
+
+/// Appends `encode(s)` to `out`. A string the encoder would leave as it is
+/// (most of the signer's values: date, algorithm, lifetime, signature; our
+/// object keys) is copied without it: `encode` builds a new `String` one
+/// piece at a time, a dozen allocations per URL.
+fn push_encoded(out: &mut String, s: &str, keep: Keep, encode: impl FnOnce(&str) -> String) {
+    let kept = |b: u8| {
+        b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_' | b'~')
+            || (matches!(keep, Keep::Slash) && b == b'/')
+    };
+    if s.bytes().all(kept) {
+        out.push_str(s);
+    } else {
+        out.push_str(&encode(s));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{Keep, greedy_label, push_encoded, query_value};
+
+    fn pushed(s: &str, keep: Keep, encode: impl FnOnce(&str) -> String) -> String {
+        let mut out = String::from("prefix");
+        push_encoded(&mut out, s, keep, encode);
+        out.strip_prefix("prefix").unwrap_or_default().to_owned()
+    }
+
+    proptest! {
+        /// The shortcut writes what the encoder writes, for any string:
+        /// kept characters around one ASCII punctuation or space (where the
+        /// sets differ), and beyond ASCII.
+        #[test]
+        fn writes_what_the_encoder_writes(
+            s in "[a-zA-Z0-9._~/-]{0,8}[ -/:-@\\[-`{-~]?[a-zA-Z0-9._~/-]{0,8}|\\PC{0,20}"
+        ) {
+            prop_assert_eq!(pushed(&s, Keep::Unreserved, query_value), query_value(&s));
+            prop_assert_eq!(pushed(&s, Keep::Slash, greedy_label), greedy_label(&s));
+        }
+    }
+
+    #[test]
+    fn keeps_what_needs_no_encoding_and_encodes_the_rest() {
+        let q = |s| pushed(s, Keep::Unreserved, query_value);
+        assert_eq!(q("AWS4-HMAC-SHA256"), "AWS4-HMAC-SHA256");
+        assert_eq!(q("a/b;c"), "a%2Fb%3Bc");
+        let label = |s| pushed(s, Keep::Slash, greedy_label);
+        assert_eq!(label("u/2026/x.pdf"), "u/2026/x.pdf");
+        assert_eq!(label("u/a b.pdf"), "u/a%20b.pdf");
+    }
 }
