@@ -163,11 +163,15 @@ pub struct ObjectKey(String);
 impl ObjectKey {
     /// Builds the key for an upload. `unique` is a fresh random id (a UUID).
     pub fn for_upload(prefix: &str, user: &UserId, unique: &str, filename: &str) -> Self {
-        ObjectKey(format!(
-            "{prefix}{}/{unique}/{}",
-            user.as_str(),
-            sanitize_filename(filename)
-        ))
+        let user = user.as_str();
+        let mut key = String::with_capacity(prefix.len() + user.len() + unique.len() + 2 + 100);
+        key.push_str(prefix);
+        key.push_str(user);
+        key.push('/');
+        key.push_str(unique);
+        key.push('/');
+        push_sanitized_filename(&mut key, filename);
+        ObjectKey(key)
     }
 
     /// The key as text.
@@ -193,34 +197,45 @@ impl fmt::Display for ObjectKey {
 /// `[A-Za-z0-9._-]` become `_`, leading dots are dropped (no `..`, no hidden
 /// files), and the result is at most 100 bytes; an empty result is `file`.
 pub fn sanitize_filename(raw: &str) -> String {
+    let mut out = String::new();
+    push_sanitized_filename(&mut out, raw);
+    out
+}
+
+/// [`sanitize_filename`], appended to `out` in one pass (it runs for every
+/// upload).
+fn push_sanitized_filename(out: &mut String, raw: &str) {
     const MAX: usize = 100;
-    let last = raw.rsplit(['/', '\\']).next().unwrap_or("");
-    let mut out: String = last
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let trimmed = out.trim_start_matches('.').len();
-    out.drain(..out.len() - trimmed);
-    if out.len() > MAX {
+    let start = out.len();
+    let last = raw
+        .bytes()
+        .rposition(|b| b == b'/' || b == b'\\')
+        .map_or(raw, |i| &raw[i + 1..]);
+    out.reserve(last.len().min(2 * MAX));
+    for c in last.chars() {
+        let c = if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+            c
+        } else {
+            '_'
+        };
+        // Leading dots are dropped.
+        if !(c == '.' && out.len() == start) {
+            out.push(c);
+        }
+    }
+    // Only ASCII was pushed, so byte offsets are character boundaries.
+    if out.len() - start > MAX {
         // Keep the extension, which downstream processing keys on.
-        let ext = out
+        let ext = out[start..]
             .rfind('.')
-            .map(|i| out[i..].to_owned())
+            .map(|i| out[start + i..].to_owned())
             .filter(|e| e.len() <= 16)
             .unwrap_or_default();
-        out.truncate(MAX - ext.len());
+        out.truncate(start + MAX - ext.len());
         out.push_str(&ext);
     }
-    if out.is_empty() {
-        "file".to_owned()
-    } else {
-        out
+    if out.len() == start {
+        out.push_str("file");
     }
 }
 
@@ -286,7 +301,45 @@ mod tests {
         assert!(s.ends_with(".pdf"));
     }
 
+    /// The rules of [`sanitize_filename`] written the obvious way, step by
+    /// step: the oracle of the one-pass version.
+    fn sanitized_step_by_step(raw: &str) -> String {
+        let last = raw.rsplit(['/', '\\']).next().unwrap_or("");
+        let mapped: String = last
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let mut out = mapped.trim_start_matches('.').to_owned();
+        if out.len() > 100 {
+            let ext = out.rfind('.').map(|i| out[i..].to_owned());
+            let ext = ext.filter(|e| e.len() <= 16).unwrap_or_default();
+            out.truncate(100 - ext.len());
+            out.push_str(&ext);
+        }
+        if out.is_empty() {
+            "file".to_owned()
+        } else {
+            out
+        }
+    }
+
     proptest! {
+        #[test]
+        fn one_pass_sanitizing_follows_the_rules(
+            raw in r"[a-z./\\é (]{0,12}|[a-z.]{90,130}(\.[a-z]{1,20})?|.*"
+        ) {
+            let key = ObjectKey::for_upload("p/", &UserId::parse("u").unwrap(), "x", &raw);
+            let expected = sanitized_step_by_step(&raw);
+            prop_assert_eq!(key.as_str(), format!("p/u/x/{expected}"));
+            prop_assert_eq!(sanitize_filename(&raw), expected);
+        }
+
         #[test]
         fn keys_never_escape_their_prefix(name in ".*", user in "[a-z0-9._@+=:|-]{1,8}") {
             let Ok(user) = UserId::parse(&user) else {
