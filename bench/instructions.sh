@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Instructions per request of the HTTP bench's phases, counted by callgrind:
-# unlike req/s, not moved by whatever else the machine is doing, so two
+# unlike req/s, hardly moved by whatever else the machine is doing, so two
 # builds compare on a shared, noisy machine.
 #
 #   bench/instructions.sh BENCH_BINARY [BENCH_BINARY...]
@@ -16,10 +16,13 @@
 # (the presigner's) is larger than on the real CPU. One connection by
 # default (UG_BENCH_CONC overrides): with more, how requests interleave (and
 # coalesce) changes from run to run, and so do the counts (about +/-15k per
-# upload at 16 connections against +/-4k at one). Needs valgrind; about two
-# minutes per binary.
+# upload at 16 connections). Even at one they move between runs, by +/-4k on
+# a quiet machine and up to +/-18k on a busy one (timers and background
+# tasks count per second, so against however many requests the run made):
+# run each binary several times, and see bench/alternate.sh for the ratio
+# itself. Needs valgrind; about a minute per binary.
 set -euo pipefail
-[ $# -ge 1 ] || { sed -n 2,20p "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,23p "$0"; exit 2; }
 command -v valgrind >/dev/null || { echo "instructions.sh: needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
