@@ -164,7 +164,8 @@ impl ObjectKey {
     /// Builds the key for an upload. `unique` is a fresh random id (a UUID).
     pub fn for_upload(prefix: &str, user: &UserId, unique: &str, filename: &str) -> Self {
         let user = user.as_str();
-        let mut key = String::with_capacity(prefix.len() + user.len() + unique.len() + 2 + 100);
+        let mut key =
+            String::with_capacity(prefix.len() + user.len() + unique.len() + 2 + MAX_FILENAME);
         key.push_str(prefix);
         key.push_str(user);
         key.push('/');
@@ -191,6 +192,9 @@ impl fmt::Display for ObjectKey {
     }
 }
 
+/// The longest name [`sanitize_filename`] returns, in bytes.
+const MAX_FILENAME: usize = 100;
+
 /// Reduces a client-supplied file name to a safe last path segment.
 ///
 /// Only the part after the last `/` or `\` is kept, characters outside
@@ -205,13 +209,12 @@ pub fn sanitize_filename(raw: &str) -> String {
 /// [`sanitize_filename`], appended to `out` in one pass (it runs for every
 /// upload).
 fn push_sanitized_filename(out: &mut String, raw: &str) {
-    const MAX: usize = 100;
     let start = out.len();
     let last = raw
         .bytes()
         .rposition(|b| b == b'/' || b == b'\\')
         .map_or(raw, |i| &raw[i + 1..]);
-    out.reserve(last.len().min(2 * MAX));
+    out.reserve(last.len().min(2 * MAX_FILENAME));
     for c in last.chars() {
         let c = if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
             c
@@ -224,14 +227,14 @@ fn push_sanitized_filename(out: &mut String, raw: &str) {
         }
     }
     // Only ASCII was pushed, so byte offsets are character boundaries.
-    if out.len() - start > MAX {
+    if out.len() - start > MAX_FILENAME {
         // Keep the extension, which downstream processing keys on.
         let ext = out[start..]
             .rfind('.')
             .map(|i| out[start + i..].to_owned())
             .filter(|e| e.len() <= 16)
             .unwrap_or_default();
-        out.truncate(start + MAX - ext.len());
+        out.truncate(start + MAX_FILENAME - ext.len());
         out.push_str(&ext);
     }
     if out.len() == start {

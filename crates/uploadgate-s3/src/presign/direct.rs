@@ -70,7 +70,7 @@ pub(super) fn sign_put(
     let mut url = String::with_capacity(endpoint.base.len() + 3 * key.len() + 1024);
     url.push_str(&endpoint.base);
     url.push('/');
-    push_encoded(&mut url, key, Keep::Slash, greedy_label);
+    push_encoded(&mut url, key, Encoding::GreedyLabel);
     url.push_str("?x-id=PutObject");
 
     // S3's operation signing options (aws-sdk-s3 `PutObject`) as aws-runtime
@@ -106,9 +106,9 @@ pub(super) fn sign_put(
     let (_, query) = instructions.into_parts();
     for (name, value) in query {
         url.push('&');
-        push_encoded(&mut url, name, Keep::Unreserved, query_value);
+        push_encoded(&mut url, name, Encoding::Query);
         url.push('=');
-        push_encoded(&mut url, &value, Keep::Unreserved, query_value);
+        push_encoded(&mut url, &value, Encoding::Query);
     }
     Ok(PresignedUpload {
         url,
@@ -120,38 +120,44 @@ pub(super) fn sign_put(
     })
 }
 
-/// What an aws-smithy-http encoder leaves as it is.
-#[derive(Clone, Copy)]
-enum Keep {
-    /// RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`): kept by
-    /// every one of its sets (query values, labels).
-    Unreserved,
-    /// Those and `/`: a greedy label (`{Key+}`).
-    Slash,
+/// The two aws-smithy-http encodings a `PutObject` URL uses.
+#[derive(Clone, Copy, Debug)]
+enum Encoding {
+    /// A query name or value.
+    Query,
+    /// A greedy label (`{Key+}`): `/` stays.
+    GreedyLabel,
 }
 
-fn query_value(s: &str) -> String {
-    aws_smithy_http::query::fmt_string(s)
-}
+impl Encoding {
+    fn encode(self, s: &str) -> String {
+        match self {
+            Encoding::Query => aws_smithy_http::query::fmt_string(s),
+            Encoding::GreedyLabel => {
+                aws_smithy_http::label::fmt_string(s, EncodingStrategy::Greedy)
+            }
+        }
+    }
 
-fn greedy_label(s: &str) -> String {
-    aws_smithy_http::label::fmt_string(s, EncodingStrategy::Greedy)
-}
-
-/// Appends `encode(s)` to `out`. A string the encoder would leave as it is
-/// (most of the signer's values: date, algorithm, lifetime, signature; our
-/// object keys) is copied without it: `encode` builds a new `String` one
-/// piece at a time, a dozen allocations per URL.
-fn push_encoded(out: &mut String, s: &str, keep: Keep, encode: impl FnOnce(&str) -> String) {
-    let kept = |b: u8| {
+    /// Whether the encoding leaves `b` as it is: RFC 3986's unreserved
+    /// characters (`A-Z a-z 0-9 - . _ ~`) in every one of its sets, and `/`
+    /// in a greedy label.
+    fn keeps(self, b: u8) -> bool {
         b.is_ascii_alphanumeric()
             || matches!(b, b'-' | b'.' | b'_' | b'~')
-            || (matches!(keep, Keep::Slash) && b == b'/')
-    };
-    if s.bytes().all(kept) {
+            || (matches!(self, Encoding::GreedyLabel) && b == b'/')
+    }
+}
+
+/// Appends `s`, encoded, to `out`. A string the encoding would leave as it
+/// is (most of the signer's values: date, algorithm, lifetime, signature;
+/// our object keys) is copied without it: the encoder builds a new `String`
+/// one piece at a time, a dozen allocations per URL.
+fn push_encoded(out: &mut String, s: &str, encoding: Encoding) {
+    if s.bytes().all(|b| encoding.keeps(b)) {
         out.push_str(s);
     } else {
-        out.push_str(&encode(s));
+        out.push_str(&encoding.encode(s));
     }
 }
 
@@ -159,11 +165,11 @@ fn push_encoded(out: &mut String, s: &str, keep: Keep, encode: impl FnOnce(&str)
 mod tests {
     use proptest::prelude::*;
 
-    use super::{Keep, greedy_label, push_encoded, query_value};
+    use super::{Encoding, push_encoded};
 
-    fn pushed(s: &str, keep: Keep, encode: impl FnOnce(&str) -> String) -> String {
+    fn pushed(s: &str, encoding: Encoding) -> String {
         let mut out = String::from("prefix");
-        push_encoded(&mut out, s, keep, encode);
+        push_encoded(&mut out, s, encoding);
         out.strip_prefix("prefix").unwrap_or_default().to_owned()
     }
 
@@ -175,17 +181,18 @@ mod tests {
         fn writes_what_the_encoder_writes(
             s in "[a-zA-Z0-9._~/-]{0,8}[ -/:-@\\[-`{-~]?[a-zA-Z0-9._~/-]{0,8}|\\PC{0,20}"
         ) {
-            prop_assert_eq!(pushed(&s, Keep::Unreserved, query_value), query_value(&s));
-            prop_assert_eq!(pushed(&s, Keep::Slash, greedy_label), greedy_label(&s));
+            for encoding in [Encoding::Query, Encoding::GreedyLabel] {
+                prop_assert_eq!(pushed(&s, encoding), encoding.encode(&s));
+            }
         }
     }
 
     #[test]
     fn keeps_what_needs_no_encoding_and_encodes_the_rest() {
-        let q = |s| pushed(s, Keep::Unreserved, query_value);
+        let q = |s| pushed(s, Encoding::Query);
         assert_eq!(q("AWS4-HMAC-SHA256"), "AWS4-HMAC-SHA256");
         assert_eq!(q("a/b;c"), "a%2Fb%3Bc");
-        let label = |s| pushed(s, Keep::Slash, greedy_label);
+        let label = |s| pushed(s, Encoding::GreedyLabel);
         assert_eq!(label("u/2026/x.pdf"), "u/2026/x.pdf");
         assert_eq!(label("u/a b.pdf"), "u/a%20b.pdf");
     }
